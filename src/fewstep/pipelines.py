@@ -1,0 +1,87 @@
+"""Load SD3-family pipelines (a diffusers directory or a zoo name) and encode prompts.
+
+`encode_prompts` reproduces `StableDiffusion3Pipeline.encode_prompt` (CLIP penultimate
+hidden states, CLIP-L ‖ CLIP-G features zero-padded to the T5 width, then T5 tokens along
+the sequence), with per-encoder drop masks for training and a zero-filled T5 slot when the
+pipeline has no T5.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusion3Pipeline
+
+ZOO_PREFIX = "zoo:"
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A pipeline directory for `zoo:<name>` or a path; errors name what is missing."""
+    text = str(model)
+    if text.startswith(ZOO_PREFIX):
+        from fewstep.zoo.registry import zoo_path
+
+        return zoo_path(text[len(ZOO_PREFIX) :])
+    path = Path(text)
+    if not (path / "model_index.json").exists():
+        raise FileNotFoundError(f"not a diffusers pipeline directory (no model_index.json): {path}")
+    return path
+
+
+def load_pipeline(model: str | Path, drop_t5: bool = False) -> StableDiffusion3Pipeline:
+    """Load an SD3-family pipeline on the CPU in float32, optionally without T5."""
+    path = resolve_model(model)
+    extra = {"text_encoder_3": None, "tokenizer_3": None} if drop_t5 else {}
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(path), dtype=torch.float32, **extra)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def text_length(pipe: StableDiffusion3Pipeline) -> int:
+    return int(pipe.tokenizer.model_max_length)
+
+
+@torch.no_grad()
+def _clip(pipe, index: int, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    tok = (pipe.tokenizer, pipe.tokenizer_2)[index]
+    enc = (pipe.text_encoder, pipe.text_encoder_2)[index]
+    ids = tok(captions, padding="max_length", max_length=text_length(pipe), truncation=True, return_tensors="pt")
+    out = enc(ids.input_ids, output_hidden_states=True)
+    return out.hidden_states[-2], out[0]
+
+
+@torch.no_grad()
+def _t5(pipe, captions: list[str], length: int) -> torch.Tensor:
+    if pipe.text_encoder_3 is None:
+        return torch.zeros(len(captions), length, pipe.transformer.config.joint_attention_dim)
+    ids = pipe.tokenizer_3(captions, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+    return pipe.text_encoder_3(ids.input_ids)[0]
+
+
+@torch.no_grad()
+def encode_prompts(
+    pipe: StableDiffusion3Pipeline,
+    captions: list[str],
+    drop: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt_embeds, pooled) as the SD3 pipeline builds them.
+
+    `drop` (N, 3) bool masks replace CLIP-L / CLIP-G with the empty prompt's encoding and
+    zero the T5 slot, per sample (SD3's independent text-encoder dropout).
+    """
+    n = len(captions)
+    length = text_length(pipe)
+    (h1, p1), (h2, p2) = _clip(pipe, 0, captions), _clip(pipe, 1, captions)
+    t5 = _t5(pipe, captions, length)
+    if drop is not None:
+        (e1, q1), (e2, q2) = _clip(pipe, 0, [""]), _clip(pipe, 1, [""])
+        d = drop.view(n, 3, 1, 1).float()
+        h1 = h1 * (1 - d[:, 0]) + e1 * d[:, 0]
+        h2 = h2 * (1 - d[:, 1]) + e2 * d[:, 1]
+        p1 = p1 * (1 - d[:, 0, 0]) + q1 * d[:, 0, 0]
+        p2 = p2 * (1 - d[:, 1, 0]) + q2 * d[:, 1, 0]
+        t5 = t5 * (1 - d[:, 2])
+    clip = torch.cat([h1, h2], dim=-1)
+    clip = torch.nn.functional.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
+    return torch.cat([clip, t5], dim=-2), torch.cat([p1, p2], dim=-1)

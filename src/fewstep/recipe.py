@@ -1,0 +1,174 @@
+"""Recipe files: YAML validated once, at the boundary, into typed stage configs.
+
+A recipe names a model (a diffusers directory or `zoo:<name>`) and a list of stages, each
+selected by its `kind`. Errors name the field's path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvalStage(_Config):
+    """Generate images with a model and score them with the family's evaluator."""
+
+    kind: Literal["eval"] = "eval"
+    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to eval-<steps>)")
+    model: str = Field("teacher", description="'teacher' (the recipe's model) or the name of an earlier stage")
+    steps: int = Field(28, ge=1, le=1000)
+    guidance: float = Field(4.0, ge=0.0, le=30.0, description="classifier-free guidance scale (<= 1 disables CFG)")
+    num_images: int = Field(200, ge=8, le=100_000)
+    seed: int = Field(0, ge=0)
+    batch: int = Field(200, ge=1, le=4096)
+    drop_t5: bool = Field(False, description="run with the T5 slot zero-filled")
+
+
+class ReportStage(_Config):
+    """Collect every earlier stage's metrics and image grids into report.html / report.json."""
+
+    kind: Literal["report"] = "report"
+    name: str | None = Field(None, pattern=NAME_RE)
+    title: str | None = None
+
+
+Stage = Annotated[Union[EvalStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
+
+
+class Recipe(_Config):
+    """A fewstep recipe: one model, a sequence of stages."""
+
+    name: str = Field(pattern=NAME_RE, description="run name; outputs go to runs/<name>/ by default")
+    description: str = ""
+    model: str = Field("zoo:shapes", description="a diffusers SD3-family directory or zoo:<name>")
+    stages: list[Stage] = Field(min_length=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a diffusers directory or zoo:<name>")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Recipe:
+        seen: set[str] = set()
+        for i, stage in enumerate(self.stages):
+            name = stage_name(stage, i)
+            ref = getattr(stage, "model", "teacher")
+            if ref != "teacher" and ref not in seen:
+                earlier = ", ".join(sorted(seen)) or "none"
+                raise ValueError(f"stages.{i}.model: {ref!r} is neither 'teacher' nor an earlier stage ({earlier})")
+            if name in seen:
+                raise ValueError(f"stages.{i}: duplicate stage name {name!r}; give each stage a unique 'name'")
+            seen.add(name)
+        return self
+
+
+STAGE_TYPES: dict[str, type[_Config]] = {t.model_fields["kind"].default: t for t in get_args(get_args(Stage)[0])}
+
+
+def stage_name(stage: _Config, index: int) -> str:
+    """The stage's own name, or a default from its kind (`eval-28`, `report`)."""
+    if getattr(stage, "name", None):
+        return stage.name  # type: ignore[attr-defined]
+    if isinstance(stage, EvalStage):
+        return f"eval-{stage.steps}"
+    return stage.kind  # type: ignore[attr-defined]
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message lists every problem, one per line."""
+
+
+def _allowed_fields(loc: tuple, data: Any) -> list[str]:
+    """Field names allowed at `loc` (for unknown-field errors)."""
+    model: Any = Recipe
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else {}
+            continue
+        if part in STAGE_TYPES and isinstance(node, dict) and node.get("kind") == part:
+            model = STAGE_TYPES[part]
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+        ann = field.annotation
+        if get_origin(ann) is list:
+            ann = get_args(ann)[0]
+        if get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+        if isinstance(node, list):
+            model = ann
+            continue
+        model = ann
+    if isinstance(node, dict) and node.get("kind") in STAGE_TYPES:
+        model = STAGE_TYPES[node["kind"]]
+    return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _format(err: ValidationError, data: Any) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in STAGE_TYPES))
+        path = ".".join(str(p) for p in loc) or "<recipe>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(e["loc"][:-1], data)
+            msg = f"unknown field; allowed fields: {', '.join(allowed)}"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown stage kind {e['input'].get('kind')!r}; allowed: {', '.join(STAGE_TYPES)}"
+        elif e["type"] == "union_tag_not_found":
+            msg = f"missing 'kind'; allowed: {', '.join(STAGE_TYPES)}"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        msg = re.sub(r"^Value error, ", "", msg)
+        if not loc:  # whole-recipe checks name their own path
+            lines.append(msg)
+            continue
+        if e["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found", "extra_forbidden"):
+            msg += f" (got {e['input']!r})"
+        lines.append(f"{path}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
+    """Validate a mapping into a Recipe; raise RecipeError naming every bad field."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a mapping with 'name' and 'stages'")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(f"{source}: invalid recipe\n{_format(err, data)}") from None
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a YAML recipe; `overrides` replace top-level fields (e.g. model)."""
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_recipe(data, str(path))
+
+
+def recipe_schema() -> dict[str, Any]:
+    """JSON schema of the recipe format, for editors."""
+    return Recipe.model_json_schema()

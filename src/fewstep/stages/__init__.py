@@ -1,0 +1,4 @@
+"""Built-in recipe stages; importing this package registers them with the runner."""
+
+from fewstep.stages import eval as _eval  # noqa: F401
+from fewstep.stages import report as _report  # noqa: F401

@@ -1,0 +1,337 @@
+"""The `zoo:shapes` data set: procedural, captioned images of coloured shapes.
+
+A *scene spec* is what a caption states (objects, count, position, relation); a *layout*
+is one concrete drawing of it (centres and radii). Specs are split into training and
+held-out sets by a hash of their meaning, so evaluation prompts never appear in training
+under any caption template. Everything is deterministic from a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle", "star")
+COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
+SIZES = ("small", "large")
+POSITIONS = ("left", "right", "top", "bottom")
+RELATIONS = ("left of", "right of", "above", "below")
+KINDS = ("single", "position", "count", "relation", "pair")
+COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+RGB = {
+    "red": (0.90, 0.10, 0.10),
+    "green": (0.10, 0.75, 0.20),
+    "blue": (0.15, 0.30, 0.95),
+    "yellow": (0.95, 0.90, 0.10),
+    "purple": (0.60, 0.20, 0.80),
+    "orange": (1.00, 0.55, 0.05),
+}
+BACKGROUND = (0.08, 0.08, 0.10)
+RADIUS = {"small": 3.8, "large": 6.2}  # in pixels of a 32 px image
+NUM_CLASSES = len(SHAPES) * len(COLOURS)
+HELD_OUT_PERCENT = 15
+KIND_WEIGHTS = (0.30, 0.15, 0.20, 0.20, 0.15)
+POSITION_PHRASES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
+
+
+def class_index(colour: str, shape: str) -> int:
+    """Index of a (colour, shape) pair among the evaluator's classes."""
+    return COLOURS.index(colour) * len(SHAPES) + SHAPES.index(shape)
+
+
+@dataclass(frozen=True)
+class Obj:
+    colour: str
+    shape: str
+    size: str | None = None  # None: not stated in the caption
+
+    def phrase(self, article: bool = True) -> str:
+        words = [w for w in (self.size, self.colour, self.shape) if w]
+        text = " ".join(words)
+        if not article:
+            return text
+        return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """What a caption says. `objects` holds one object, or two for relation/pair."""
+
+    kind: str
+    objects: tuple[Obj, ...]
+    count: int = 1
+    position: str | None = None
+    relation: str | None = None
+
+    def key(self) -> str:
+        objs = ";".join(f"{o.colour},{o.shape},{o.size}" for o in self.objects)
+        return f"{self.kind}|{objs}|{self.count}|{self.position}|{self.relation}"
+
+    def held_out(self) -> bool:
+        digest = hashlib.sha256(self.key().encode()).digest()
+        return int.from_bytes(digest[:4], "little") % 100 < HELD_OUT_PERCENT
+
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "single": ("{o0}", "a picture of {o0}", "{o0} on a dark background", "an image of {o0}"),
+    "position": ("{o0} {pos}", "a picture of {o0} {pos}", "{pos}, {o0}", "an image with {o0} {pos}"),
+    "count": ("{n} {p0}s", "a picture of {n} {p0}s", "an image with {n} {p0}s", "exactly {n} {p0}s"),
+    "relation": ("{o0} {rel} {o1}", "a picture of {o0} {rel} {o1}", "{o0} placed {rel} {o1}", "an image of {o0} {rel} {o1}"),
+    "pair": ("{o0} and {o1}", "a picture of {o0} and {o1}", "{o0} next to {o1}", "an image with {o0} and {o1}"),
+}
+
+
+def caption(spec: SceneSpec, template: int = 0) -> str:
+    """Caption for a spec; template 0 is the canonical form used for evaluation."""
+    fmt = TEMPLATES[spec.kind][template % len(TEMPLATES[spec.kind])]
+    o = spec.objects
+    return fmt.format(
+        o0=o[0].phrase(),
+        p0=o[0].phrase(article=False),
+        o1=o[1].phrase() if len(o) > 1 else "",
+        n=COUNT_WORDS[spec.count],
+        pos=POSITION_PHRASES.get(spec.position or "", ""),
+        rel=spec.relation or "",
+    )
+
+
+def _random_obj(rng: np.random.Generator, with_size: bool) -> Obj:
+    size = str(rng.choice(SIZES)) if with_size and rng.random() < 0.5 else None
+    return Obj(str(rng.choice(COLOURS)), str(rng.choice(SHAPES)), size)
+
+
+def random_spec(rng: np.random.Generator) -> SceneSpec:
+    """Draw a scene spec from the full grammar (training and held-out alike)."""
+    kind = KINDS[int(rng.choice(len(KINDS), p=KIND_WEIGHTS))]
+    if kind == "single":
+        return SceneSpec(kind, (_random_obj(rng, with_size=True),))
+    if kind == "position":
+        return SceneSpec(kind, (_random_obj(rng, False),), position=str(rng.choice(POSITIONS)))
+    if kind == "count":
+        return SceneSpec(kind, (_random_obj(rng, False),), count=int(rng.integers(2, 4)))
+    a = _random_obj(rng, False)
+    b = _random_obj(rng, False)
+    while (b.colour, b.shape) == (a.colour, a.shape):
+        b = _random_obj(rng, False)
+    if kind == "relation":
+        return SceneSpec(kind, (a, b), relation=str(rng.choice(RELATIONS)))
+    return SceneSpec(kind, (a, b))
+
+
+def training_spec(rng: np.random.Generator) -> SceneSpec:
+    """A spec from the training split (never a held-out meaning)."""
+    while True:
+        spec = random_spec(rng)
+        if not spec.held_out():
+            return spec
+
+
+@dataclass(frozen=True)
+class Placed:
+    colour: str
+    shape: str
+    size: str
+    cx: float
+    cy: float
+
+
+@dataclass
+class Layout:
+    objects: list[Placed] = field(default_factory=list)
+
+
+def _fits(objs: list[Placed], cx: float, cy: float, r: float) -> bool:
+    return all(np.hypot(cx - o.cx, cy - o.cy) >= r + RADIUS[o.size] + 1.5 for o in objs)
+
+
+def _place(rng, size, lo_x=None, hi_x=None, lo_y=None, hi_y=None, res=32.0):
+    r = RADIUS[size] + 1.0
+    lx, hx = max(r, lo_x if lo_x is not None else r), min(res - r, hi_x if hi_x is not None else res - r)
+    ly, hy = max(r, lo_y if lo_y is not None else r), min(res - r, hi_y if hi_y is not None else res - r)
+    return float(rng.uniform(lx, max(lx, hx))), float(rng.uniform(ly, max(ly, hy)))
+
+
+def layout_for(spec: SceneSpec, rng: np.random.Generator) -> Layout:
+    """Draw a concrete layout that satisfies the spec (rejection sampling)."""
+    for _ in range(200):
+        out = _try_layout(spec, rng)
+        if out is not None:
+            return out
+    raise RuntimeError(f"could not lay out {spec.key()}")
+
+
+def _size(obj: Obj, rng) -> str:
+    return obj.size or str(rng.choice(SIZES))
+
+
+def _try_layout(spec: SceneSpec, rng) -> Layout | None:
+    o0 = spec.objects[0]
+    if spec.kind == "single":
+        s = _size(o0, rng)
+        return Layout([Placed(o0.colour, o0.shape, s, *_place(rng, s))])
+    if spec.kind == "position":
+        s = _size(o0, rng)
+        box = {"left": (None, 11.0, None, None), "right": (21.0, None, None, None),
+               "top": (None, None, None, 11.0), "bottom": (None, None, 21.0, None)}[spec.position]
+        return Layout([Placed(o0.colour, o0.shape, s, *_place(rng, s, *box))])
+    if spec.kind == "count":
+        placed: list[Placed] = []
+        for _ in range(spec.count):
+            s = _size(o0, rng)
+            for _try in range(50):
+                cx, cy = _place(rng, s)
+                if _fits(placed, cx, cy, RADIUS[s]):
+                    placed.append(Placed(o0.colour, o0.shape, s, cx, cy))
+                    break
+            else:
+                return None
+        return Layout(placed)
+    o1 = spec.objects[1]
+    s0, s1 = _size(o0, rng), _size(o1, rng)
+    a = _place(rng, s0)
+    b = _place(rng, s1)
+    if not _fits([Placed(o0.colour, o0.shape, s0, *a)], *b, RADIUS[s1]):
+        return None
+    if spec.kind == "relation":
+        dx, dy = b[0] - a[0], b[1] - a[1]  # vector from object 0 to object 1
+        need = {"left of": dx, "right of": -dx, "above": dy, "below": -dy}[spec.relation]
+        other = abs(dy) if spec.relation in ("left of", "right of") else abs(dx)
+        if need < 8.0 or other > need:
+            return None
+    return Layout([Placed(o0.colour, o0.shape, s0, *a), Placed(o1.colour, o1.shape, s1, *b)])
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float) -> np.ndarray | None:
+    if shape == "square":
+        h = r * 0.85
+        return np.array([[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]])
+    if shape == "triangle":
+        rr = r * 1.15
+        ang = np.deg2rad([-90, 30, 150])
+        return np.stack([cx + rr * np.cos(ang), cy + 0.1 * r + rr * np.sin(ang)], 1)
+    if shape == "star":
+        ang = np.deg2rad(-90 + 36 * np.arange(10))
+        rad = np.where(np.arange(10) % 2 == 0, r * 1.2, r * 0.5)
+        return np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1)
+    return None
+
+
+def _mask(shape: str, cx: float, cy: float, r: float, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    poly = _polygon(shape, cx, cy, r)
+    if poly is None:
+        return (px - cx) ** 2 + (py - cy) ** 2 <= r * r
+    inside = np.zeros(px.shape, bool)
+    for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, -1, 0)):
+        if y1 == y2:
+            continue
+        crosses = (y1 > py) != (y2 > py)
+        inside ^= crosses & (px < (x2 - x1) * (py - y1) / (y2 - y1) + x1)
+    return inside
+
+
+def render(layout: Layout, resolution: int = 32, supersample: int = 4) -> np.ndarray:
+    """Anti-aliased RGB image, float32 HWC in [0, 1]."""
+    n = resolution * supersample
+    scale = resolution / 32.0
+    coords = (np.arange(n) + 0.5) / supersample / scale
+    px, py = np.meshgrid(coords, coords)
+    img = np.empty((n, n, 3), np.float32)
+    img[:] = BACKGROUND
+    for o in layout.objects:
+        m = _mask(o.shape, o.cx, o.cy, RADIUS[o.size], px, py)
+        img[m] = RGB[o.colour]
+    return img.reshape(resolution, supersample, resolution, supersample, 3).mean((1, 3))
+
+
+def labels(layout: Layout) -> dict[str, np.ndarray]:
+    """Exact evaluator targets: per (colour, shape) class count, centroid and size."""
+    count = np.zeros(NUM_CLASSES, np.int64)
+    cx = np.zeros(NUM_CLASSES, np.float32)
+    cy = np.zeros(NUM_CLASSES, np.float32)
+    large = np.zeros(NUM_CLASSES, np.float32)
+    for o in layout.objects:
+        k = class_index(o.colour, o.shape)
+        count[k] += 1
+        cx[k] += o.cx / 32.0
+        cy[k] += o.cy / 32.0
+        large[k] += float(o.size == "large")
+    present = count > 0
+    for arr in (cx, cy, large):
+        arr[present] /= count[present]
+    return {"count": count, "cx": cx, "cy": cy, "large": large}
+
+
+@dataclass
+class Batch:
+    images: np.ndarray  # N, H, W, 3 float32 in [0, 1]
+    captions: list[str]
+    specs: list[SceneSpec]
+    labels: dict[str, np.ndarray]
+
+
+def sample_batch(rng: np.random.Generator, n: int, resolution: int = 32, held_out: bool = False) -> Batch:
+    """Draw n captioned training images (or held-out ones, for reference sets)."""
+    specs, caps, imgs, labs = [], [], [], []
+    for _ in range(n):
+        if held_out:
+            spec = random_spec(rng)
+            while not spec.held_out():
+                spec = random_spec(rng)
+        else:
+            spec = training_spec(rng)
+        lay = layout_for(spec, rng)
+        specs.append(spec)
+        caps.append(caption(spec, int(rng.integers(0, 4))))
+        imgs.append(render(lay, resolution))
+        labs.append(labels(lay))
+    stacked = {k: np.stack([lab[k] for lab in labs]) for k in labs[0]}
+    return Batch(np.stack(imgs), caps, specs, stacked)
+
+
+def eval_specs(limit_per_kind: int = 40) -> dict[str, list[SceneSpec]]:
+    """The fixed held-out evaluation specs per kind (at most `limit_per_kind` each)."""
+    by_kind: dict[str, list[SceneSpec]] = {k: [] for k in KINDS}
+    for spec in _enumerate_specs():
+        if spec.held_out():
+            by_kind[spec.kind].append(spec)
+    rng = np.random.default_rng(1234)
+    return {
+        kind: [specs[i] for i in sorted(rng.permutation(len(specs))[:limit_per_kind])]
+        for kind, specs in by_kind.items()
+    }
+
+
+def eval_prompts(num_images: int) -> list[SceneSpec]:
+    """`num_images` held-out specs, balanced over kinds, in a fixed order."""
+    specs = eval_specs()
+    out = []
+    for i in range(num_images):
+        kind_specs = specs[KINDS[i % len(KINDS)]]
+        out.append(kind_specs[(i // len(KINDS)) % len(kind_specs)])
+    return out
+
+
+def reference_images(specs: list[SceneSpec], seed: int, resolution: int = 32) -> np.ndarray:
+    """Real images drawn for the given specs (the FID reference set)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([render(layout_for(s, rng), resolution) for s in specs])
+
+
+def _enumerate_specs():
+    objs = [Obj(c, s) for c in COLOURS for s in SHAPES]
+    for o in objs:
+        for size in (None, *SIZES):
+            yield SceneSpec("single", (Obj(o.colour, o.shape, size),))
+        for pos in POSITIONS:
+            yield SceneSpec("position", (o,), position=pos)
+        for n in (2, 3):
+            yield SceneSpec("count", (o,), count=n)
+    for a in objs:
+        for b in objs:
+            if a == b:
+                continue
+            for rel in RELATIONS:
+                yield SceneSpec("relation", (a, b), relation=rel)
+            yield SceneSpec("pair", (a, b))

@@ -1,0 +1,235 @@
+"""Train the toy family: evaluator, VAE, then the MMDiT teacher (rectified flow).
+
+Each phase checkpoints (safetensors) every `checkpoint_every` steps and resumes from the
+newest complete checkpoint; a finished phase writes its output directory atomically and is
+skipped on re-run. The text encoders stay frozen at their seeded initialisation, as SD3
+freezes its pretrained encoders: the transformer's joint attention learns to read them,
+and each encoder stays independently droppable (the T5 slot can be zero-filled).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, SD3Transformer2DModel, StableDiffusion3Pipeline
+from tqdm.auto import tqdm
+
+from fewstep.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fewstep.fsutil import atomic_dir, atomic_write_text
+from fewstep.pipelines import encode_prompts
+from fewstep.zoo import shapes_data as sd
+from fewstep.zoo.builder import ShapesFamilyConfig, build_pipeline
+from fewstep.zoo.datasets import open_source
+from fewstep.zoo.evaluator import ShapesEvaluator, loss_fn
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    data: str = "shapes"
+    seed: int = 0
+    batch: int = 64
+    evaluator_steps: int = 3000
+    vae_steps: int = 2500
+    teacher_steps: int = 8000
+    lr: float = 3e-4
+    ema: float = 0.999
+    drop_all: float = 0.1  # whole caption dropped: the CFG unconditional
+    drop_encoder: tuple[float, float, float] = (0.1, 0.1, 0.3)  # CLIP-L, CLIP-G, T5
+    checkpoint_every: int = 250
+    progress: bool = True
+    family: ShapesFamilyConfig = field(default_factory=ShapesFamilyConfig)
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+
+
+def _cosine_lr(step: int, total: int, warmup: int = 200) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _loop(
+    name: str,
+    root: Path,
+    steps: int,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    rng: np.random.Generator,
+    step_fn: Callable[[int], float],
+    cfg: TrainConfig,
+    generators: dict[str, torch.Generator] | None = None,
+) -> None:
+    """Run `step_fn` from the newest checkpoint to `steps`, logging losses to CSV."""
+    ckpt_root = root / "checkpoints"
+    start = 0
+    if (last := latest_checkpoint(ckpt_root)) is not None:
+        start = load_checkpoint(last, modules, optimizers, rng, generators)["step"]
+    log = root / "losses.csv"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", newline="") as f:
+        writer = csv.writer(f)
+        bar = tqdm(range(start, steps), desc=name, initial=start, total=steps, disable=not cfg.progress)
+        for step in bar:
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * _cosine_lr(step, steps)
+            loss = step_fn(step)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"{name}: loss is {loss} at step {step}")
+            writer.writerow([step, f"{loss:.6f}"])
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
+                f.flush()
+                save_checkpoint(ckpt_root, step + 1, modules, optimizers, rng, generators=generators)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Noise and occasional blur, so the evaluator tolerates generator artefacts."""
+    n = x.shape[0]
+    blur = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    use_blur = (torch.rand(n, 1, 1, 1, generator=gen) < 0.3).float()
+    x = x * (1 - use_blur) + blur * use_blur
+    sigma = torch.rand(n, 1, 1, 1, generator=gen) * 0.06
+    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+
+def train_evaluator(cfg: TrainConfig, out: Path) -> None:
+    """The evaluator learns exact labels from scenes of the whole grammar."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    torch.manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    model = ShapesEvaluator().train()
+    opt = torch.optim.AdamW(model.parameters(), cfg.lr * 3, weight_decay=1e-4)
+
+    def step(_: int) -> float:
+        b = sd.sample_batch(rng, cfg.batch * 2, cfg.family.resolution, held_out=bool(rng.random() < 0.5))
+        labels = {k: torch.from_numpy(v) for k, v in b.labels.items()}
+        loss = loss_fn(model(_augment(_to_tensor(b.images), gen)), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    work = out / "work" / "evaluator"
+    _loop("evaluator", work, cfg.evaluator_steps, {"model": model}, {"opt": opt}, rng, step, cfg, {"augment": gen})
+    with atomic_dir(out / "evaluator") as tmp:
+        model.eval().save(tmp)
+
+
+def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
+    """Reconstruction (L1 + MSE) with a small KL term; then latent shift/scale from data."""
+    source = open_source(cfg.data, cfg.family.resolution)
+    rng = np.random.default_rng(cfg.seed + 2)
+    torch.manual_seed(cfg.seed + 2)
+    vae = AutoencoderKL.from_pretrained(str(init / "vae")).train()
+    opt = torch.optim.AdamW(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
+
+    def step(_: int) -> float:
+        x = _to_tensor(source.sample(rng, cfg.batch).images) * 2 - 1
+        post = vae.encode(x).latent_dist
+        recon = vae.decode(post.sample()).sample
+        kl = post.kl().mean() / x[0].numel()
+        loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean() + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    work = out / "work" / "vae"
+    _loop("vae", work, cfg.vae_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
+    vae.eval()
+    with torch.no_grad():
+        x = _to_tensor(source.sample(np.random.default_rng(cfg.seed + 3), 512).images) * 2 - 1
+        z = vae.encode(x).latent_dist.mean
+    vae.register_to_config(shift_factor=float(z.mean()), scaling_factor=float(1.0 / z.std()))
+    with atomic_dir(out / "vae") as tmp:
+        vae.save_pretrained(str(tmp))
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1 - decay)
+
+
+def train_teacher(cfg: TrainConfig, out: Path, init: Path) -> None:
+    """Rectified flow, logit-normal t, independent text-encoder dropout, EMA."""
+    source = open_source(cfg.data, cfg.family.resolution)
+    rng = np.random.default_rng(cfg.seed + 4)
+    torch.manual_seed(cfg.seed + 4)
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(init))
+    vae = AutoencoderKL.from_pretrained(str(out / "vae")).eval()
+    student = pipe.transformer.train()
+    ema = copy.deepcopy(student).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(student.parameters(), cfg.lr, weight_decay=0.0)
+    shift, scale = vae.config.shift_factor, vae.config.scaling_factor
+    p_drop = torch.tensor(cfg.drop_encoder)
+
+    def step(i: int) -> float:
+        batch = source.sample(rng, cfg.batch)
+        captions = ["" if rng.random() < cfg.drop_all else c for c in batch.captions]
+        drop = torch.rand(len(captions), 3) < p_drop
+        with torch.no_grad():
+            x0 = (vae.encode(_to_tensor(batch.images) * 2 - 1).latent_dist.sample() - shift) * scale
+            embeds, pooled = encode_prompts(pipe, captions, drop)
+        t = torch.sigmoid(torch.randn(len(captions)))
+        noise = torch.randn_like(x0)
+        tt = t.view(-1, 1, 1, 1)
+        xt = (1 - tt) * x0 + tt * noise
+        pred = student(
+            hidden_states=xt, timestep=t * 1000, encoder_hidden_states=embeds, pooled_projections=pooled
+        ).sample
+        loss = ((pred - (noise - x0)) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        _ema_update(ema, student, min(cfg.ema, (1 + i) / (10 + i)))
+        return loss.item()
+
+    work = out / "work" / "teacher"
+    _loop("teacher", work, cfg.teacher_steps, {"student": student, "ema": ema}, {"opt": opt}, rng, step, cfg)
+    with atomic_dir(out / "transformer") as tmp:
+        SD3Transformer2DModel.save_pretrained(ema, str(tmp))
+
+
+def assemble(out: Path, init: Path, target: Path) -> None:
+    """Write the trained teacher as one diffusers pipeline directory."""
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(init))
+    pipe.vae = AutoencoderKL.from_pretrained(str(out / "vae"))
+    pipe.transformer = SD3Transformer2DModel.from_pretrained(str(out / "transformer"))
+    with atomic_dir(target) as tmp:
+        pipe.save_pretrained(str(tmp))
+
+
+def train_all(cfg: TrainConfig) -> Path:
+    """Run every phase not yet complete; return the pipeline directory."""
+    out = Path(cfg.out)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    init = out / "init"
+    if not (init / "model_index.json").exists():
+        pipe = build_pipeline(cfg.family)
+        with atomic_dir(init) as tmp:
+            pipe.save_pretrained(str(tmp))
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    atomic_write_text(out / "train_config.json", __import__("json").dumps(record, indent=2, default=str))
+    if cfg.data == "shapes" and not (out / "evaluator" / "model.safetensors").exists():
+        train_evaluator(cfg, out)
+    if not (out / "vae" / "config.json").exists():
+        train_vae(cfg, out, init)
+    if not (out / "transformer" / "config.json").exists():
+        train_teacher(cfg, out, init)
+    target = out / "pipeline"
+    if not (target / "model_index.json").exists():
+        assemble(out, init, target)
+    return target

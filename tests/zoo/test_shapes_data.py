@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from fewstep.zoo import shapes_data as sd
+
+
+def test_same_seed_same_batch_and_different_seed_differs():
+    a = sd.sample_batch(np.random.default_rng(7), 16)
+    b = sd.sample_batch(np.random.default_rng(7), 16)
+    c = sd.sample_batch(np.random.default_rng(8), 16)
+    assert a.captions == b.captions
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.captions != c.captions
+
+
+def test_images_are_rgb_32px_in_unit_range():
+    b = sd.sample_batch(np.random.default_rng(0), 8)
+    assert b.images.shape == (8, 32, 32, 3)
+    assert b.images.dtype == np.float32
+    assert 0.0 <= b.images.min() and b.images.max() <= 1.0
+
+
+def test_grammar_covers_required_vocabulary():
+    assert len(sd.SHAPES) >= 4 and len(sd.COLOURS) >= 6 and len(sd.SIZES) >= 2
+    caps = sd.sample_batch(np.random.default_rng(1), 400).captions
+    text = " ".join(caps)
+    for word in ("left of", "above", "two", "three", "small", "large", "on the left", " and "):
+        assert word in text, word
+    assert all(len(templates) >= 3 for templates in sd.TEMPLATES.values())
+
+
+def test_training_never_draws_held_out_meanings_and_eval_set_is_held_out():
+    rng = np.random.default_rng(3)
+    assert not any(sd.training_spec(rng).held_out() for _ in range(2000))
+    specs = sd.eval_specs()
+    assert all(s.held_out() for kind in specs.values() for s in kind)
+    assert all(len(v) > 0 for v in specs.values())
+    eval_captions = {sd.caption(s, t) for kind in specs.values() for s in kind for t in range(4)}
+    train_caps = set(sd.sample_batch(np.random.default_rng(4), 3000).captions)
+    assert not eval_captions & train_caps
+
+
+def test_eval_prompts_are_balanced_and_fixed():
+    p = sd.eval_prompts(100)
+    assert p == sd.eval_prompts(100)
+    kinds = [s.kind for s in p]
+    assert all(kinds.count(k) == 20 for k in sd.KINDS)
+
+
+@pytest.mark.parametrize("relation", sd.RELATIONS)
+def test_relation_layouts_satisfy_the_caption(relation):
+    rng = np.random.default_rng(5)
+    spec = sd.SceneSpec("relation", (sd.Obj("red", "circle"), sd.Obj("blue", "square")), relation=relation)
+    for _ in range(20):
+        a, b = sd.layout_for(spec, rng).objects
+        dx, dy = b.cx - a.cx, b.cy - a.cy
+        need = {"left of": dx, "right of": -dx, "above": dy, "below": -dy}[relation]
+        assert need >= 8.0
+
+
+def test_count_and_labels_match():
+    rng = np.random.default_rng(6)
+    spec = sd.SceneSpec("count", (sd.Obj("green", "triangle"),), count=3)
+    lay = sd.layout_for(spec, rng)
+    lab = sd.labels(lay)
+    k = sd.class_index("green", "triangle")
+    assert lab["count"][k] == 3 and lab["count"].sum() == 3
+    img = sd.render(lay)
+    green = np.all(np.abs(img - np.array(sd.RGB["green"])) < 0.02, axis=-1).sum()
+    assert green > 20  # the shapes are really drawn
+
+
+def test_captions_use_correct_articles():
+    assert sd.caption(sd.SceneSpec("single", (sd.Obj("orange", "star"),))) == "an orange star"
+    assert sd.caption(sd.SceneSpec("count", (sd.Obj("red", "circle"),), count=2)) == "two red circles"

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from fewstep.zoo import train as train_mod
+from fewstep.zoo.datasets import open_source
+from fewstep.zoo.train import TrainConfig, train_all
+
+
+def _cfg(out, tiny_family, **kw):
+    base = dict(out=out, evaluator_steps=3, vae_steps=3, teacher_steps=4, checkpoint_every=2, batch=8,
+                progress=False, family=tiny_family)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path):
+    return load_file(str(path / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_training_resumes_exactly_after_a_kill(tmp_path, tiny_family, monkeypatch):
+    straight = train_all(_cfg(tmp_path / "a", tiny_family))
+    real_save = train_mod.save_checkpoint
+
+    def save_then_die(root, step, *args, **kw):
+        out = real_save(root, step, *args, **kw)
+        if "teacher" in str(root) and step == 2:
+            raise KeyboardInterrupt("killed mid-training")
+        return out
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_all(_cfg(tmp_path / "b", tiny_family))
+    assert not (tmp_path / "b" / "transformer").exists()
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    resumed = train_all(_cfg(tmp_path / "b", tiny_family))
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    losses = (tmp_path / "b" / "work" / "teacher" / "losses.csv").read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in losses] == [0, 1, 2, 3]
+
+
+def test_trained_pipeline_loads_with_calibrated_latents(tmp_path, tiny_family):
+    out = train_all(_cfg(tmp_path / "c", tiny_family))
+    vae_cfg = json.loads((out / "vae" / "config.json").read_text())
+    assert vae_cfg["scaling_factor"] != 1.0 and vae_cfg["shift_factor"] != 0.0
+    assert (tmp_path / "c" / "evaluator" / "model.safetensors").exists()
+
+
+def test_imagefolder_source_and_training(tmp_path, tiny_family):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = []
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255), (0, 255, 0)]):
+        Image.new("RGB", (48, 40), colour).save(folder / f"{i}.png")
+        rows.append(json.dumps({"file_name": f"{i}.png", "text": f"a plain image number {i}"}))
+    (folder / "metadata.jsonl").write_text("\n".join(rows))
+    src = open_source(f"imagefolder:{folder}", 32)
+    batch = src.sample(np.random.default_rng(0), 5)
+    assert batch.images.shape == (5, 32, 32, 3) and len(batch.captions) == 5
+    out = train_all(_cfg(tmp_path / "d", tiny_family, data=f"imagefolder:{folder}"))
+    assert (out / "model_index.json").exists()
+    assert not (tmp_path / "d" / "evaluator").exists()  # the evaluator is for the shapes domain only
+
+
+def test_bad_data_sources_are_named(tmp_path):
+    with pytest.raises(ValueError, match="allowed: shapes, imagefolder"):
+        open_source("coco")
+    with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
+        open_source(f"imagefolder:{tmp_path}")
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "missing.png", "text": "x"}))
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        open_source(f"imagefolder:{tmp_path}")
