@@ -11,8 +11,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(2)
 
-TINY = dict(layers=1, heads=2, head_dim=16, vae_channels=(16, 16, 16), clip_dims=(16, 32), t5_dim=64,
-            dual_attention_layers=(0,))
+TINY = dict(
+    layers=1, heads=2, head_dim=16, vae_channels=(16, 16, 16), clip_dims=(16, 32), t5_dim=64, dual_attention_layers=(0,)
+)
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,15 @@ def fake(monkeypatch):
     return impl
 
 
-RECIPE = {"name": "t", "stages": [{"kind": "eval", "steps": 1}, {"kind": "eval", "steps": 2},
-                                  {"kind": "eval", "steps": 3}, {"kind": "report"}]}
+RECIPE = {
+    "name": "t",
+    "stages": [
+        {"kind": "eval", "steps": 1},
+        {"kind": "eval", "steps": 2},
+        {"kind": "eval", "steps": 3},
+        {"kind": "report"},
+    ],
+}
 
 
 def test_unchanged_stages_are_skipped(fake, tmp_path):

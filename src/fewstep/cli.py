@@ -73,7 +73,14 @@ def run(
         "recipe": rec.name,
         "run_dir": str(run_dir),
         "stages": [
-            {"name": r.name, "kind": r.kind, "status": r.status, "seconds": round(r.seconds, 2), "out": str(r.out), **r.summary}
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "status": r.status,
+                "seconds": round(r.seconds, 2),
+                "out": str(r.out),
+                **r.summary,
+            }
             for r in results
         ],
     }
@@ -155,12 +162,17 @@ def zoo_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the models that ship with fewstep."""
     from fewstep.zoo.registry import ZOO
 
-    rows = [{"name": e.name, "kind": e.kind, "installed": e.path.exists(), "description": e.description} for e in ZOO.values()]
+    rows = [
+        {"name": e.name, "kind": e.kind, "installed": e.path.exists(), "description": e.description}
+        for e in ZOO.values()
+    ]
     if as_json:
         _print_json(rows)
         return
     for r in rows:
-        out.print(f"zoo:{r['name']:<18} {r['kind']:<10} {'installed' if r['installed'] else 'missing':<10} {r['description']}")
+        out.print(
+            f"zoo:{r['name']:<18} {r['kind']:<10} {'installed' if r['installed'] else 'missing':<10} {r['description']}"
+        )
 
 
 @zoo_app.command("path")
@@ -176,10 +188,12 @@ def zoo_path_cmd(name: Annotated[str, typer.Argument(help="zoo entry, e.g. shape
 
 @zoo_app.command("train")
 def zoo_train(
-    output: Annotated[Path, typer.Option("-o", "--output", help="training directory (resumable)")] = Path("runs/zoo-train"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="training directory (resumable)")] = Path(
+        "runs/zoo-train"
+    ),
     data: Annotated[str, typer.Option(help="'shapes' or 'imagefolder:PATH'")] = "shapes",
     seed: Annotated[int, typer.Option(min=0)] = 0,
-    evaluator_steps: Annotated[int, typer.Option(min=1)] = 2000,
+    evaluator_steps: Annotated[int, typer.Option(min=1)] = 1500,
     vae_steps: Annotated[int, typer.Option(min=1)] = 1500,
     teacher_steps: Annotated[int, typer.Option(min=1)] = 9000,
     batch: Annotated[int, typer.Option(min=2)] = 64,
@@ -189,8 +203,13 @@ def zoo_train(
     from fewstep.zoo.train import TrainConfig, train_all
 
     cfg = TrainConfig(
-        out=output, data=data, seed=seed, batch=batch,
-        evaluator_steps=evaluator_steps, vae_steps=vae_steps, teacher_steps=teacher_steps,
+        out=output,
+        data=data,
+        seed=seed,
+        batch=batch,
+        evaluator_steps=evaluator_steps,
+        vae_steps=vae_steps,
+        teacher_steps=teacher_steps,
     )
     try:
         pipeline = train_all(cfg)

@@ -13,8 +13,16 @@ from fewstep.pipelines import encode_prompts, load_pipeline
 
 def _gen(pipe, steps=2):
     g = torch.Generator().manual_seed(0)
-    return pipe("a red circle", num_inference_steps=steps, height=32, width=32, max_sequence_length=16,
-                guidance_scale=2.0, generator=g, output_type="np").images
+    return pipe(
+        "a red circle",
+        num_inference_steps=steps,
+        height=32,
+        width=32,
+        max_sequence_length=16,
+        guidance_scale=2.0,
+        generator=g,
+        output_type="np",
+    ).images
 
 
 def test_pipeline_uses_the_sd35_classes(tiny_pipeline_dir):
@@ -49,8 +57,9 @@ def test_encode_prompts_matches_diffusers(tiny_pipeline_dir):
     pipe = load_pipeline(tiny_pipeline_dir)
     caps = ["a red circle", "two blue squares above a star"]
     ours, pooled = encode_prompts(pipe, caps)
-    ref, _, ref_pooled, _ = pipe.encode_prompt(caps, None, None, do_classifier_free_guidance=False,
-                                               max_sequence_length=16)
+    ref, _, ref_pooled, _ = pipe.encode_prompt(
+        caps, None, None, do_classifier_free_guidance=False, max_sequence_length=16
+    )
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(pooled, ref_pooled)
 

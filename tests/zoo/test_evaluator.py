@@ -8,8 +8,12 @@ from fewstep.zoo.registry import zoo_path
 
 def _pred(objs):
     """Evaluator-style predictions for a list of (colour, shape, count, cx, cy, large)."""
-    p = {"count": np.zeros(sd.NUM_CLASSES, int), "cx": np.full(sd.NUM_CLASSES, 0.5),
-         "cy": np.full(sd.NUM_CLASSES, 0.5), "large": np.zeros(sd.NUM_CLASSES, bool)}
+    p = {
+        "count": np.zeros(sd.NUM_CLASSES, int),
+        "cx": np.full(sd.NUM_CLASSES, 0.5),
+        "cy": np.full(sd.NUM_CLASSES, 0.5),
+        "large": np.zeros(sd.NUM_CLASSES, bool),
+    }
     for colour, shape, n, x, y, large in objs:
         k = sd.class_index(colour, shape)
         p["count"][k], p["cx"][k], p["cy"][k], p["large"][k] = n, x, y, large
@@ -18,25 +22,25 @@ def _pred(objs):
 
 def test_check_binds_colour_to_shape():
     spec = sd.SceneSpec("pair", (sd.Obj("red", "circle"), sd.Obj("blue", "square")))
-    swapped = _pred([("red", "square", 1, .3, .5, 0), ("blue", "circle", 1, .7, .5, 0)])
+    swapped = _pred([("red", "square", 1, 0.3, 0.5, 0), ("blue", "circle", 1, 0.7, 0.5, 0)])
     res = check(spec, swapped)
     assert res["colour"] and res["shape"] and not res["all"]
-    assert check(spec, _pred([("red", "circle", 1, .3, .5, 0), ("blue", "square", 1, .7, .5, 0)]))["all"]
+    assert check(spec, _pred([("red", "circle", 1, 0.3, 0.5, 0), ("blue", "square", 1, 0.7, 0.5, 0)]))["all"]
 
 
 def test_check_relation_count_position_size():
     rel = sd.SceneSpec("relation", (sd.Obj("red", "circle"), sd.Obj("blue", "square")), relation="left of")
-    assert check(rel, _pred([("red", "circle", 1, .2, .5, 0), ("blue", "square", 1, .8, .5, 0)]))["relation"]
-    assert not check(rel, _pred([("red", "circle", 1, .8, .5, 0), ("blue", "square", 1, .2, .5, 0)]))["relation"]
+    assert check(rel, _pred([("red", "circle", 1, 0.2, 0.5, 0), ("blue", "square", 1, 0.8, 0.5, 0)]))["relation"]
+    assert not check(rel, _pred([("red", "circle", 1, 0.8, 0.5, 0), ("blue", "square", 1, 0.2, 0.5, 0)]))["relation"]
     cnt = sd.SceneSpec("count", (sd.Obj("green", "star"),), count=3)
-    assert check(cnt, _pred([("green", "star", 3, .5, .5, 0)]))["all"]
-    assert not check(cnt, _pred([("green", "star", 2, .5, .5, 0)]))["all"]
+    assert check(cnt, _pred([("green", "star", 3, 0.5, 0.5, 0)]))["all"]
+    assert not check(cnt, _pred([("green", "star", 2, 0.5, 0.5, 0)]))["all"]
     pos = sd.SceneSpec("position", (sd.Obj("green", "star"),), position="top")
-    assert check(pos, _pred([("green", "star", 1, .5, .2, 0)]))["all"]
-    assert not check(pos, _pred([("green", "star", 1, .5, .8, 0)]))["all"]
+    assert check(pos, _pred([("green", "star", 1, 0.5, 0.2, 0)]))["all"]
+    assert not check(pos, _pred([("green", "star", 1, 0.5, 0.8, 0)]))["all"]
     size = sd.SceneSpec("single", (sd.Obj("green", "star", "large"),))
-    assert check(size, _pred([("green", "star", 1, .5, .5, 1)]))["all"]
-    assert not check(size, _pred([("green", "star", 1, .5, .5, 0)]))["size"]
+    assert check(size, _pred([("green", "star", 1, 0.5, 0.5, 1)]))["all"]
+    assert not check(size, _pred([("green", "star", 1, 0.5, 0.5, 0)]))["size"]
 
 
 def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():

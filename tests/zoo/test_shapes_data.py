@@ -17,7 +17,7 @@ def test_images_are_rgb_32px_in_unit_range():
     b = sd.sample_batch(np.random.default_rng(0), 8)
     assert b.images.shape == (8, 32, 32, 3)
     assert b.images.dtype == np.float32
-    assert 0.0 <= b.images.min() and b.images.max() <= 1.0
+    assert b.images.min() >= 0.0 and b.images.max() <= 1.0
 
 
 def test_grammar_covers_required_vocabulary():
@@ -73,3 +73,16 @@ def test_count_and_labels_match():
 def test_captions_use_correct_articles():
     assert sd.caption(sd.SceneSpec("single", (sd.Obj("orange", "star"),))) == "an orange star"
     assert sd.caption(sd.SceneSpec("count", (sd.Obj("red", "circle"),), count=2)) == "two red circles"
+
+
+def test_cell_labels_hold_one_object_centre_each():
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        lay = sd.layout_for(sd.training_spec(rng), rng)
+        lab = sd.labels(lay)
+        cells = lab["cells"]
+        assert (cells < sd.NUM_CLASSES).sum() == len(lay.objects)  # no two centres share a cell
+        for o in lay.objects:
+            gx, gy = int(o.cx / 32 * sd.GRID), int(o.cy / 32 * sd.GRID)
+            assert cells[gy, gx] == sd.class_index(o.colour, o.shape)
+            assert lab["offset"][gy, gx].min() >= 0 and lab["offset"][gy, gx].max() < 1

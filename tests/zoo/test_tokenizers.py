@@ -13,8 +13,10 @@ PROBE = (
 
 
 def test_vocabulary_is_identical_across_processes():
-    digests = {subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
-               for _ in range(2)}
+    digests = {
+        subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(digests) == 1
 
 

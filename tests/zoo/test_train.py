@@ -12,8 +12,16 @@ from fewstep.zoo.train import TrainConfig, train_all
 
 
 def _cfg(out, tiny_family, **kw):
-    base = dict(out=out, evaluator_steps=3, vae_steps=3, teacher_steps=4, checkpoint_every=2, batch=8,
-                progress=False, family=tiny_family)
+    base = dict(
+        out=out,
+        evaluator_steps=3,
+        vae_steps=3,
+        teacher_steps=4,
+        checkpoint_every=2,
+        batch=8,
+        progress=False,
+        family=tiny_family,
+    )
     base.update(kw)
     return TrainConfig(**base)
 

@@ -42,7 +42,9 @@ class ImageFolderSource:
         root = Path(root)
         meta = root / "metadata.jsonl"
         if not meta.exists():
-            raise FileNotFoundError(f"imagefolder data needs {meta} (one JSON object per line with 'file_name' and 'text')")
+            raise FileNotFoundError(
+                f"imagefolder data needs {meta} (one JSON object per line with 'file_name' and 'text')"
+            )
         rows = []
         for lineno, line in enumerate(meta.read_text().splitlines(), 1):
             if not line.strip():

@@ -18,39 +18,47 @@ from torch import nn
 
 from fewstep.zoo import shapes_data as sd
 
-MAX_COUNT = 3
 CATEGORIES = ("colour", "shape", "size", "count", "position", "relation")
 POSITION_LIMIT = 0.42  # centre within the outer 42 % of the image on the stated side
 RELATION_MARGIN = 0.05
 
 
 class ShapesEvaluator(nn.Module):
-    def __init__(self, width: int = 32, features: int = 128):
+    """A fully convolutional detector on an 8x8 grid (one object centre per cell at most).
+
+    Per cell: class logits (the 24 colour-shape classes + background), the centre's offset
+    in the cell, and a large/small logit. Features for FID: global mean and max pooling of
+    the last feature map.
+    """
+
+    def __init__(self, width: int = 32):
         super().__init__()
-        self.config = {"width": width, "features": features}
+        self.config = {"width": width}
 
         def block(cin, cout, stride):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.GELU())
 
         w = width
-        self.body = nn.Sequential(
-            block(3, w, 1), block(w, w, 1), block(w, 2 * w, 2), block(2 * w, 4 * w, 2), block(4 * w, 4 * w, 2),
-            nn.Flatten(), nn.Linear(4 * w * 16, 256), nn.GELU(), nn.Linear(256, features), nn.GELU(),
+        self.trunk = nn.Sequential(
+            block(3, w, 1),
+            block(w, w, 1),
+            block(w, 2 * w, 2),
+            block(2 * w, 4 * w, 2),
+            block(4 * w, 4 * w, 1),
+            block(4 * w, 4 * w, 1),
         )
-        self.count = nn.Linear(features, sd.NUM_CLASSES * (MAX_COUNT + 1))
-        self.centre = nn.Linear(features, sd.NUM_CLASSES * 2)
-        self.large = nn.Linear(features, sd.NUM_CLASSES)
+        self.head = nn.Conv2d(4 * w, sd.NUM_CLASSES + 1 + 3, 1)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images: N,3,32,32 in [0, 1]."""
-        f = self.body(images * 2 - 1)
-        centre = torch.sigmoid(self.centre(f)).view(-1, sd.NUM_CLASSES, 2)
+        f = self.trunk(images * 2 - 1)
+        h = self.head(f)
+        k = sd.NUM_CLASSES + 1
         return {
-            "features": f,
-            "count_logits": self.count(f).view(-1, sd.NUM_CLASSES, MAX_COUNT + 1),
-            "cx": centre[..., 0],
-            "cy": centre[..., 1],
-            "large_logits": self.large(f),
+            "features": torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1),
+            "cell_logits": h[:, :k],
+            "offset": torch.sigmoid(h[:, k : k + 2]),
+            "large_logits": h[:, k + 2],
         }
 
     def save(self, path: Path) -> None:
@@ -71,13 +79,38 @@ class ShapesEvaluator(nn.Module):
 
 
 def loss_fn(out: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
-    count = labels["count"].clamp(max=MAX_COUNT)
-    ce = nn.functional.cross_entropy(out["count_logits"].reshape(-1, MAX_COUNT + 1), count.reshape(-1))
-    present = (count > 0).float()
-    denom = present.sum().clamp(min=1)
-    pos = (((out["cx"] - labels["cx"]) ** 2 + (out["cy"] - labels["cy"]) ** 2) * present).sum() / denom
-    bce = nn.functional.binary_cross_entropy_with_logits(out["large_logits"], labels["large"], reduction="none")
-    return ce + 20 * pos + (bce * present).sum() / denom
+    cells = labels["cells"]
+    obj = (cells < sd.NUM_CLASSES).float()
+    weight = 1.0 + 4.0 * obj  # objects are rare among cells
+    ce = (nn.functional.cross_entropy(out["cell_logits"], cells, reduction="none") * weight).mean()
+    denom = obj.sum().clamp(min=1)
+    target = labels["offset"].permute(0, 3, 1, 2)
+    off = (((out["offset"] - target) ** 2).sum(1) * obj).sum() / denom
+    bce = nn.functional.binary_cross_entropy_with_logits(out["large_logits"], labels["cell_large"], reduction="none")
+    return ce + 4 * off + (bce * obj).sum() / denom
+
+
+def _decode(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Per-class count, centroid and size from the cell predictions."""
+    cls = out["cell_logits"].argmax(1).numpy()  # N, G, G
+    n, g = cls.shape[0], cls.shape[1]
+    gx, gy = np.meshgrid(np.arange(g), np.arange(g))
+    px = (gx[None] + out["offset"][:, 0].numpy()) / g
+    py = (gy[None] + out["offset"][:, 1].numpy()) / g
+    large = (out["large_logits"] > 0).numpy()
+    count = np.zeros((n, sd.NUM_CLASSES), np.int64)
+    cx = np.full((n, sd.NUM_CLASSES), 0.5, np.float32)
+    cy = np.full((n, sd.NUM_CLASSES), 0.5, np.float32)
+    big = np.zeros((n, sd.NUM_CLASSES), bool)
+    for i in range(n):
+        for k in np.unique(cls[i]):
+            if k == sd.NUM_CLASSES:
+                continue
+            m = cls[i] == k
+            count[i, k] = int(m.sum())
+            cx[i, k], cy[i, k] = px[i][m].mean(), py[i][m].mean()
+            big[i, k] = large[i][m].mean() > 0.5
+    return {"count": count, "cx": cx, "cy": cy, "large": big}
 
 
 @torch.no_grad()
@@ -88,10 +121,8 @@ def predict(model: ShapesEvaluator, images: np.ndarray, batch: int = 256) -> dic
         x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch])).float().permute(0, 3, 1, 2)
         o = model(x)
         outs["features"].append(o["features"].numpy())
-        outs["count"].append(o["count_logits"].argmax(-1).numpy())
-        outs["cx"].append(o["cx"].numpy())
-        outs["cy"].append(o["cy"].numpy())
-        outs["large"].append((o["large_logits"] > 0).numpy())
+        for k, v in _decode(o).items():
+            outs[k].append(v)
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
@@ -127,9 +158,9 @@ def check(spec: sd.SceneSpec, pred: dict[str, np.ndarray]) -> dict[str, bool]:
     if spec.position is not None:
         x, y = pred["cx"][ks[0]], pred["cy"][ks[0]]
         lim = POSITION_LIMIT
-        res["position"] = bound and {"left": x < lim, "right": x > 1 - lim, "top": y < lim, "bottom": y > 1 - lim}[
-            spec.position
-        ]
+        res["position"] = (
+            bound and {"left": x < lim, "right": x > 1 - lim, "top": y < lim, "bottom": y > 1 - lim}[spec.position]
+        )
     if spec.relation is not None:
         dx = pred["cx"][ks[1]] - pred["cx"][ks[0]]
         dy = pred["cy"][ks[1]] - pred["cy"][ks[0]]
@@ -142,9 +173,7 @@ def check(spec: sd.SceneSpec, pred: dict[str, np.ndarray]) -> dict[str, bool]:
 def alignment(specs: list[sd.SceneSpec], pred: dict[str, np.ndarray]) -> dict:
     """Overall alignment, per category and per prompt kind."""
     rows = [check(s, {k: v[i] for k, v in pred.items()}) for i, s in enumerate(specs)]
-    per_category = {
-        c: float(np.mean([r[c] for r in rows if c in r])) for c in CATEGORIES if any(c in r for r in rows)
-    }
+    per_category = {c: float(np.mean([r[c] for r in rows if c in r])) for c in CATEGORIES if any(c in r for r in rows)}
     per_kind = {
         k: float(np.mean([r["all"] for r, s in zip(rows, specs) if s.kind == k]))
         for k in sd.KINDS

@@ -39,6 +39,7 @@ def zoo_path(name: str) -> Path:
     marker = "model_index.json" if ZOO[name].kind == "pipeline" else "model.safetensors"
     if not (path / marker).exists():
         raise FileNotFoundError(
-            f"zoo:{name} weights are missing: {path / marker} (reinstall fewstep, or rebuild with 'fewstep zoo train --install')"
+            f"zoo:{name} weights are missing: {path / marker} "
+            "(reinstall fewstep, or rebuild them with 'fewstep zoo train --install')"
         )
     return path

@@ -78,7 +78,12 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "single": ("{o0}", "a picture of {o0}", "{o0} on a dark background", "an image of {o0}"),
     "position": ("{o0} {pos}", "a picture of {o0} {pos}", "{pos}, {o0}", "an image with {o0} {pos}"),
     "count": ("{n} {p0}s", "a picture of {n} {p0}s", "an image with {n} {p0}s", "exactly {n} {p0}s"),
-    "relation": ("{o0} {rel} {o1}", "a picture of {o0} {rel} {o1}", "{o0} placed {rel} {o1}", "an image of {o0} {rel} {o1}"),
+    "relation": (
+        "{o0} {rel} {o1}",
+        "a picture of {o0} {rel} {o1}",
+        "{o0} placed {rel} {o1}",
+        "an image of {o0} {rel} {o1}",
+    ),
     "pair": ("{o0} and {o1}", "a picture of {o0} and {o1}", "{o0} next to {o1}", "an image with {o0} and {o1}"),
 }
 
@@ -173,8 +178,12 @@ def _try_layout(spec: SceneSpec, rng) -> Layout | None:
         return Layout([Placed(o0.colour, o0.shape, s, *_place(rng, s))])
     if spec.kind == "position":
         s = _size(o0, rng)
-        box = {"left": (None, 11.0, None, None), "right": (21.0, None, None, None),
-               "top": (None, None, None, 11.0), "bottom": (None, None, 21.0, None)}[spec.position]
+        box = {
+            "left": (None, 11.0, None, None),
+            "right": (21.0, None, None, None),
+            "top": (None, None, None, 11.0),
+            "bottom": (None, None, 21.0, None),
+        }[spec.position]
         return Layout([Placed(o0.colour, o0.shape, s, *_place(rng, s, *box))])
     if spec.kind == "count":
         placed: list[Placed] = []
@@ -245,8 +254,24 @@ def render(layout: Layout, resolution: int = 32, supersample: int = 4) -> np.nda
     return img.reshape(resolution, supersample, resolution, supersample, 3).mean((1, 3))
 
 
+GRID = 8  # evaluator cells per side; object centres are >= 9 px apart, so one per cell
+
+
 def labels(layout: Layout) -> dict[str, np.ndarray]:
-    """Exact evaluator targets: per (colour, shape) class count, centroid and size."""
+    """Exact evaluator targets.
+
+    Per (colour, shape) class: count, centroid and size fraction. Per cell of an 8x8 grid:
+    the class of the object centred there (NUM_CLASSES = background), the centre's offset
+    within the cell, and whether it is large.
+    """
+    cells = np.full((GRID, GRID), NUM_CLASSES, np.int64)
+    offset = np.zeros((GRID, GRID, 2), np.float32)
+    cell_large = np.zeros((GRID, GRID), np.float32)
+    for o in layout.objects:
+        gx, gy = min(int(o.cx / 32 * GRID), GRID - 1), min(int(o.cy / 32 * GRID), GRID - 1)
+        cells[gy, gx] = class_index(o.colour, o.shape)
+        offset[gy, gx] = (o.cx / 32 * GRID - gx, o.cy / 32 * GRID - gy)
+        cell_large[gy, gx] = float(o.size == "large")
     count = np.zeros(NUM_CLASSES, np.int64)
     cx = np.zeros(NUM_CLASSES, np.float32)
     cy = np.zeros(NUM_CLASSES, np.float32)
@@ -260,7 +285,15 @@ def labels(layout: Layout) -> dict[str, np.ndarray]:
     present = count > 0
     for arr in (cx, cy, large):
         arr[present] /= count[present]
-    return {"count": count, "cx": cx, "cy": cy, "large": large}
+    return {
+        "count": count,
+        "cx": cx,
+        "cy": cy,
+        "large": large,
+        "cells": cells,
+        "offset": offset,
+        "cell_large": cell_large,
+    }
 
 
 @dataclass

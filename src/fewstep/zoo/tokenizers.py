@@ -14,10 +14,38 @@ from transformers import CLIPTokenizer, T5Tokenizer
 
 from fewstep.zoo import shapes_data as sd
 
-EXTRA_WORDS = (
-    "in is are there photo drawing render shape shapes object objects colour color colours "
-    "center centre middle corner under over beside near big tiny black white gray grey four five"
-).split()
+EXTRA_WORDS = [
+    "in",
+    "is",
+    "are",
+    "there",
+    "photo",
+    "drawing",
+    "render",
+    "shape",
+    "shapes",
+    "object",
+    "objects",
+    "colour",
+    "color",
+    "colours",
+    "center",
+    "centre",
+    "middle",
+    "corner",
+    "under",
+    "over",
+    "beside",
+    "near",
+    "big",
+    "tiny",
+    "black",
+    "white",
+    "gray",
+    "grey",
+    "four",
+    "five",
+]
 
 
 def domain_words() -> list[str]:

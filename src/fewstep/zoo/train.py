@@ -36,9 +36,9 @@ class TrainConfig:
     data: str = "shapes"
     seed: int = 0
     batch: int = 64
-    evaluator_steps: int = 3000
-    vae_steps: int = 2500
-    teacher_steps: int = 8000
+    evaluator_steps: int = 1500
+    vae_steps: int = 1500
+    teacher_steps: int = 9000
     lr: float = 3e-4
     ema: float = 0.999
     drop_all: float = 0.1  # whole caption dropped: the CFG unconditional

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from fewstep.cli import app
+
+runner = CliRunner()
+COMMANDS = [
+    [],
+    ["run"],
+    ["eval"],
+    ["recipe"],
+    ["recipe", "check"],
+    ["recipe", "schema"],
+    ["zoo"],
+    ["zoo", "train"],
+    ["zoo", "path"],
+    ["zoo", "list"],
+    ["version"],
+]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_has_help(cmd):
+    res = runner.invoke(app, [*cmd, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage" in res.output
+
+
+def test_recipe_check_reports_field_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstages:\n  - kind: eval\n    guidance: lots\n")
+    res = runner.invoke(app, ["recipe", "check", str(bad)])
+    assert res.exit_code == 2
+    assert "stages.0.guidance" in res.output and "lots" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["recipe", "check", str(bad), "--json"])
+    assert res.exit_code == 2 and json.loads(res.stdout)["valid"] is False
+
+
+def test_recipe_check_ok_and_schema():
+    res = runner.invoke(app, ["recipe", "check", "recipes/demo.yaml", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["stages"] == ["teacher-28", "teacher-4", "report"]
+    res = runner.invoke(app, ["recipe", "schema"])
+    assert res.exit_code == 0 and "properties" in json.loads(res.stdout)
+
+
+def test_zoo_path_and_unknown_entry():
+    res = runner.invoke(app, ["zoo", "path", "shapes"])
+    assert res.exit_code == 0 and res.stdout.strip().endswith("shapes")
+    res = runner.invoke(app, ["zoo", "path", "nope"])
+    assert res.exit_code == 2 and "allowed" in res.output
+
+
+def test_run_with_missing_model_dir_names_the_path(tmp_path):
+    res = runner.invoke(app, ["run", "recipes/demo.yaml", "--model", str(tmp_path / "none"), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "model_index.json" in res.output and "Traceback" not in res.output
+
+
+def test_eval_json_on_a_tiny_pipeline(tiny_pipeline_dir, tmp_path):
+    grid = tmp_path / "g.png"
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            str(tiny_pipeline_dir),
+            "--steps",
+            "2",
+            "--num-images",
+            "10",
+            "--guidance",
+            "1.0",
+            "--json",
+            "--grid",
+            str(grid),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["steps"] == 2 and out["images"] == 10
+    assert set(out["per_category"]) >= {"colour", "shape"}
+    assert 0.0 <= out["alignment"] <= 1.0 and out["fid"] > 0
+    assert grid.exists()
