@@ -82,3 +82,24 @@ def test_eval_json_on_a_tiny_pipeline(tiny_pipeline_dir, tmp_path):
     assert set(out["per_category"]) >= {"colour", "shape"}
     assert 0.0 <= out["alignment"] <= 1.0 and out["fid"] > 0
     assert grid.exists()
+
+
+def test_run_end_to_end_then_cached(tiny_pipeline_dir, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: e2e\nmodel: zoo:shapes\nstages:\n"
+        "  - {kind: eval, name: a, steps: 2, guidance: 2.0, num_images: 8}\n"
+        "  - {kind: eval, name: b, steps: 1, guidance: 1.0, num_images: 8}\n"
+        "  - {kind: report}\n"
+    )
+    args = ["run", str(recipe), "--model", str(tiny_pipeline_dir), "-o", str(tmp_path / "run"), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert [s["status"] for s in json.loads(first.stdout)["stages"]] == ["ran", "ran", "ran"]
+    metrics = json.loads((tmp_path / "run" / "a" / "metrics.json").read_text())
+    assert metrics["images"] == 8 and metrics["steps"] == 2
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert [s["stage"] for s in report["stages"]] == ["a", "b"]
+    assert (tmp_path / "run" / "report" / "a.png").exists()
+    second = runner.invoke(app, args)
+    assert [s["status"] for s in json.loads(second.stdout)["stages"]] == ["cached", "cached", "cached"]

@@ -157,6 +157,41 @@ def eval_cmd(
     out.print(f"  grid: {result['grid']}")
 
 
+@app.command("distill")
+def distill_cmd(
+    model: Annotated[str, typer.Argument(help="teacher: zoo:<name> or a diffusers pipeline directory")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="student directory to write")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON FlashConfig fields")] = None,
+    steps: Annotated[int | None, typer.Option(help="student steps (1, 2, 4 or 8)")] = None,
+    t5_free: Annotated[bool | None, typer.Option("--t5-free/--with-t5", help="zero-fill the student's T5")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Distil a teacher into a K-step student (SD3.5-Flash). Works under `accelerate launch`."""
+    import yaml
+    from pydantic import ValidationError
+
+    from fewstep.distill import FlashConfig, distill
+
+    fields: dict[str, Any] = {}
+    if config is not None:
+        if not config.exists():
+            _fail(f"config not found: {config}")
+        fields = yaml.safe_load(config.read_text()) or {}
+    fields.update({k: v for k, v in {"steps": steps, "t5_free": t5_free}.items() if v is not None})
+    try:
+        cfg = FlashConfig(**fields)
+    except ValidationError as e:
+        _fail(
+            "invalid distill config\n"
+            + "\n".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']} (got {x['input']!r})" for x in e.errors())
+        )
+    try:
+        path = distill(model, cfg, output, progress=progress)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    out.print(f"student: {path}")
+
+
 @zoo_app.command("list")
 def zoo_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the models that ship with fewstep."""

@@ -8,6 +8,7 @@ pipeline has no T5.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -32,7 +33,10 @@ def resolve_model(model: str | Path) -> Path:
 def load_pipeline(model: str | Path, drop_t5: bool = False) -> StableDiffusion3Pipeline:
     """Load an SD3-family pipeline on the CPU in float32, optionally without T5."""
     path = resolve_model(model)
-    extra = {"text_encoder_3": None, "tokenizer_3": None} if drop_t5 else {}
+    index = json.loads((path / "model_index.json").read_text())
+    # A T5-free directory records the slot as [null, null]; diffusers needs it passed as None.
+    absent = [k for k in ("text_encoder_3", "tokenizer_3") if index.get(k) in (None, [None, None])]
+    extra = {k: None for k in ("text_encoder_3", "tokenizer_3") if drop_t5 or k in absent}
     pipe = StableDiffusion3Pipeline.from_pretrained(str(path), dtype=torch.float32, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe

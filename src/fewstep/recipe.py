@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fewstep.distill.config import FlashConfig
+
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
@@ -34,6 +36,14 @@ class EvalStage(_Config):
     drop_t5: bool = Field(False, description="run with the T5 slot zero-filled")
 
 
+class DistillStage(FlashConfig):
+    """Distil the model into a K-step student (SD3.5-Flash); writes a diffusers directory."""
+
+    kind: Literal["distill"] = "distill"
+    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to distill)")
+    model: str = Field("teacher", description="'teacher' (the recipe's model) or the name of an earlier stage")
+
+
 class ReportStage(_Config):
     """Collect every earlier stage's metrics and image grids into report.html / report.json."""
 
@@ -42,7 +52,7 @@ class ReportStage(_Config):
     title: str | None = None
 
 
-Stage = Annotated[Union[EvalStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
+Stage = Annotated[Union[EvalStage, DistillStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
 
 
 class Recipe(_Config):

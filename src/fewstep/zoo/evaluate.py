@@ -9,7 +9,7 @@ real sets of the same size (the floor for this number of images).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fewstep.pipelines import load_pipeline, text_length
+from fewstep.distill.api import student_info
+from fewstep.pipelines import load_pipeline, resolve_model, text_length
 from fewstep.zoo import shapes_data as sd
 from fewstep.zoo.evaluator import ShapesEvaluator, alignment, frechet_distance, predict
 from fewstep.zoo.registry import zoo_path
@@ -34,6 +35,7 @@ class EvalConfig:
     batch: int = 200
     drop_t5: bool = False
     progress: bool = True
+    sigmas: tuple[float, ...] | None = None  # custom schedule (a distilled student's)
 
 
 def initial_noise(pipe, seed: int, n: int) -> torch.Tensor:
@@ -56,6 +58,7 @@ def generate(pipe, prompts: list[str], cfg: EvalConfig) -> np.ndarray:
             latents=noise[i : i + cfg.batch],
             num_inference_steps=cfg.steps,
             guidance_scale=cfg.guidance,
+            sigmas=list(cfg.sigmas) if cfg.sigmas else None,
             height=res,
             width=res,
             max_sequence_length=text_length(pipe),
@@ -99,6 +102,10 @@ def save_grid(images: np.ndarray, path: Path, captions: list[str] | None = None,
 
 def evaluate(model: str | Path, cfg: EvalConfig, grid: Path | None = None) -> dict:
     """Generate `cfg.num_images` held-out prompts with `model` and score them."""
+    info = student_info(resolve_model(model))
+    if info and cfg.steps == info["steps"] and cfg.sigmas is None:
+        # A distilled student samples on its own timesteps, without CFG.
+        cfg = replace(cfg, sigmas=tuple(info["sigmas"]), guidance=info["guidance"])
     pipe = load_pipeline(model, drop_t5=cfg.drop_t5)
     specs = sd.eval_prompts(cfg.num_images)
     prompts = [sd.caption(s) for s in specs]
@@ -112,6 +119,7 @@ def evaluate(model: str | Path, cfg: EvalConfig, grid: Path | None = None) -> di
         guidance=cfg.guidance,
         seed=cfg.seed,
         drop_t5=cfg.drop_t5,
+        student=bool(info),
         seconds_per_image=seconds / len(images),
     )
     if grid is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from scipy import linalg
+from scipy import linalg, ndimage
 from torch import nn
 
 from fewstep.zoo import shapes_data as sd
@@ -102,14 +102,18 @@ def _decode(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     cx = np.full((n, sd.NUM_CLASSES), 0.5, np.float32)
     cy = np.full((n, sd.NUM_CLASSES), 0.5, np.float32)
     big = np.zeros((n, sd.NUM_CLASSES), bool)
+    eight = np.ones((3, 3), bool)
     for i in range(n):
         for k in np.unique(cls[i]):
             if k == sd.NUM_CLASSES:
                 continue
-            m = cls[i] == k
-            count[i, k] = int(m.sum())
-            cx[i, k], cy[i, k] = px[i][m].mean(), py[i][m].mean()
-            big[i, k] = large[i][m].mean() > 0.5
+            # Centres are >= 2.25 cells apart: touching same-class cells are one object.
+            comp, num = ndimage.label(cls[i] == k, structure=eight)
+            xs = [px[i][comp == j].mean() for j in range(1, num + 1)]
+            ys = [py[i][comp == j].mean() for j in range(1, num + 1)]
+            count[i, k] = num
+            cx[i, k], cy[i, k] = np.mean(xs), np.mean(ys)
+            big[i, k] = large[i][cls[i] == k].mean() > 0.5
     return {"count": count, "cx": cx, "cy": cy, "large": big}
 
 

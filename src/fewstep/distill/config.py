@@ -1,0 +1,62 @@
+"""Typed configuration of SD3.5-Flash distillation (the recipe's `distill` stage)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrajectoryGuidance(_Config):
+    """Phase 1: the student learns to jump between states of the teacher's ODE."""
+
+    enabled: bool = True
+    iterations: int = Field(300, ge=0)
+    teacher_steps: int = Field(28, ge=4, description="Euler steps of the teacher's trajectories")
+    num_prompts: int = Field(512, ge=1, description="training prompts whose trajectories are cached")
+    batch: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+
+
+class DistributionMatching(_Config):
+    """Phase 2: distribution matching (DMD) on the student's own trajectory."""
+
+    enabled: bool = True
+    iterations: int = Field(300, ge=0, description="fake-score iterations; the student updates every critic_ratio")
+    timestep_sharing: bool = Field(True, description="false: DMD2's re-noising of x0 at a random t")
+    critic_ratio: int = Field(5, ge=1)
+    batch: int = Field(32, ge=1)
+    lr_student: float = Field(1e-5, gt=0)
+    lr_fake: float = Field(1e-4, gt=0)
+    regression_weight: float = Field(0.25, ge=0, description="keep the trajectory-guidance loss at this weight")
+
+
+class FlashConfig(_Config):
+    """How to distil a K-step student from an SD3-family teacher."""
+
+    steps: Literal[1, 2, 4, 8] = 4
+    timesteps: list[float] | None = Field(
+        None, description="student timesteps, descending from 1.0 (default: the shifted uniform grid)"
+    )
+    shift: float = Field(3.0, gt=0, description="shift of the default student timesteps")
+    guidance: float = Field(4.0, ge=1.0, description="teacher CFG scale")
+    t5_free: bool = Field(False, description="the student sees the T5 slot zero-filled; the teacher keeps T5")
+    seed: int = Field(0, ge=0)
+    data: str = Field("shapes", description="'shapes' or 'imagefolder:PATH': training prompts")
+    trajectory_guidance: TrajectoryGuidance = TrajectoryGuidance()
+    distribution_matching: DistributionMatching = DistributionMatching()
+    checkpoint_every: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _check_timesteps(self) -> FlashConfig:
+        if self.timesteps is not None:
+            ts = self.timesteps
+            if len(ts) != self.steps:
+                raise ValueError(f"timesteps: {len(ts)} values given for steps={self.steps}")
+            if abs(ts[0] - 1.0) > 1e-6 or any(b >= a for a, b in zip(ts, ts[1:])) or ts[-1] <= 0:
+                raise ValueError(f"timesteps: must start at 1.0 and strictly decrease above 0 (got {ts})")
+        return self

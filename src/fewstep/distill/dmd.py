@@ -1,0 +1,78 @@
+"""Distribution matching for few-step flows: timestep sharing, or DMD2's re-noising.
+
+Real score R = the frozen teacher with CFG; fake score F = a copy of the teacher trained to
+model the student's outputs. The generator's gradient g = (x0_F - x0_R) / mean|x - x0_R|
+(float32, NaNs zeroed) is applied through L = 0.5 || x - sg(x - g) ||^2.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fewstep.distill.schedule import cfg_velocity, student_sample, velocity
+
+
+def shifted_uniform(n: int, shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """t drawn uniformly, then shifted as SD3's sampler shifts (clamped away from 0 and 1)."""
+    u = torch.rand(n, generator=generator).clamp(0.02, 0.98)
+    return shift * u / (1 + (shift - 1) * u)
+
+
+@torch.no_grad()
+def dm_direction(fake, teacher, x_t, t, cond, uncond, guidance: float) -> torch.Tensor:
+    """g = (x0_F - x0_R) / mean(|x_t - x0_R|), per sample, in float32 with NaNs zeroed."""
+    tt = t.view(-1, 1, 1, 1).float()
+    x = x_t.float()
+    x0_fake = x - tt * velocity(fake, x, t, *cond).float()
+    x0_real = x - tt * cfg_velocity(teacher, x, t, cond, uncond, guidance).float()
+    norm = (x - x0_real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
+    return torch.nan_to_num((x0_fake - x0_real) / norm)
+
+
+def generator_point(
+    student, noise, k: int, timesteps: list[float], student_cond, timestep_sharing: bool, shift: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backward-simulate k student steps, then predict with gradient.
+
+    Returns (x, t, x0_student): the point where the distribution gradient is evaluated and
+    its noise level, plus the student's x0 prediction. Timestep sharing moves along the
+    predicted velocity to the student's next timestep (on the final segment, a random
+    point of it); re-noising adds fresh noise to x0 at a random shifted t.
+    """
+    x_k = student_sample(student, noise, timesteps, student_cond, stop=k)
+    t_k = timesteps[k]
+    v = velocity(student, x_k, t_k, *student_cond)
+    x0 = x_k - t_k * v
+    n = noise.shape[0]
+    if timestep_sharing:
+        if k + 1 < len(timesteps) - 1:
+            t = torch.full((n,), timesteps[k + 1])
+        else:
+            t = t_k * torch.rand(n).clamp(0.05, 0.95)
+        x = x_k + (t.view(-1, 1, 1, 1) - t_k) * v
+    else:
+        t = shifted_uniform(n, shift)
+        tt = t.view(-1, 1, 1, 1)
+        x = (1 - tt) * x0 + tt * torch.randn_like(x0)
+    return x, t, x0
+
+
+def dm_loss(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """0.5 || x - sg(x - g) ||^2 (mean over elements): d loss / dx = g / numel."""
+    return 0.5 * ((x - (x - g).detach()) ** 2).mean()
+
+
+def fake_score_loss(
+    fake, x0_student, cond, timesteps: list[float], shift: float, timestep_sharing: bool
+) -> torch.Tensor:
+    """Flow matching of F on detached student samples (half the batch at the shared timesteps)."""
+    n = x0_student.shape[0]
+    t = shifted_uniform(n, shift)
+    if timestep_sharing and len(timesteps) > 2:
+        shared = torch.tensor(timesteps[1:-1])
+        pick = shared[torch.randint(len(shared), (n,))]
+        t = torch.where(torch.rand(n) < 0.5, pick, t)
+    eps = torch.randn_like(x0_student)
+    tt = t.view(-1, 1, 1, 1)
+    x_t = (1 - tt) * x0_student + tt * eps
+    return ((velocity(fake, x_t, t, *cond) - (eps - x0_student)) ** 2).mean()

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fewstep.distill import api as api_mod
+from fewstep.distill import trainer as trainer_mod
+from fewstep.distill.api import distill, student_info
+from fewstep.distill.config import DistributionMatching, FlashConfig, TrajectoryGuidance
+from fewstep.pipelines import load_pipeline
+
+TINY = FlashConfig(
+    steps=2,
+    trajectory_guidance=TrajectoryGuidance(iterations=3, num_prompts=6, teacher_steps=4, batch=4),
+    distribution_matching=DistributionMatching(iterations=3, critic_ratio=2, batch=4),
+    checkpoint_every=2,
+)
+
+
+def _weights(path):
+    return load_file(str(path / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_student_is_a_diffusers_pipeline_with_its_timesteps(tiny_pipeline_dir, tmp_path):
+    out = distill(tiny_pipeline_dir, TINY, tmp_path / "student", progress=False)
+    info = student_info(out)
+    assert info["steps"] == 2 and info["timesteps"] == pytest.approx([1.0, 0.75, 0.0])
+    pipe = load_pipeline(out)
+    # The documented diffusers call samples the student in K steps on its own timesteps.
+    images = pipe(
+        "a red circle",
+        sigmas=info["sigmas"],
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        height=32,
+        width=32,
+        max_sequence_length=16,
+        output_type="np",
+    ).images
+    assert images.shape == (1, 32, 32, 3) and np.isfinite(images).all()
+    torch.testing.assert_close(pipe.scheduler.timesteps, torch.tensor([1000.0, 750.0]))
+    teacher = _weights(tiny_pipeline_dir)
+    assert any(not torch.equal(teacher[k], v) for k, v in _weights(out).items())  # it trained
+
+
+def test_trajectories_are_cached_and_reused(tiny_pipeline_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    distill(tiny_pipeline_dir, TINY, tmp_path / "a", cache_dir=cache, progress=False)
+    files = sorted(p.name for p in cache.iterdir())
+    assert len([f for f in files if f.endswith(".safetensors")]) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("trajectories were rebuilt")
+
+    monkeypatch.setattr(api_mod, "build_trajectories", boom)
+    distill(tiny_pipeline_dir, TINY, tmp_path / "b", cache_dir=cache, progress=False)
+    assert sorted(p.name for p in cache.iterdir()) == files
+
+
+def test_distillation_resumes_exactly_after_a_kill(tiny_pipeline_dir, tmp_path, monkeypatch):
+    straight = distill(tiny_pipeline_dir, TINY, tmp_path / "a", progress=False)
+    real = trainer_mod.save_checkpoint
+
+    def save_then_die(root, step, *a, **k):
+        out = real(root, step, *a, **k)
+        if step == 4:  # inside distribution matching
+            raise KeyboardInterrupt("killed")
+        return out
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        distill(tiny_pipeline_dir, TINY, tmp_path / "b", progress=False)
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", real)
+    resumed = distill(tiny_pipeline_dir, TINY, tmp_path / "b", progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    log = (tmp_path / ".b.work" / "losses.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in log] == list(range(6))
+
+
+def test_t5_free_student_has_no_t5(tiny_pipeline_dir, tmp_path):
+    cfg = TINY.model_copy(update={"t5_free": True})
+    out = distill(tiny_pipeline_dir, cfg, tmp_path / "s", progress=False)
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["text_encoder_3"] == [None, None]
+    assert not (out / "text_encoder_3").exists()
+    assert load_pipeline(out).text_encoder_3 is None
