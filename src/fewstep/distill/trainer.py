@@ -8,6 +8,7 @@ student, fake score, optimizers and RNG state; a killed run resumes from the new
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 from dataclasses import dataclass
@@ -77,48 +78,60 @@ def train_student(
     ckpt_root = work / "checkpoints"
     if (last := latest_checkpoint(ckpt_root)) is not None:
         start = load_checkpoint(last, modules, optims, rng)["step"]
+        if accelerator.process_index:  # the checkpoint holds rank 0's stream; keep ranks distinct
+            rng = np.random.default_rng([cfg.seed, accelerator.process_index, start])
     student_w, fake_w, opt_s, opt_f = accelerator.prepare(student, fake, opt_s, opt_f)
     n = traj.states.shape[0]
     total = tg_iters + dm_iters
-    log = open(work / "losses.csv", "a", newline="") if accelerator.is_main_process else None
-    writer = csv.writer(log) if log else None
-    bar = tqdm(
-        range(start, total),
-        initial=start,
-        total=total,
-        desc="distill",
-        disable=not (progress and accelerator.is_main_process),
-    )
-    for step in bar:
-        in_tg = step < tg_iters
-        batch = tg.batch if in_tg else dm.batch
-        idx = torch.from_numpy(rng.choice(n, size=batch, replace=n < batch))
-        row: dict[str, float] = {}
-        if in_tg:
-            jump = torch.from_numpy(rng.integers(0, cfg.steps, batch))
-            loss = trajectory_guidance_loss(student_w, traj.states[idx], jump, timesteps, _pick(cond.student, idx))
-            opt_s.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            opt_s.step()
-            row["tg"] = loss.item()
-        else:
-            row.update(
-                _dm_step(
-                    step - tg_iters, cfg, accelerator, student_w, fake_w, teacher, opt_s, opt_f, traj, idx, cond, rng
+    log_path = work / "losses.csv"
+    with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log:
+        writer = csv.writer(log) if log else None
+        bar = tqdm(
+            range(start, total),
+            initial=start,
+            total=total,
+            desc="distill",
+            disable=not (progress and accelerator.is_main_process),
+        )
+        for step in bar:
+            in_tg = step < tg_iters
+            batch = tg.batch if in_tg else dm.batch
+            idx = torch.from_numpy(rng.choice(n, size=batch, replace=n < batch))
+            row: dict[str, float] = {}
+            if in_tg:
+                jump = torch.from_numpy(rng.integers(0, cfg.steps, batch))
+                loss = trajectory_guidance_loss(student_w, traj.states[idx], jump, timesteps, _pick(cond.student, idx))
+                opt_s.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                opt_s.step()
+                row["tg"] = loss.item()
+            else:
+                row.update(
+                    _dm_step(
+                        step - tg_iters,
+                        cfg,
+                        accelerator,
+                        student_w,
+                        fake_w,
+                        teacher,
+                        opt_s,
+                        opt_f,
+                        traj,
+                        idx,
+                        cond,
+                        rng,
+                    )
                 )
-            )
-        if writer:
-            writer.writerow([step, "tg" if in_tg else "dm", *(f"{k}={v:.5f}" for k, v in row.items())])
-        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
-            if log:
-                log.flush()
-            if accelerator.is_main_process:
-                unwrapped = {k: accelerator.unwrap_model(m) for k, m in (("student", student_w), ("fake", fake_w))}
-                save_checkpoint(ckpt_root, step + 1, unwrapped, optims, rng)
-            accelerator.wait_for_everyone()
-    if log:
-        log.close()
+            if writer:
+                writer.writerow([step, "tg" if in_tg else "dm", *(f"{k}={v:.5f}" for k, v in row.items())])
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
+                if log:
+                    log.flush()
+                if accelerator.is_main_process:
+                    unwrapped = {k: accelerator.unwrap_model(m) for k, m in (("student", student_w), ("fake", fake_w))}
+                    save_checkpoint(ckpt_root, step + 1, unwrapped, optims, rng)
+                accelerator.wait_for_everyone()
     return accelerator.unwrap_model(student_w).eval()
 
 
