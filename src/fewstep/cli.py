@@ -230,7 +230,7 @@ def zoo_train(
     seed: Annotated[int, typer.Option(min=0)] = 0,
     evaluator_steps: Annotated[int, typer.Option(min=1)] = 1500,
     vae_steps: Annotated[int, typer.Option(min=1)] = 1500,
-    teacher_steps: Annotated[int, typer.Option(min=1)] = 9000,
+    teacher_steps: Annotated[int, typer.Option(min=1)] = 15000,
     batch: Annotated[int, typer.Option(min=2)] = 64,
     install: Annotated[bool, typer.Option("--install", help="copy the result into the package's zoo")] = False,
 ) -> None:

@@ -22,6 +22,16 @@ class TrajectoryGuidance(_Config):
     lr: float = Field(1e-4, gt=0)
 
 
+class GAN(_Config):
+    """Adversarial term: heads on the fake score's block features (shared backbone)."""
+
+    enabled: bool = True
+    weight: float = Field(0.05, ge=0, description="lambda_G of the generator's adversarial loss")
+    blocks: tuple[int, ...] = Field((1, 3, 5), min_length=1, description="fake-score blocks that feed a head")
+    reinit_p: float = Field(0.005, ge=0, le=1, description="per-step probability of re-initialising a head")
+    real: Literal["data", "teacher"] = Field("teacher", description="real samples: data set images or teacher samples")
+
+
 class DistributionMatching(_Config):
     """Phase 2: distribution matching (DMD) on the student's own trajectory."""
 
@@ -33,6 +43,7 @@ class DistributionMatching(_Config):
     lr_student: float = Field(1e-5, gt=0)
     lr_fake: float = Field(1e-4, gt=0)
     regression_weight: float = Field(0.25, ge=0, description="keep the trajectory-guidance loss at this weight")
+    gan: GAN = GAN()
 
 
 class FlashConfig(_Config):

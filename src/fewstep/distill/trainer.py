@@ -3,7 +3,7 @@
 Phases run in order (trajectory guidance, then distribution matching) under one global
 step counter, so a checkpoint names its phase implicitly. The random student step k of
 backward simulation is broadcast from rank 0 (METHOD.md's first pitfall). Checkpoints hold
-student, fake score, optimizers and RNG state; a killed run resumes from the newest one.
+student, fake score, GAN heads, optimizers and RNG state; a killed run resumes.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from tqdm.auto import tqdm
 
 from fewstep.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fewstep.distill.config import FlashConfig
-from fewstep.distill.dmd import dm_direction, dm_loss, fake_score_loss, generator_point
+from fewstep.distill.dmd import dm_direction, dm_loss, fake_score_loss, generator_point, shifted_uniform
+from fewstep.distill.gan import DiscriminatorHeads, discriminate, discriminator_loss, generator_adv_loss
+from fewstep.distill.schedule import student_sample
 from fewstep.distill.trajectories import Trajectories
 from fewstep.distill.trajectory_guidance import trajectory_guidance_loss
 from fewstep.pipelines import encode_prompts
+from fewstep.zoo.datasets import open_source
 
 
 @dataclass
@@ -51,124 +54,167 @@ def _pick(cond: tuple[torch.Tensor, torch.Tensor], idx) -> tuple[torch.Tensor, t
     return cond[0][idx], cond[1][idx]
 
 
+class DistillRun:
+    """State of one distillation run; `step(i)` performs global step i."""
+
+    def __init__(self, teacher_pipe, traj: Trajectories, cfg: FlashConfig, allowed_steps: list[int] | None = None):
+        self.cfg, self.traj = cfg, traj
+        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        torch.manual_seed(cfg.seed + self.acc.process_index)
+        self.rng = np.random.default_rng(cfg.seed + 17 * self.acc.process_index)
+        tg, dm = cfg.trajectory_guidance, cfg.distribution_matching
+        self.tg_iters = tg.iterations if tg.enabled else 0
+        self.dm_iters = dm.iterations if dm.enabled else 0
+        self.allowed = allowed_steps or list(range(cfg.steps))  # student steps this run trains
+        self.cond = conditioning(teacher_pipe, traj.captions, cfg.t5_free)
+        self.pipe = teacher_pipe
+        self.teacher = teacher_pipe.transformer.eval().requires_grad_(False)
+        self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
+        self.fake = copy.deepcopy(self.teacher).train().requires_grad_(True)
+        tcfg = self.teacher.config
+        self.use_gan = dm.gan.enabled and self.dm_iters > 0
+        blocks = tuple(b for b in dm.gan.blocks if b < tcfg.num_layers) or (tcfg.num_layers - 1,)
+        self.heads = DiscriminatorHeads(tcfg.num_attention_heads * tcfg.attention_head_dim, blocks)
+        self.opt_s = torch.optim.AdamW(self.student.parameters(), tg.lr, weight_decay=0.0)
+        fake_params = list(self.fake.parameters()) + (list(self.heads.parameters()) if self.use_gan else [])
+        self.opt_f = torch.optim.AdamW(fake_params, dm.lr_fake, weight_decay=0.0)
+        self.source = open_source(cfg.data) if self.use_gan and dm.gan.real == "data" else None
+
+    def resume(self, ckpt_root: Path) -> int:
+        last = latest_checkpoint(ckpt_root)
+        if last is None:
+            return 0
+        start = load_checkpoint(last, self.modules(), self.optims(), self.rng)["step"]
+        if self.acc.process_index:  # the checkpoint holds rank 0's stream; keep ranks distinct
+            self.rng = np.random.default_rng([self.cfg.seed, self.acc.process_index, start])
+        return start
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"student": self.student, "fake": self.fake, "heads": self.heads}
+
+    def optims(self) -> dict[str, torch.optim.Optimizer]:
+        return {"student": self.opt_s, "fake": self.opt_f}
+
+    def prepare(self) -> None:
+        self.student_w, self.fake_w, self.heads_w, self.opt_s, self.opt_f = self.acc.prepare(
+            self.student, self.fake, self.heads, self.opt_s, self.opt_f
+        )
+
+    def step(self, i: int) -> dict[str, float]:
+        in_tg = i < self.tg_iters
+        batch = self.cfg.trajectory_guidance.batch if in_tg else self.cfg.distribution_matching.batch
+        n = self.traj.states.shape[0]
+        idx = torch.from_numpy(self.rng.choice(n, size=batch, replace=n < batch))
+        return self._tg_step(idx) if in_tg else self._dm_step(i - self.tg_iters, idx)
+
+    def _jumps(self, n: int) -> torch.Tensor:
+        return torch.from_numpy(self.rng.choice(self.allowed, size=n))
+
+    def _tg_step(self, idx) -> dict[str, float]:
+        loss = trajectory_guidance_loss(
+            self.student_w,
+            self.traj.states[idx],
+            self._jumps(len(idx)),
+            self.traj.timesteps,
+            _pick(self.cond.student, idx),
+        )
+        self.opt_s.zero_grad(set_to_none=True)
+        self.acc.backward(loss)
+        self.opt_s.step()
+        return {"tg": loss.item()}
+
+    def _real_x0(self, idx) -> torch.Tensor:
+        if self.source is None:
+            return self.traj.states[idx, -1]  # the teacher's own samples
+        images = self.source.sample(self.rng, len(idx)).images
+        x = torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1
+        vae = self.pipe.vae
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        return (z - vae.config.shift_factor) * vae.config.scaling_factor
+
+    def _dm_step(self, i: int, idx) -> dict[str, float]:
+        cfg, dm = self.cfg, self.cfg.distribution_matching
+        ts = self.traj.timesteps
+        s_cond, t_cond = _pick(self.cond.student, idx), _pick(self.cond.teacher, idx)
+        n = len(idx)
+        uncond = (self.cond.uncond[0].expand(n, -1, -1), self.cond.uncond[1].expand(n, -1))
+        noise = torch.randn_like(self.traj.states[idx, 0])
+        out: dict[str, float] = {}
+        # Fake score (and discriminator heads): every iteration, on detached student samples.
+        with torch.no_grad():
+            x0_student = student_sample(self.acc.unwrap_model(self.student_w), noise, ts, s_cond)
+        loss_f = fake_score_loss(self.fake_w, x0_student, t_cond, ts, cfg.shift, dm.timestep_sharing)
+        out["fake"] = loss_f.item()
+        if self.use_gan:
+            t = shifted_uniform(n, cfg.shift)
+            d_fake = discriminate(self.fake_w, self.heads_w, x0_student, t, t_cond)
+            d_real = discriminate(self.fake_w, self.heads_w, self._real_x0(idx), t, t_cond)
+            loss_d = discriminator_loss(d_fake, d_real)
+            loss_f = loss_f + loss_d
+            out["disc"] = loss_d.item()
+        self.opt_f.zero_grad(set_to_none=True)
+        self.acc.backward(loss_f)
+        self.opt_f.step()
+        if self.use_gan and self.heads.maybe_reinit(dm.gan.reinit_p, self.rng) and self.acc.num_processes > 1:
+            for p in self.heads.parameters():
+                p.data.copy_(broadcast(p.data, from_process=0))
+        if i % dm.critic_ratio:
+            return out
+        # Generator: the same backward-simulation depth k on every rank.
+        k = torch.tensor([int(self.rng.choice(self.allowed))])
+        k = int(broadcast(k, from_process=0).item()) if self.acc.num_processes > 1 else int(k.item())
+        for group in self.opt_s.param_groups:
+            group["lr"] = dm.lr_student
+        x, t, x0 = generator_point(self.student_w, noise, k, ts, s_cond, dm.timestep_sharing, cfg.shift)
+        g = dm_direction(self.acc.unwrap_model(self.fake_w), self.teacher, x, t, t_cond, uncond, cfg.guidance)
+        loss_g = dm_loss(x, g)
+        out["dm"] = loss_g.item()
+        if self.use_gan and dm.gan.weight > 0:
+            fake_net, heads = self.acc.unwrap_model(self.fake_w), self.acc.unwrap_model(self.heads_w)
+            adv = generator_adv_loss(discriminate(fake_net, heads, x0, shifted_uniform(n, cfg.shift), t_cond))
+            loss_g = loss_g + dm.gan.weight * adv
+            out["adv"] = adv.item()
+        if dm.regression_weight > 0:
+            reg = trajectory_guidance_loss(self.student_w, self.traj.states[idx], self._jumps(n), ts, s_cond)
+            loss_g = loss_g + dm.regression_weight * reg
+            out["tg"] = reg.item()
+        self.opt_s.zero_grad(set_to_none=True)
+        self.acc.backward(loss_g)
+        self.opt_s.step()
+        return out
+
+
 def train_student(
     teacher_pipe,
     traj: Trajectories,
     cfg: FlashConfig,
     work: Path,
     progress: bool = True,
+    allowed_steps: list[int] | None = None,
 ) -> torch.nn.Module:
     """Run the enabled phases; return the trained (unwrapped) student transformer."""
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    torch.manual_seed(cfg.seed + accelerator.process_index)
-    rng = np.random.default_rng(cfg.seed + 17 * accelerator.process_index)
-    tg, dm = cfg.trajectory_guidance, cfg.distribution_matching
-    tg_iters = tg.iterations if tg.enabled else 0
-    dm_iters = dm.iterations if dm.enabled else 0
-    timesteps = traj.timesteps
-    cond = conditioning(teacher_pipe, traj.captions, cfg.t5_free)
-    teacher = teacher_pipe.transformer.eval().requires_grad_(False)
-    student = copy.deepcopy(teacher).train().requires_grad_(True)
-    fake = copy.deepcopy(teacher).train().requires_grad_(True)
-    opt_s = torch.optim.AdamW(student.parameters(), tg.lr, weight_decay=0.0)
-    opt_f = torch.optim.AdamW(fake.parameters(), dm.lr_fake, weight_decay=0.0)
-    modules = {"student": student, "fake": fake}
-    optims = {"student": opt_s, "fake": opt_f}
-    start = 0
+    run = DistillRun(teacher_pipe, traj, cfg, allowed_steps)
     ckpt_root = work / "checkpoints"
-    if (last := latest_checkpoint(ckpt_root)) is not None:
-        start = load_checkpoint(last, modules, optims, rng)["step"]
-        if accelerator.process_index:  # the checkpoint holds rank 0's stream; keep ranks distinct
-            rng = np.random.default_rng([cfg.seed, accelerator.process_index, start])
-    student_w, fake_w, opt_s, opt_f = accelerator.prepare(student, fake, opt_s, opt_f)
-    n = traj.states.shape[0]
-    total = tg_iters + dm_iters
-    log_path = work / "losses.csv"
-    with open(log_path, "a", newline="") if accelerator.is_main_process else contextlib.nullcontext() as log:
+    start = run.resume(ckpt_root)
+    run.prepare()
+    acc = run.acc
+    total = run.tg_iters + run.dm_iters
+    main = acc.is_main_process
+    with open(work / "losses.csv", "a", newline="") if main else contextlib.nullcontext() as log:
         writer = csv.writer(log) if log else None
-        bar = tqdm(
-            range(start, total),
-            initial=start,
-            total=total,
-            desc="distill",
-            disable=not (progress and accelerator.is_main_process),
-        )
-        for step in bar:
-            in_tg = step < tg_iters
-            batch = tg.batch if in_tg else dm.batch
-            idx = torch.from_numpy(rng.choice(n, size=batch, replace=n < batch))
-            row: dict[str, float] = {}
-            if in_tg:
-                jump = torch.from_numpy(rng.integers(0, cfg.steps, batch))
-                loss = trajectory_guidance_loss(student_w, traj.states[idx], jump, timesteps, _pick(cond.student, idx))
-                opt_s.zero_grad(set_to_none=True)
-                accelerator.backward(loss)
-                opt_s.step()
-                row["tg"] = loss.item()
-            else:
-                row.update(
-                    _dm_step(
-                        step - tg_iters,
-                        cfg,
-                        accelerator,
-                        student_w,
-                        fake_w,
-                        teacher,
-                        opt_s,
-                        opt_f,
-                        traj,
-                        idx,
-                        cond,
-                        rng,
-                    )
-                )
+        bar = tqdm(range(start, total), initial=start, total=total, desc="distill", disable=not (progress and main))
+        for i in bar:
+            row = run.step(i)
             if writer:
-                writer.writerow([step, "tg" if in_tg else "dm", *(f"{k}={v:.5f}" for k, v in row.items())])
+                phase = "tg" if i < run.tg_iters else "dm"
+                writer.writerow([i, phase, *(f"{k}={v:.5f}" for k, v in row.items())])
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
+            if (i + 1) % cfg.checkpoint_every == 0 or i + 1 == total:
                 if log:
                     log.flush()
-                if accelerator.is_main_process:
-                    unwrapped = {k: accelerator.unwrap_model(m) for k, m in (("student", student_w), ("fake", fake_w))}
-                    save_checkpoint(ckpt_root, step + 1, unwrapped, optims, rng)
-                accelerator.wait_for_everyone()
-    return accelerator.unwrap_model(student_w).eval()
-
-
-def _dm_step(i, cfg, accelerator, student, fake, teacher, opt_s, opt_f, traj, idx, cond, rng) -> dict[str, float]:
-    dm = cfg.distribution_matching
-    timesteps = traj.timesteps
-    s_cond, t_cond = _pick(cond.student, idx), _pick(cond.teacher, idx)
-    uncond = (cond.uncond[0].expand(len(idx), -1, -1), cond.uncond[1].expand(len(idx), -1))
-    noise = torch.randn_like(traj.states[idx, 0])
-    out: dict[str, float] = {}
-    # Fake score: every iteration, on detached student samples.
-    from fewstep.distill.schedule import student_sample
-
-    with torch.no_grad():
-        x0_student = student_sample(accelerator.unwrap_model(student), noise, timesteps, s_cond)
-    loss_f = fake_score_loss(fake, x0_student, t_cond, timesteps, cfg.shift, dm.timestep_sharing)
-    opt_f.zero_grad(set_to_none=True)
-    accelerator.backward(loss_f)
-    opt_f.step()
-    out["fake"] = loss_f.item()
-    if i % dm.critic_ratio:
-        return out
-    # Generator: the same k on every rank (backward simulation depth).
-    k = torch.tensor([int(rng.integers(0, cfg.steps))])
-    k = int(broadcast(k, from_process=0).item()) if accelerator.num_processes > 1 else int(k.item())
-    for group in opt_s.param_groups:
-        group["lr"] = dm.lr_student
-    x, t, _ = generator_point(student, noise, k, timesteps, s_cond, dm.timestep_sharing, cfg.shift)
-    g = dm_direction(accelerator.unwrap_model(fake), teacher, x, t, t_cond, uncond, cfg.guidance)
-    loss_g = dm_loss(x, g)
-    out["dm"] = loss_g.item()
-    if dm.regression_weight > 0:
-        jump = torch.from_numpy(rng.integers(0, cfg.steps, len(idx)))
-        reg = trajectory_guidance_loss(student, traj.states[idx], jump, timesteps, s_cond)
-        loss_g = loss_g + dm.regression_weight * reg
-        out["tg"] = reg.item()
-    opt_s.zero_grad(set_to_none=True)
-    accelerator.backward(loss_g)
-    opt_s.step()
-    return out
+                if main:
+                    unwrapped = {k: acc.unwrap_model(m) for k, m in run.modules().items()}
+                    save_checkpoint(ckpt_root, i + 1, unwrapped, run.optims(), run.rng)
+                acc.wait_for_everyone()
+    return acc.unwrap_model(run.student_w).eval()

@@ -38,7 +38,7 @@ class TrainConfig:
     batch: int = 64
     evaluator_steps: int = 1500
     vae_steps: int = 1500
-    teacher_steps: int = 9000
+    teacher_steps: int = 15000
     lr: float = 3e-4
     ema: float = 0.999
     drop_all: float = 0.1  # whole caption dropped: the CFG unconditional
