@@ -14,6 +14,7 @@ from accelerate import PartialState
 
 from fewstep.distill.config import FlashConfig
 from fewstep.distill.schedule import student_timesteps
+from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
 from fewstep.fsutil import atomic_dir, tree_digest
@@ -69,6 +70,9 @@ def distill(
             ),
         )
     student = train_student(pipe, traj, cfg, work, progress=progress)
+    split_record = None
+    if cfg.split_timestep.enabled:
+        student, split_record = split_timestep_finetune(pipe, traj, cfg, work, progress=progress)
     if not state.is_main_process:
         state.wait_for_everyone()
         return out_dir
@@ -85,6 +89,7 @@ def distill(
         "guidance": 1.0,
         "t5_free": cfg.t5_free,
         "teacher": str(teacher),
+        "split_timestep": split_record,
         "config": cfg.model_dump(mode="json"),
     }
     with atomic_dir(out_dir) as tmp:

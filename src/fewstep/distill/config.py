@@ -46,6 +46,17 @@ class DistributionMatching(_Config):
     gan: GAN = GAN()
 
 
+class SplitTimestep(_Config):
+    """Phase 3: two branches fine-tuned on disjoint student steps, merged by interpolation."""
+
+    enabled: bool = True
+    iterations: int = Field(100, ge=1, description="distribution-matching iterations per branch")
+    boundary: float = Field(0.5, gt=0, lt=1, description="branch A: steps with T > boundary; B: the rest")
+    ema: float = Field(0.99, ge=0, lt=1)
+    ratios: tuple[float, ...] = Field((0.0, 0.3, 0.5, 0.7, 1.0), min_length=1, description="merge ratios r tried")
+    eval_images: int = Field(200, ge=8, description="images per ratio on the alignment evaluator")
+
+
 class FlashConfig(_Config):
     """How to distil a K-step student from an SD3-family teacher."""
 
@@ -60,6 +71,7 @@ class FlashConfig(_Config):
     data: str = Field("shapes", description="'shapes' or 'imagefolder:PATH': training prompts")
     trajectory_guidance: TrajectoryGuidance = TrajectoryGuidance()
     distribution_matching: DistributionMatching = DistributionMatching()
+    split_timestep: SplitTimestep = SplitTimestep(enabled=False)
     checkpoint_every: int = Field(50, ge=1)
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from fewstep.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -57,7 +58,15 @@ def _pick(cond: tuple[torch.Tensor, torch.Tensor], idx) -> tuple[torch.Tensor, t
 class DistillRun:
     """State of one distillation run; `step(i)` performs global step i."""
 
-    def __init__(self, teacher_pipe, traj: Trajectories, cfg: FlashConfig, allowed_steps: list[int] | None = None):
+    def __init__(
+        self,
+        teacher_pipe,
+        traj: Trajectories,
+        cfg: FlashConfig,
+        allowed_steps: list[int] | None = None,
+        init: Path | None = None,
+        ema: float | None = None,
+    ):
         self.cfg, self.traj = cfg, traj
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         torch.manual_seed(cfg.seed + self.acc.process_index)
@@ -75,6 +84,11 @@ class DistillRun:
         self.use_gan = dm.gan.enabled and self.dm_iters > 0
         blocks = tuple(b for b in dm.gan.blocks if b < tcfg.num_layers) or (tcfg.num_layers - 1,)
         self.heads = DiscriminatorHeads(tcfg.num_attention_heads * tcfg.attention_head_dim, blocks)
+        if init is not None:  # continue from another run's checkpoint (split-timestep branches)
+            for name, module in (("student", self.student), ("fake", self.fake), ("heads", self.heads)):
+                module.load_state_dict(load_file(str(init / f"{name}.safetensors")))
+        self.ema_decay = ema
+        self.ema = copy.deepcopy(self.student).eval().requires_grad_(False) if ema is not None else None
         self.opt_s = torch.optim.AdamW(self.student.parameters(), tg.lr, weight_decay=0.0)
         fake_params = list(self.fake.parameters()) + (list(self.heads.parameters()) if self.use_gan else [])
         self.opt_f = torch.optim.AdamW(fake_params, dm.lr_fake, weight_decay=0.0)
@@ -90,7 +104,18 @@ class DistillRun:
         return start
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"student": self.student, "fake": self.fake, "heads": self.heads}
+        mods = {"student": self.student, "fake": self.fake, "heads": self.heads}
+        if self.ema is not None:
+            mods["ema"] = self.ema
+        return mods
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            student = self.acc.unwrap_model(self.student_w)
+            for e, p in zip(self.ema.parameters(), student.parameters()):
+                e.lerp_(p, 1 - self.ema_decay)
 
     def optims(self) -> dict[str, torch.optim.Optimizer]:
         return {"student": self.opt_s, "fake": self.opt_f}
@@ -121,6 +146,7 @@ class DistillRun:
         self.opt_s.zero_grad(set_to_none=True)
         self.acc.backward(loss)
         self.opt_s.step()
+        self._update_ema()
         return {"tg": loss.item()}
 
     def _real_x0(self, idx) -> torch.Tensor:
@@ -182,6 +208,7 @@ class DistillRun:
         self.opt_s.zero_grad(set_to_none=True)
         self.acc.backward(loss_g)
         self.opt_s.step()
+        self._update_ema()
         return out
 
 
@@ -192,9 +219,11 @@ def train_student(
     work: Path,
     progress: bool = True,
     allowed_steps: list[int] | None = None,
+    init: Path | None = None,
+    ema: float | None = None,
 ) -> torch.nn.Module:
-    """Run the enabled phases; return the trained (unwrapped) student transformer."""
-    run = DistillRun(teacher_pipe, traj, cfg, allowed_steps)
+    """Run the enabled phases; return the trained student (its EMA when `ema` is set)."""
+    run = DistillRun(teacher_pipe, traj, cfg, allowed_steps, init, ema)
     ckpt_root = work / "checkpoints"
     start = run.resume(ckpt_root)
     run.prepare()
@@ -217,4 +246,6 @@ def train_student(
                     unwrapped = {k: acc.unwrap_model(m) for k, m in run.modules().items()}
                     save_checkpoint(ckpt_root, i + 1, unwrapped, run.optims(), run.rng)
                 acc.wait_for_everyone()
+    if run.ema is not None:
+        return run.ema
     return acc.unwrap_model(run.student_w).eval()

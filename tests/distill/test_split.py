@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from fewstep.distill.api import distill, student_info
+from fewstep.distill.config import DistributionMatching, FlashConfig, SplitTimestep, TrajectoryGuidance
+from fewstep.distill.split import branch_steps, merge
+
+
+def test_branches_partition_the_student_steps():
+    assert branch_steps([1.0, 0.9, 0.75, 0.5, 0.0], 0.5) == ([0, 1, 2], [3])
+    with pytest.raises(ValueError, match="leave a branch empty"):
+        branch_steps([1.0, 0.9, 0.0], 0.5)
+
+
+def test_merge_interpolates_weights():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    m = merge(a, b, 0.3)
+    torch.testing.assert_close(m.weight, 0.3 * a.weight + 0.7 * b.weight)
+    torch.testing.assert_close(merge(a, b, 1.0).weight, a.weight)
+
+
+def test_split_timestep_records_the_chosen_ratio(tiny_pipeline_dir, tmp_path):
+    cfg = FlashConfig(
+        steps=2,
+        shift=1.0,
+        trajectory_guidance=TrajectoryGuidance(iterations=2, num_prompts=6, teacher_steps=4, batch=4),
+        distribution_matching=DistributionMatching(iterations=2, critic_ratio=1, batch=4),
+        split_timestep=SplitTimestep(enabled=True, iterations=2, boundary=0.6, ratios=(0.0, 0.5, 1.0), eval_images=8),
+    )
+    out = distill(tiny_pipeline_dir, cfg, tmp_path / "s", progress=False)
+    rec = student_info(out)["split_timestep"]
+    assert rec["branch_a_steps"] == [0] and rec["branch_b_steps"] == [1]
+    assert set(rec["scores"]) == {"0.0", "0.5", "1.0"} and rec["ratio"] in (0.0, 0.5, 1.0)
+    assert (tmp_path / ".s.work" / "split-a" / "losses.csv").exists()
