@@ -55,3 +55,21 @@ def test_override_model(tmp_path):
 def test_schema_is_json_and_lists_stage_kinds():
     schema = json.dumps(recipe_schema())
     assert "EvalStage" in schema and "ReportStage" in schema
+
+
+def test_every_shipped_recipe_is_valid():
+    from pathlib import Path
+
+    recipes = sorted(Path("recipes").rglob("*.yaml"))
+    assert len(recipes) >= 7
+    for path in recipes:
+        load_recipe(path)
+
+
+def test_nested_distill_fields_are_named():
+    msg = _err({"name": "x", "stages": [{"kind": "distill", "distribution_matching": {"critic_ratio": 0}}]})
+    assert "stages.0.distribution_matching.critic_ratio" in msg
+    msg = _err({"name": "x", "stages": [{"kind": "distill", "distribution_matching": {"gan": {"wieght": 1}}}]})
+    assert "stages.0.distribution_matching.gan.wieght" in msg and "weight" in msg
+    msg = _err({"name": "x", "stages": [{"kind": "distill", "steps": 3}]})
+    assert "stages.0.steps" in msg and "1, 2, 4 or 8" in msg
