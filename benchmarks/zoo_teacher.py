@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="zoo:shapes")
     ap.add_argument("--num-images", type=int, default=1000)
-    ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--steps", type=int, nargs="+", default=[28, 4])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")

@@ -131,7 +131,7 @@ def eval_cmd(
     steps: Annotated[int, typer.Option(min=1, help="sampling steps")] = 28,
     num_images: Annotated[int, typer.Option("--num-images", min=8, help="images (held-out prompts)")] = 1000,
     seed: Annotated[int, typer.Option(min=0)] = 0,
-    guidance: Annotated[float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG")] = 4.0,
+    guidance: Annotated[float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG")] = 2.0,
     batch: Annotated[int, typer.Option(min=1)] = 200,
     drop_t5: Annotated[bool, typer.Option("--drop-t5", help="zero-fill the T5 slot")] = False,
     grid: Annotated[Path | None, typer.Option("--grid", help="image grid PNG path")] = None,
@@ -231,6 +231,7 @@ def zoo_train(
     evaluator_steps: Annotated[int, typer.Option(min=1)] = 1500,
     vae_steps: Annotated[int, typer.Option(min=1)] = 1500,
     teacher_steps: Annotated[int, typer.Option(min=1)] = 15000,
+    decoder_steps: Annotated[int, typer.Option(min=0, help="decoder-only VAE fine-tune after the teacher")] = 2500,
     batch: Annotated[int, typer.Option(min=2)] = 64,
     install: Annotated[bool, typer.Option("--install", help="copy the result into the package's zoo")] = False,
 ) -> None:
@@ -245,6 +246,7 @@ def zoo_train(
         evaluator_steps=evaluator_steps,
         vae_steps=vae_steps,
         teacher_steps=teacher_steps,
+        decoder_steps=decoder_steps,
     )
     try:
         pipeline = train_all(cfg)

@@ -29,7 +29,7 @@ class EvalStage(_Config):
     name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to eval-<steps>)")
     model: str = Field("teacher", description="'teacher' (the recipe's model) or the name of an earlier stage")
     steps: int = Field(28, ge=1, le=1000)
-    guidance: float = Field(4.0, ge=0.0, le=30.0, description="classifier-free guidance scale (<= 1 disables CFG)")
+    guidance: float = Field(2.0, ge=0.0, le=30.0, description="classifier-free guidance scale (<= 1 disables CFG)")
     num_images: int = Field(200, ge=8, le=100_000)
     seed: int = Field(0, ge=0)
     batch: int = Field(200, ge=1, le=4096)

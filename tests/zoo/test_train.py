@@ -14,6 +14,7 @@ from fewstep.zoo.train import TrainConfig, train_all
 def _cfg(out, tiny_family, **kw):
     base = dict(
         out=out,
+        decoder_steps=2,
         evaluator_steps=3,
         vae_steps=3,
         teacher_steps=4,
@@ -85,3 +86,13 @@ def test_bad_data_sources_are_named(tmp_path):
     (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "missing.png", "text": "x"}))
     with pytest.raises(FileNotFoundError, match="missing.png"):
         open_source(f"imagefolder:{tmp_path}")
+
+
+def test_decoder_finetune_keeps_the_encoder(tmp_path, tiny_family):
+    train_all(_cfg(tmp_path / "e", tiny_family))
+    first = load_file(str(tmp_path / "e" / "vae" / "diffusion_pytorch_model.safetensors"))
+    final = load_file(str(tmp_path / "e" / "pipeline" / "vae" / "diffusion_pytorch_model.safetensors"))
+    enc = [k for k in first if k.startswith("encoder.")]
+    dec = [k for k in first if k.startswith("decoder.")]
+    assert enc and all(torch.equal(first[k], final[k]) for k in enc)
+    assert any(not torch.equal(first[k], final[k]) for k in dec)

@@ -31,7 +31,7 @@ class EvalConfig:
     steps: int = 28
     num_images: int = 1000
     seed: int = 0
-    guidance: float = 4.0
+    guidance: float = 2.0
     batch: int = 200
     drop_t5: bool = False
     progress: bool = True

@@ -39,6 +39,7 @@ class TrainConfig:
     evaluator_steps: int = 1500
     vae_steps: int = 1500
     teacher_steps: int = 15000
+    decoder_steps: int = 2500
     lr: float = 3e-4
     ema: float = 0.999
     drop_all: float = 0.1  # whole caption dropped: the CFG unconditional
@@ -156,6 +157,33 @@ def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
         vae.save_pretrained(str(tmp))
 
 
+def train_decoder(cfg: TrainConfig, out: Path) -> None:
+    """Sharpen the VAE decoder with the encoder frozen: latents, and so the teacher, are unchanged."""
+    source = open_source(cfg.data, cfg.family.resolution)
+    rng = np.random.default_rng(cfg.seed + 5)
+    torch.manual_seed(cfg.seed + 5)
+    vae = AutoencoderKL.from_pretrained(str(out / "vae"))
+    vae.encoder.requires_grad_(False)
+    vae.decoder.train()
+    opt = torch.optim.AdamW(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
+
+    def step(_: int) -> float:
+        x = _to_tensor(source.sample(rng, cfg.batch).images) * 2 - 1
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.sample()
+        recon = vae.decode(z).sample
+        loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    work = out / "work" / "decoder"
+    _loop("decoder", work, cfg.decoder_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
+    with atomic_dir(out / "vae_final") as tmp:
+        vae.eval().save_pretrained(str(tmp))
+
+
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters()):
@@ -206,7 +234,8 @@ def train_teacher(cfg: TrainConfig, out: Path, init: Path) -> None:
 def assemble(out: Path, init: Path, target: Path) -> None:
     """Write the trained teacher as one diffusers pipeline directory."""
     pipe = StableDiffusion3Pipeline.from_pretrained(str(init))
-    pipe.vae = AutoencoderKL.from_pretrained(str(out / "vae"))
+    final = out / "vae_final"
+    pipe.vae = AutoencoderKL.from_pretrained(str(final if final.exists() else out / "vae"))
     pipe.transformer = SD3Transformer2DModel.from_pretrained(str(out / "transformer"))
     with atomic_dir(target) as tmp:
         pipe.save_pretrained(str(tmp))
@@ -229,6 +258,8 @@ def train_all(cfg: TrainConfig) -> Path:
         train_vae(cfg, out, init)
     if not (out / "transformer" / "config.json").exists():
         train_teacher(cfg, out, init)
+    if cfg.decoder_steps > 0 and not (out / "vae_final" / "config.json").exists():
+        train_decoder(cfg, out)
     target = out / "pipeline"
     if not (target / "model_index.json").exists():
         assemble(out, init, target)
