@@ -5,11 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 
-@pytest.mark.slow
 def test_two_cpu_processes_under_accelerate_launch(tiny_pipeline_dir, tmp_path):
     cfg = {
         "steps": 2,
