@@ -53,6 +53,22 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
 
 
+def _pixels(source, rng: np.random.Generator, n: int) -> torch.Tensor:
+    """n training images as an NCHW tensor in [-1, 1]."""
+    return _to_tensor(source.sample(rng, n).images) * 2 - 1
+
+
+def _recon_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+
+
+def _optimize(opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def _cosine_lr(step: int, total: int, warmup: int = 200) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -115,11 +131,7 @@ def train_evaluator(cfg: TrainConfig, out: Path) -> None:
     def step(_: int) -> float:
         b = sd.sample_batch(rng, cfg.batch * 2, cfg.family.resolution, held_out=bool(rng.random() < 0.5))
         labels = {k: torch.from_numpy(v) for k, v in b.labels.items()}
-        loss = loss_fn(model(_augment(_to_tensor(b.images), gen)), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return _optimize(opt, loss_fn(model(_augment(_to_tensor(b.images), gen)), labels))
 
     work = out / "work" / "evaluator"
     _loop("evaluator", work, cfg.evaluator_steps, {"model": model}, {"opt": opt}, rng, step, cfg, {"augment": gen})
@@ -136,21 +148,17 @@ def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
     opt = torch.optim.AdamW(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
 
     def step(_: int) -> float:
-        x = _to_tensor(source.sample(rng, cfg.batch).images) * 2 - 1
+        x = _pixels(source, rng, cfg.batch)
         post = vae.encode(x).latent_dist
         recon = vae.decode(post.sample()).sample
         kl = post.kl().mean() / x[0].numel()
-        loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean() + 1e-4 * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return _optimize(opt, _recon_loss(recon, x) + 1e-4 * kl)
 
     work = out / "work" / "vae"
     _loop("vae", work, cfg.vae_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
     vae.eval()
     with torch.no_grad():
-        x = _to_tensor(source.sample(np.random.default_rng(cfg.seed + 3), 512).images) * 2 - 1
+        x = _pixels(source, np.random.default_rng(cfg.seed + 3), 512)
         z = vae.encode(x).latent_dist.mean
     vae.register_to_config(shift_factor=float(z.mean()), scaling_factor=float(1.0 / z.std()))
     with atomic_dir(out / "vae") as tmp:
@@ -168,15 +176,10 @@ def train_decoder(cfg: TrainConfig, out: Path) -> None:
     opt = torch.optim.AdamW(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
 
     def step(_: int) -> float:
-        x = _to_tensor(source.sample(rng, cfg.batch).images) * 2 - 1
+        x = _pixels(source, rng, cfg.batch)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.sample()
-        recon = vae.decode(z).sample
-        loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return _optimize(opt, _recon_loss(vae.decode(z).sample, x))
 
     work = out / "work" / "decoder"
     _loop("decoder", work, cfg.decoder_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
