@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fewstep.distill.api import student_info
 from fewstep.pipelines import load_pipeline, resolve_model, text_length
+from fewstep.runtime.noise import initial_noise as runtime_noise
 from fewstep.zoo import shapes_data as sd
 from fewstep.zoo.evaluator import ShapesEvaluator, alignment, frechet_distance, predict
 from fewstep.zoo.registry import zoo_path
@@ -39,10 +40,10 @@ class EvalConfig:
 
 
 def initial_noise(pipe, seed: int, n: int) -> torch.Tensor:
-    """Per-image noise from seed + i (independent of batching)."""
+    """Per-image noise from seed + i (fewstep's numpy convention, shared with the bundle runtime)."""
     cfg = pipe.transformer.config
     shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)])
+    return torch.from_numpy(runtime_noise(seed, n, shape))
 
 
 @torch.no_grad()

@@ -1,0 +1,106 @@
+"""`compile_bundle(model, CompileConfig(...), out)`: export -> quantize hook -> build -> gates -> bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fewstep import __version__
+from fewstep.compile.components import pipeline_components
+from fewstep.compile.config import CompileConfig, Shapes
+from fewstep.compile.export import export_onnx
+from fewstep.compile.sampling import sampling_for
+from fewstep.fsutil import atomic_dir, tree_digest
+from fewstep.gates.check import GateReport, run_gates
+from fewstep.pipelines import load_pipeline, resolve_model
+from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
+from fewstep.targets.registry import get_target
+
+TOKENIZERS = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
+
+
+class GateFailure(RuntimeError):
+    def __init__(self, report: GateReport, where: Path):
+        self.report = report
+        lines = "\n".join("  " + r.describe() for r in report.failures())
+        super().__init__(f"gates failed for {where}:\n{lines}\n(set require_gates: false to keep the bundle anyway)")
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    manifest["files"] = bundle_files(root)
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(root / MANIFEST)
+
+
+def compile_bundle(
+    model: str | Path, cfg: CompileConfig, out: Path, work_dir: Path | None = None
+) -> tuple[Path, GateReport]:
+    """Build a gated bundle for `cfg.target` at `out` (written atomically)."""
+    model_dir = resolve_model(model)
+    target = get_target(cfg.target)
+    target.require()
+    pipe = load_pipeline(model_dir)
+    sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance)
+    static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
+    out = Path(out)
+    work = Path(work_dir or out.with_name(f".{out.name}.work"))
+    work.mkdir(parents=True, exist_ok=True)
+    components: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    with atomic_dir(out) as tmp:
+        (tmp / "components").mkdir()
+        for name, comp in pipeline_components(pipe).items():
+            precision = cfg.component_precision.get(name, cfg.precision)
+            target.check_precision(precision)
+            cfg_batch = 2 if name == "transformer" and sampling.guidance > 1.0 else 1
+            start = time.perf_counter()
+            io = export_onnx(comp, work / f"{name}.onnx", cfg.batch * cfg_batch if static else None, cfg.exporter)
+            built = target.quantize(work / f"{name}.onnx", io, precision, None, work)
+            files = target.build(built, io, precision, tmp / "components")
+            timings[name] = round(time.perf_counter() - start, 3)
+            components[name] = {"io": io.to_json(), "files": files, "precision": precision}
+        tokenizers = {}
+        for enc, attr in TOKENIZERS.items():
+            tok = getattr(pipe, attr, None)
+            if enc in components and tok is not None:
+                tok.save_pretrained(str(tmp / "tokenizers" / enc))
+                tokenizers[enc] = {
+                    "path": f"tokenizers/{enc}",
+                    "max_length": int(pipe.tokenizer.model_max_length),
+                    "pad_token": str(tok.pad_token),
+                }
+        pipe.scheduler.save_config(str(tmp / "scheduler"))
+        tcfg = pipe.transformer.config
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fewstep_version": __version__,
+            "target": cfg.target,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "static_batch": cfg.batch if static else None,
+            "precision": {k: v["precision"] for k, v in components.items()},
+            "components": components,
+            "pipeline": {
+                "latent_shape": [tcfg.in_channels, tcfg.sample_size, tcfg.sample_size],
+                "image_size": int(pipe.vae_scale_factor * tcfg.sample_size),
+                "joint_attention_dim": tcfg.joint_attention_dim,
+                "t5_length": int(pipe.tokenizer.model_max_length),
+                "t5": "text_encoder_3" in components,
+                "negative_prompt": "",
+                "tokenizers": tokenizers,
+                **sampling.to_json(),
+            },
+            "source": {"model": str(model), "path": str(model_dir), "digest": tree_digest(model_dir)},
+            "config": cfg.model_dump(mode="json"),
+            "build_seconds": timings,
+        }
+        _write_manifest(tmp, manifest)
+        report = run_gates(Bundle.open(tmp), pipe, model_dir, sampling, cfg.gates)
+        manifest["gates"] = report.to_json()
+        _write_manifest(tmp, manifest)
+        if cfg.require_gates and not report.passed:
+            raise GateFailure(report, out)
+    return out, report

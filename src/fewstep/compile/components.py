@@ -1,0 +1,111 @@
+"""The pipeline's components as export-ready torch modules with named numpy-friendly I/O.
+
+Names follow diffusers (`text_encoder`, `text_encoder_2`, `text_encoder_3`, `transformer`)
+plus `vae_decoder`, which folds the latent un-scaling and the [-1, 1] -> [0, 1] mapping in,
+so the runtime needs no VAE config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fewstep.targets.base import ComponentIO, TensorSpec
+
+
+class ClipEncoder(nn.Module):
+    """token ids -> (penultimate hidden states, projected pooled embedding), as SD3 reads CLIP."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(input_ids, output_hidden_states=True)
+        return out.hidden_states[-2], out.text_embeds
+
+
+class T5Encoder(nn.Module):
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids)[0]
+
+
+class Transformer(nn.Module):
+    def __init__(self, transformer: nn.Module):
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
+        return self.transformer(
+            hidden_states=hidden_states,
+            timestep=timestep,
+            encoder_hidden_states=encoder_hidden_states,
+            pooled_projections=pooled_projections,
+        ).sample
+
+
+class VaeDecoder(nn.Module):
+    """Model latents -> image in [0, 1] (NCHW)."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+        self.scaling = float(vae.config.scaling_factor)
+        self.shift = float(vae.config.shift_factor or 0.0)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        image = self.vae.decode(latents / self.scaling + self.shift).sample
+        return (image / 2 + 0.5).clamp(0, 1)
+
+
+@dataclass
+class Component:
+    """A torch module to export, its interface, and example inputs for tracing."""
+
+    io: ComponentIO
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+
+
+def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
+    """Every component the pipeline keeps (T5 only when present)."""
+    length = int(pipe.tokenizer.model_max_length)
+    tcfg = pipe.transformer.config
+    c, s = tcfg.in_channels, tcfg.sample_size
+    seq = 2 * length  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)
+    ids = torch.zeros(batch, length, dtype=torch.long)
+    comps: dict[str, Component] = {}
+    for name in ("text_encoder", "text_encoder_2"):
+        ios = ComponentIO(name, (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states", "text_embeds"))
+        comps[name] = Component(ios, ClipEncoder(getattr(pipe, name)), (ids,))
+    if pipe.text_encoder_3 is not None:
+        ios = ComponentIO("text_encoder_3", (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states",))
+        comps["text_encoder_3"] = Component(ios, T5Encoder(pipe.text_encoder_3), (ids,))
+    tio = ComponentIO(
+        "transformer",
+        (
+            TensorSpec("hidden_states", ("batch", c, s, s)),
+            TensorSpec("timestep", ("batch",)),
+            TensorSpec("encoder_hidden_states", ("batch", seq, tcfg.joint_attention_dim)),
+            TensorSpec("pooled_projections", ("batch", tcfg.pooled_projection_dim)),
+        ),
+        ("sample",),
+    )
+    example = (
+        torch.randn(batch, c, s, s),
+        torch.full((batch,), 500.0),
+        torch.randn(batch, seq, tcfg.joint_attention_dim),
+        torch.randn(batch, tcfg.pooled_projection_dim),
+    )
+    comps["transformer"] = Component(tio, Transformer(pipe.transformer), example)
+    vio = ComponentIO("vae_decoder", (TensorSpec("latents", ("batch", c, s, s)),), ("image",))
+    comps["vae_decoder"] = Component(vio, VaeDecoder(pipe.vae), (torch.randn(batch, c, s, s),))
+    for comp in comps.values():
+        comp.module.eval()
+    return comps

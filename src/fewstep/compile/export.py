@@ -1,0 +1,65 @@
+"""torch -> ONNX export of one component, with dynamic or static axes, parity-checked."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewstep.compile.components import Component
+
+
+class Exporter(str, Enum):
+    torchscript = "torchscript"  # fast; the form ModelOpt's Q/DQ export needs
+    dynamo = "dynamo"  # torch.export based (opset 18)
+
+
+def static_example(comp: Component, batch: int) -> tuple[torch.Tensor, ...]:
+    """Example inputs resized along the batch axis."""
+    return tuple(t[:1].expand(batch, *t.shape[1:]).contiguous() for t in comp.example)
+
+
+@torch.no_grad()
+def export_onnx(comp: Component, path: Path, static_batch: int | None = None, exporter: Exporter = Exporter.torchscript):
+    """Export `comp` to `path`; with `static_batch` every axis is fixed. Returns the I/O used."""
+    io = comp.io
+    example = comp.example
+    if static_batch is not None:
+        io = replace(io, static_sizes={"batch": static_batch})
+        example = static_example(comp, static_batch)
+    names_in = [t.name for t in io.inputs]
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter is Exporter.torchscript:
+            axes = None
+            if static_batch is None:
+                axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs}
+                axes.update({o: {0: "batch"} for o in io.outputs})
+            torch.onnx.export(
+                comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs),
+                dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=True,
+            )
+        else:
+            shapes = None
+            if static_batch is None:
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                shapes = tuple({i: batch for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs)
+            torch.onnx.export(
+                comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs),
+                dynamic_shapes=shapes, opset_version=18, dynamo=True, external_data=False,
+            )
+    return io
+
+
+def torch_outputs(comp: Component, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the torch component on numpy inputs; outputs by name."""
+    args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in comp.io.inputs]
+    with torch.no_grad():
+        out = comp.module(*args)
+    out = out if isinstance(out, tuple) else (out,)
+    return {name: o.float().numpy() for name, o in zip(comp.io.outputs, out)}

@@ -1,0 +1,192 @@
+"""Run the gates of a bundle against the torch pipeline it was built from.
+
+- tensor: each bundle component on the torch run's own inputs (token ids, the transformer's
+  inputs at every sampling step, the final latents) vs the torch component;
+- image: end-to-end bundle images vs the diffusers pipeline's, same prompts and noise;
+- distribution: domain FID and alignment of bundle vs torch images (families with an evaluator).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fewstep.compile.components import pipeline_components
+from fewstep.compile.export import torch_outputs
+from fewstep.compile.sampling import Sampling
+from fewstep.gates import metrics
+from fewstep.gates.config import GateConfig, GateResult
+from fewstep.runtime.bundle import Bundle
+from fewstep.runtime.noise import initial_noise
+from fewstep.runtime.sampler import guided, sample
+
+GENERIC_PROMPTS = (
+    "a photo of a red apple on a wooden table",
+    "a watercolor painting of a lighthouse at dusk",
+    "two cats sleeping on a blue sofa",
+    "a city street in the rain at night, neon signs",
+    "a bowl of ramen, studio lighting",
+    "an astronaut riding a horse on the moon",
+    "a snowy mountain above a green valley",
+    "a yellow sports car parked by the sea",
+)
+
+
+def gate_prompts(model_dir: Path, n: int) -> tuple[list[str], list | None]:
+    """Held-out prompts of the family (with their specs when it has an evaluator)."""
+    if has_evaluator(model_dir):
+        from fewstep.zoo import shapes_data as sd
+
+        specs = sd.eval_prompts(n)
+        return [sd.caption(s) for s in specs], specs
+    return [GENERIC_PROMPTS[i % len(GENERIC_PROMPTS)] for i in range(n)], None
+
+
+def has_evaluator(model_dir: Path) -> bool:
+    """The zoo:shapes evaluator applies to models built with the zoo family's tokenizers."""
+    from fewstep.zoo.registry import WEIGHTS
+
+    mine = Path(model_dir) / "tokenizer" / "tokenizer.json"
+    zoo = WEIGHTS / "shapes" / "tokenizer" / "tokenizer.json"
+    if not (mine.exists() and zoo.exists()):
+        return False
+    # Same vocabulary and merges; padding/truncation settings may differ between saves.
+    return json.loads(mine.read_text()).get("model") == json.loads(zoo.read_text()).get("model")
+
+
+@dataclass
+class GateReport:
+    results: list[GateResult] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def failures(self) -> list[GateResult]:
+        return [r for r in self.results if not r.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        extra = {k: v for k, v in self.extra.items() if k != "images"}  # arrays stay out of JSON
+        return {"passed": self.passed, "results": [r.to_json() for r in self.results], **extra}
+
+
+def _token_ids(pipe, name: str, prompts: list[str]) -> np.ndarray:
+    tok = {"text_encoder": pipe.tokenizer, "text_encoder_2": pipe.tokenizer_2, "text_encoder_3": pipe.tokenizer_3}[name]
+    length = int(pipe.tokenizer.model_max_length)
+    ids = tok(prompts, padding="max_length", max_length=length, truncation=True, return_tensors="np").input_ids
+    return ids.astype(np.int64)
+
+
+def reference_inputs(pipe, prompts: list[str], sampling: Sampling, seed: int) -> dict[str, list[dict]]:
+    """Every component's inputs along the torch pipeline's own sampling run."""
+    from fewstep.pipelines import encode_prompts
+
+    comps = pipeline_components(pipe)
+    inputs: dict[str, list[dict]] = defaultdict(list)
+    for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+        if name in comps:
+            inputs[name].append({"input_ids": _token_ids(pipe, name, prompts)})
+    embeds, pooled = (t.numpy() for t in encode_prompts(pipe, prompts))
+    cond = {"encoder_hidden_states": embeds, "pooled_projections": pooled}
+    uncond = None
+    if sampling.guidance > 1.0:
+        e, p = (t.numpy() for t in encode_prompts(pipe, [""] * len(prompts)))
+        uncond = {"encoder_hidden_states": e, "pooled_projections": p}
+    transformer = comps["transformer"]
+
+    def velocity(x, t, c):
+        feeds = {"hidden_states": x, "timestep": t, **c}
+        inputs["transformer"].append(feeds)
+        return torch_outputs(transformer, feeds)["sample"]
+
+    shape = tuple(transformer.example[0].shape[1:])
+    step = guided(velocity, sampling.guidance)
+    x = sample(initial_noise(seed, len(prompts), shape), sampling.sigmas, lambda x, t: step(x, t, cond, uncond))
+    inputs["vae_decoder"].append({"latents": x})
+    return dict(inputs)
+
+
+def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig) -> list[GateResult]:
+    comps = pipeline_components(pipe)
+    g = cfg.tensor
+    results = []
+    for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed).items():
+        if name not in bundle.sessions:
+            continue
+        for feeds in feeds_list:
+            ref = torch_outputs(comps[name], feeds)
+            out = bundle.run_component(name, feeds)
+            where = name
+            if name == "transformer":
+                where = f"transformer@t={float(feeds['timestep'][0]) / 1000:.3f}"
+            for key in comps[name].io.outputs:
+                label = f"tensor/{where}/{key}" if len(comps[name].io.outputs) > 1 else f"tensor/{where}"
+                results.append(GateResult.check(f"{label}/cosine", metrics.cosine(out[key], ref[key]), g.cosine_min, ">="))
+                results.append(GateResult.check(f"{label}/rel_l2", metrics.relative_l2(out[key], ref[key]), g.rel_l2_max, "<="))
+                results.append(GateResult.check(f"{label}/max_abs", metrics.max_abs(out[key], ref[key]), g.max_abs_max, "<="))
+    return results
+
+
+def torch_images(pipe, prompts: list[str], sampling: Sampling, seed: int, batch: int = 200) -> np.ndarray:
+    """The diffusers pipeline's images for the same prompts and noise as the bundle's."""
+    from fewstep.zoo.evaluate import EvalConfig, generate
+
+    cfg = EvalConfig(
+        steps=sampling.steps, seed=seed, guidance=sampling.guidance, sigmas=sampling.call_sigmas, batch=batch,
+        progress=False,
+    )
+    return generate(pipe, prompts, cfg)
+
+
+def image_gates(bundle_images: np.ndarray, reference: np.ndarray, cfg: GateConfig) -> list[GateResult]:
+    g = cfg.image
+    return [
+        GateResult.check("image/psnr", metrics.psnr(bundle_images, reference), g.psnr_min, ">="),
+        GateResult.check("image/ssim", metrics.ssim(bundle_images, reference), g.ssim_min, ">="),
+    ]
+
+
+def distribution_gates(bundle: Bundle, pipe, sampling: Sampling, cfg: GateConfig) -> tuple[list[GateResult], dict]:
+    from fewstep.zoo import shapes_data as sd
+    from fewstep.zoo.evaluate import score
+
+    g = cfg.distribution
+    specs = sd.eval_prompts(g.num_images)
+    prompts = [sd.caption(s) for s in specs]
+    ref = score(torch_images(pipe, prompts, sampling, cfg.seed), specs)
+    got = score(bundle.generate(prompts, seed=cfg.seed), specs)
+    ratio = got["fid"] / max(ref["fid"], 1e-9)
+    drop = ref["alignment"] - got["alignment"]
+    results = [
+        GateResult.check("distribution/fid_ratio", ratio, g.fid_ratio_max, "<="),
+        GateResult.check("distribution/alignment_drop", drop, g.alignment_drop_max, "<="),
+    ]
+    keep = ("fid", "fid_real", "alignment", "per_category")
+    return results, {"torch": {k: ref[k] for k in keep}, "bundle": {k: got[k] for k in keep}, "images": len(specs)}
+
+
+@torch.no_grad()
+def run_gates(bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig) -> GateReport:
+    """All gates; the report keeps the image pairs' metrics and the distribution numbers."""
+    prompts, _ = gate_prompts(model_dir, cfg.num_prompts)
+    report = GateReport()
+    report.results += tensor_gates(bundle, pipe, prompts, sampling, cfg)
+    reference = torch_images(pipe, prompts, sampling, cfg.seed)
+    images = bundle.generate(prompts, seed=cfg.seed)
+    report.results += image_gates(images, reference, cfg)
+    report.extra["images"] = {"torch": reference, "bundle": images, "prompts": prompts}
+    enabled = cfg.distribution.enabled
+    if enabled is None:
+        enabled = has_evaluator(model_dir)
+    if enabled:
+        results, numbers = distribution_gates(bundle, pipe, sampling, cfg)
+        report.results += results
+        report.extra["distribution"] = numbers
+    return report

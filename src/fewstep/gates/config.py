@@ -1,0 +1,85 @@
+"""Gate thresholds (recipe-facing, typed) and gate results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorGates(_Config):
+    """Per component, on held-out inputs at every student timestep, bundle vs torch."""
+
+    cosine_min: float = Field(0.999, ge=-1, le=1)
+    rel_l2_max: float = Field(0.05, gt=0)
+    max_abs_max: float | None = Field(0.1, gt=0, description="null records max-abs without gating it")
+
+
+class ImageGates(_Config):
+    """End-to-end images, bundle vs torch student, same prompts and seeds."""
+
+    psnr_min: float = Field(30.0, description="mean PSNR in dB")
+    ssim_min: float = Field(0.95, ge=-1, le=1)
+
+
+class DistributionGates(_Config):
+    """Domain FID and alignment of bundle images vs the torch student (families with an evaluator)."""
+
+    enabled: bool | None = Field(None, description="null: on when the model belongs to a family with an evaluator")
+    num_images: int = Field(200, ge=16, le=100_000)
+    fid_ratio_max: float = Field(1.10, gt=0, description="bundle FID / torch-student FID")
+    alignment_drop_max: float = Field(0.02, ge=0)
+
+
+class GateConfig(_Config):
+    num_prompts: int = Field(8, ge=1, le=1024, description="held-out prompts for the tensor and image gates")
+    seed: int = Field(4242, ge=0)
+    tensor: TensorGates = TensorGates()
+    image: ImageGates = ImageGates()
+    distribution: DistributionGates = DistributionGates()
+
+
+@dataclass
+class GateResult:
+    """One checked number: passed when finite and on the right side of its threshold."""
+
+    gate: str  # e.g. "tensor/transformer@t=0.750/cosine"
+    value: float
+    threshold: float | None
+    op: str  # ">=" or "<="; "" for a recorded, ungated number
+    passed: bool
+
+    @classmethod
+    def check(cls, gate: str, value: float, threshold: float | None, op: str) -> GateResult:
+        value = float(value)
+        if not math.isfinite(value):
+            return cls(gate, value, threshold, op or "finite", False)
+        if threshold is None:
+            return cls(gate, value, None, "", True)
+        ok = value >= threshold if op == ">=" else value <= threshold
+        return cls(gate, value, threshold, op, ok)
+
+    def describe(self) -> str:
+        if not math.isfinite(self.value):
+            return f"{self.gate}: {self.value} (NaN/Inf) — FAILED"
+        if self.threshold is None:
+            return f"{self.gate}: {self.value:.6g} (recorded)"
+        margin = self.value - self.threshold
+        verdict = "ok" if self.passed else "FAILED"
+        return f"{self.gate}: {self.value:.6g} {self.op} {self.threshold:g} (margin {margin:+.4g}) — {verdict}"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not math.isfinite(self.value):
+            d["value"] = str(self.value)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GateResult:
+        return cls(d["gate"], float(d["value"]), d["threshold"], d["op"], bool(d["passed"]))

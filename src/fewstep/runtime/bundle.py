@@ -1,0 +1,204 @@
+"""Open a bundle (verifying every file's sha256) and generate images with its target runtime.
+
+Layout of a bundle directory:
+    manifest.json            what made it, per-component precision and I/O, sigmas, hashes, gates
+    components/<name>.*      the target's files (ONNX, OpenVINO IR, ...)
+    tokenizers/<name>/       tokenizer.json per text encoder
+    scheduler/               the diffusers scheduler config (for reference)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fewstep.runtime.noise import initial_noise
+from fewstep.runtime.sampler import guided, sample
+from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
+
+FORMAT = "fewstep-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CLIP = ("text_encoder", "text_encoder_2")
+T5 = "text_encoder_3"
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be used (missing, tampered with, or made by an unknown format)."""
+
+
+def is_bundle(path: str | Path) -> bool:
+    f = Path(path) / MANIFEST
+    if not f.is_file():
+        return False
+    try:
+        return json.loads(f.read_text()).get("format") == FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_files(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` except the manifest, by relative path."""
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): _sha256(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
+    }
+
+
+def verify(root: Path, manifest: dict[str, Any]) -> None:
+    """Raise BundleError naming every file that is missing, extra or changed."""
+    expected = manifest.get("files", {})
+    actual = bundle_files(root)
+    problems = [f"missing: {p}" for p in sorted(set(expected) - set(actual))]
+    problems += [f"changed: {p}" for p in sorted(set(expected) & set(actual)) if expected[p] != actual[p]]
+    problems += [f"unexpected: {p}" for p in sorted(set(actual) - set(expected))]
+    if problems:
+        raise BundleError(f"bundle {root} does not match its manifest ({'; '.join(problems)}); rebuild it")
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: call `generate` for images (N, H, W, 3) float32 in [0, 1]."""
+
+    root: Path
+    manifest: dict[str, Any]
+    sessions: dict[str, Any]
+    tokenizers: dict[str, PromptTokenizer]
+
+    @classmethod
+    def open(cls, path: str | Path, check: bool = True, threads: int | None = None) -> Bundle:
+        from fewstep.targets.base import ComponentIO
+        from fewstep.targets.registry import get_target
+
+        root = Path(path)
+        if not (root / MANIFEST).is_file():
+            raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
+        manifest = json.loads((root / MANIFEST).read_text())
+        if manifest.get("format") != FORMAT:
+            raise BundleError(f"{root / MANIFEST}: not a fewstep bundle manifest")
+        if manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise BundleError(f"{root}: bundle format {manifest['format_version']} is newer than this fewstep reads")
+        if check:
+            verify(root, manifest)
+        target = get_target(manifest["target"])
+        sessions = {}
+        for name, comp in manifest["components"].items():
+            io = ComponentIO.from_json(comp["io"])
+            sessions[name] = target.load(root / "components", comp["files"], io, threads=threads)
+        tokenizers = {
+            name: PromptTokenizer(root / spec["path"], TokenizerSpec(**spec))
+            for name, spec in manifest["pipeline"]["tokenizers"].items()
+        }
+        return cls(root, manifest, sessions, tokenizers)
+
+    # -- pipeline pieces -------------------------------------------------------------
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        return self.manifest["pipeline"]
+
+    @property
+    def static_batch(self) -> int | None:
+        return self.manifest.get("static_batch")
+
+    def run_component(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a component, chunking/padding the batch to a static bundle's fixed size."""
+        session = self.sessions[name]
+        n = next(iter(feeds.values())).shape[0]
+        size = self.manifest["components"][name]["io"].get("static_sizes", {}).get("batch")
+        if not size or size == n:
+            out = session.run(feeds)
+        else:
+            parts = []
+            for i in range(0, n, size):
+                chunk = {k: v[i : i + size] for k, v in feeds.items()}
+                m = next(iter(chunk.values())).shape[0]
+                if m < size:
+                    chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - m, 0)]) for k, v in chunk.items()}
+                parts.append({k: v[:m] for k, v in session.run(chunk).items()})
+            out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        for k, v in out.items():
+            if not np.isfinite(v).all():
+                raise FloatingPointError(f"{name}: output {k!r} contains NaN or Inf")
+        return out
+
+    def encode(self, prompts: list[str]) -> dict[str, np.ndarray]:
+        """(encoder_hidden_states, pooled_projections) as StableDiffusion3Pipeline builds them."""
+        p = self.pipeline
+        hidden, pooled = [], []
+        for name in CLIP:
+            out = self.run_component(name, {"input_ids": self.tokenizers[name](prompts)})
+            hidden.append(out["hidden_states"])
+            pooled.append(out["text_embeds"])
+        clip = np.concatenate(hidden, -1)
+        width = p["joint_attention_dim"]
+        clip = np.pad(clip, ((0, 0), (0, 0), (0, width - clip.shape[-1])))
+        if T5 in self.sessions:
+            t5 = self.run_component(T5, {"input_ids": self.tokenizers[T5](prompts)})["hidden_states"]
+        else:  # T5 dropped: the slot is zero-filled, as diffusers does without text_encoder_3
+            t5 = np.zeros((len(prompts), p["t5_length"], width), np.float32)
+        return {
+            "encoder_hidden_states": np.concatenate([clip, t5], 1).astype(np.float32),
+            "pooled_projections": np.concatenate(pooled, -1).astype(np.float32),
+        }
+
+    def velocity(self, x: np.ndarray, t: np.ndarray, cond: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run_component("transformer", {"hidden_states": x, "timestep": t, **cond})["sample"]
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        image = self.run_component("vae_decoder", {"latents": latents})["image"]
+        return np.clip(image.transpose(0, 2, 3, 1), 0.0, 1.0)
+
+    def generate(
+        self,
+        prompts: list[str] | str,
+        seed: int = 0,
+        num_images: int | None = None,
+        latents: np.ndarray | None = None,
+        batch: int = 64,
+    ) -> np.ndarray:
+        """Images for `prompts` (a prompt is repeated to `num_images`); image i is seeded seed + i."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if num_images is not None:
+            prompts = [prompts[i % len(prompts)] for i in range(num_images)]
+        p = self.pipeline
+        if latents is None:
+            latents = initial_noise(seed, len(prompts), p["latent_shape"])
+        fn = guided(self.velocity, p["guidance"])
+        uncond = self.encode([p.get("negative_prompt", "")]) if p["guidance"] > 1.0 else None
+        out = []
+        for i in range(0, len(prompts), batch):
+            cond = self.encode(prompts[i : i + batch])
+            n = len(cond["pooled_projections"])
+            un = {k: np.repeat(v, n, 0) for k, v in uncond.items()} if uncond else None
+            x = sample(latents[i : i + batch], p["sigmas"], lambda x, t, c=cond, u=un: fn(x, t, c, u))
+            out.append(self.decode(x))
+        return np.concatenate(out)
+
+
+def save_png(images: np.ndarray, path: str | Path) -> list[Path]:
+    """Write images (N, H, W, 3) in [0, 1]; several images get -0, -1, ... suffixes."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path] if len(images) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(images))]
+    for im, p in zip(images, paths):
+        tmp = p.with_name(f".{p.name}.tmp")
+        Image.fromarray((np.clip(im, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
+        tmp.replace(p)
+    return paths

@@ -1,0 +1,132 @@
+"""The target contract: what a deployment backend declares and the hooks it implements.
+
+A target consumes a component exported to `export_format` (ONNX for the built-ins), turns
+it into its own deployable files at a precision (`build`), and runs them (`load` returns a
+`Session`: numpy in, numpy out). Vendor SDKs are imported inside the hooks only, so listing
+targets never imports them. Third-party targets register the same way as the built-ins,
+through the `fewstep.targets` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+class MissingExtraError(ImportError):
+    """A target's SDK is not installed; the message says which extra to install."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input: its name, shape (ints, or names for dynamic axes) and dtype."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+
+    def static(self, sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(sizes[d] if isinstance(d, str) else d for d in self.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TensorSpec:
+        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "float32"))
+
+
+@dataclass(frozen=True)
+class ComponentIO:
+    """A pipeline component's interface as exported."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...]
+    static_sizes: dict[str, int] = field(default_factory=dict)  # empty: dynamic axes stay dynamic
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": list(self.outputs),
+            "static_sizes": dict(self.static_sizes),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ComponentIO:
+        return cls(d["name"], tuple(TensorSpec.from_json(t) for t in d["inputs"]), tuple(d["outputs"]),
+                   dict(d.get("static_sizes", {})))
+
+
+class Session(Protocol):
+    """A loaded component: named numpy inputs to named numpy outputs."""
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class Target(ABC):
+    """Base class of every deployment target (built-in or third-party)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    extra: ClassVar[str]  # pip extra that installs the SDK: pip install 'fewstep[<extra>]'
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the SDK provides
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    export_format: ClassVar[str] = "onnx"
+    device: ClassVar[str] = "cpu"
+    prefers_static: ClassVar[bool] = False  # static shapes run faster on this target
+
+    def missing(self) -> list[str]:
+        """Modules this target needs that are not installed (found without importing them)."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def unavailable_reason(self) -> str | None:
+        """Why this target cannot run here, or None. May import the SDK (not used for listing)."""
+        if missing := self.missing():
+            return f"missing {', '.join(missing)}: pip install 'fewstep[{self.extra}]'"
+        return None
+
+    def require(self) -> None:
+        """Raise a clear error when the SDK is missing."""
+        if missing := self.missing():
+            raise MissingExtraError(
+                f"target {self.name!r} needs {', '.join(missing)}: pip install 'fewstep[{self.extra}]'"
+            )
+
+    def check_precision(self, precision: str) -> None:
+        if precision not in self.precisions:
+            raise ValueError(
+                f"target {self.name!r} does not support precision {precision!r}; allowed: {', '.join(self.precisions)}"
+            )
+
+    def quantize(self, model: Path, io: ComponentIO, precision: str, calibration: Any, out_dir: Path) -> Path:
+        """Hook for calibrated schemes (INT8/INT4): return the model file to build from.
+
+        Float precisions need no calibration, so the default passes the model through.
+        """
+        return model
+
+    @abstractmethod
+    def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
+        """Write the deployable files for one component into `out_dir`; return their names."""
+
+    @abstractmethod
+    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
+        """Open a built component for inference."""
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "extra": self.extra,
+            "precisions": list(self.precisions),
+            "export_format": self.export_format,
+            "device": self.device,
+            "prefers_static": self.prefers_static,
+        }

@@ -1,0 +1,52 @@
+"""OpenVINO on the CPU: ONNX converted to IR, reshaped to static shapes before compiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from fewstep.targets.base import ComponentIO, Session, Target
+
+
+class OVSession:
+    def __init__(self, compiled):
+        self.request = compiled.create_infer_request()
+        self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = self.request.infer(feeds)
+        return {name: np.array(result[port]) for port, name in self.outputs}
+
+
+class OpenVINOCPU(Target):
+    name: ClassVar[str] = "openvino-cpu"
+    description: ClassVar[str] = "OpenVINO runtime, CPU plugin (IR built from ONNX)"
+    extra: ClassVar[str] = "openvino"
+    requires: ClassVar[tuple[str, ...]] = ("openvino",)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights")
+    prefers_static: ClassVar[bool] = True
+
+    def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
+        self.require()
+        self.check_precision(precision)
+        import openvino as ov
+
+        ir = ov.convert_model(str(model))
+        if io.static_sizes:  # reshape before compile: the CPU plugin specialises kernels
+            ir.reshape({t.name: ov.PartialShape(list(t.static(io.static_sizes))) for t in io.inputs})
+        xml = Path(out_dir) / f"{io.name}.xml"
+        # save_model compresses weights to fp16 by default; fp32 bundles must opt out.
+        ov.save_model(ir, str(xml), compress_to_fp16=precision == "fp16-weights")
+        return [xml.name, xml.with_suffix(".bin").name]
+
+    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
+        self.require()
+        import openvino as ov
+
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(str(Path(folder) / files[0]), "CPU", config)
+        return OVSession(compiled)
