@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fewstep import __version__
+from fewstep.cli_deploy import register as register_deploy_commands
 
 app = typer.Typer(help="fewstep: distil and deploy few-step rectified-flow text-to-image models.", no_args_is_help=True)
 recipe_app = typer.Typer(help="Check recipes and print their schema.", no_args_is_help=True)
@@ -52,6 +53,7 @@ def run(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Run a recipe: every stage in order, skipping stages whose outputs are current."""
+    from fewstep.compile.build import GateFailure
     from fewstep.recipe import RecipeError, load_recipe
     from fewstep.runner import run_recipe
 
@@ -67,6 +69,8 @@ def run(
 
     try:
         results = run_recipe(rec, run_dir, set(force or ()), progress=progress and not as_json, on_stage=on_stage)
+    except GateFailure as e:
+        _fail(str(e), code=1)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
         _fail(str(e).strip("'\""))
     summary = {
@@ -93,6 +97,13 @@ def run(
     for r in results:
         table.add_row(r.name, r.status, f"{r.seconds:.1f}", json.dumps(r.summary, default=str))
     out.print(table)
+    for r in results:
+        if r.kind == "compile" and (r.out / "bundle").exists():
+            out.print(f'try: fewstep generate {r.out / "bundle"} "a red circle left of a blue square" -o image.png')
+            break
+    report = next((r.out / "report.html" for r in results if r.kind == "report"), None)
+    if report is not None:
+        out.print(f"report: {report}")
 
 
 @recipe_app.command("check")
@@ -134,23 +145,38 @@ def eval_cmd(
     guidance: Annotated[float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG")] = 2.0,
     batch: Annotated[int, typer.Option(min=1)] = 200,
     drop_t5: Annotated[bool, typer.Option("--drop-t5", help="zero-fill the T5 slot")] = False,
+    guidance_interval: Annotated[
+        str | None, typer.Option("--guidance-interval", help="LO,HI: CFG only where LO <= sigma <= HI")
+    ] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="image grid PNG path")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Score a model on the held-out prompts: domain FID and alignment (overall, per category)."""
+    """Score a model or a compiled bundle on the held-out prompts: domain FID and alignment.
+
+    MODEL is zoo:<name>, a diffusers pipeline directory, or a bundle directory (run through
+    the torch-free runtime with the bundle's own steps and guidance).
+    """
+    from fewstep.runtime.bundle import BundleError
     from fewstep.zoo.evaluate import EvalConfig, evaluate
 
+    interval = None
+    if guidance_interval:
+        try:
+            lo, hi = (float(v) for v in guidance_interval.split(","))
+        except ValueError:
+            _fail(f"--guidance-interval: expected LO,HI (two numbers in [0, 1]), got {guidance_interval!r}")
+        interval = (lo, hi)
     name = model.replace("zoo:", "").replace("/", "_").strip("_.") or "model"
     grid = grid or Path("runs") / "eval" / f"{name}-{steps}steps.png"
-    cfg = EvalConfig(steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json)
+    cfg = EvalConfig(steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval)
     try:
         result = evaluate(model, cfg, grid=grid)
-    except (FileNotFoundError, KeyError) as e:
+    except (FileNotFoundError, KeyError, BundleError) as e:
         _fail(str(e).strip("'\""))
     if as_json:
         _print_json(result)
         return
-    out.print(f"{model} @ {steps} steps, {result['images']} images, guidance {guidance}")
+    out.print(f"{model} @ {result['steps']} steps, {result['images']} images, guidance {result['guidance']}")
     out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {result['alignment']:.3f}")
     out.print("  per category: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_category"].items()))
     out.print("  per prompt kind: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_kind"].items()))
@@ -258,6 +284,9 @@ def zoo_train(
 
         for dest in install_trained(output):
             out.print(f"installed {dest}")
+
+
+register_deploy_commands(app)
 
 
 def main() -> None:  # pragma: no cover

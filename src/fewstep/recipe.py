@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fewstep.compile.config import CompileConfig
 from fewstep.distill.config import FlashConfig
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -27,13 +28,16 @@ class EvalStage(_Config):
 
     kind: Literal["eval"] = "eval"
     name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to eval-<steps>)")
-    model: str = Field("teacher", description="'teacher' (the recipe's model) or the name of an earlier stage")
+    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
     steps: int = Field(28, ge=1, le=1000)
     guidance: float = Field(2.0, ge=0.0, le=30.0, description="classifier-free guidance scale (<= 1 disables CFG)")
     num_images: int = Field(200, ge=8, le=100_000)
     seed: int = Field(0, ge=0)
     batch: int = Field(200, ge=1, le=4096)
     drop_t5: bool = Field(False, description="run with the T5 slot zero-filled")
+    guidance_interval: tuple[float, float] | None = Field(
+        None, description="[lo, hi]: apply CFG only where lo <= sigma <= hi (limited-interval guidance)"
+    )
 
 
 class DistillStage(FlashConfig):
@@ -41,7 +45,15 @@ class DistillStage(FlashConfig):
 
     kind: Literal["distill"] = "distill"
     name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to distill)")
-    model: str = Field("teacher", description="'teacher' (the recipe's model) or the name of an earlier stage")
+    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
+
+
+class CompileStage(CompileConfig):
+    """Export, build and gate a deployable bundle of a model for one target."""
+
+    kind: Literal["compile"] = "compile"
+    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to compile-<target>-<precision>)")
+    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
 
 
 class ReportStage(_Config):
@@ -52,7 +64,7 @@ class ReportStage(_Config):
     title: str | None = None
 
 
-Stage = Annotated[Union[EvalStage, DistillStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
+Stage = Annotated[Union[EvalStage, DistillStage, CompileStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
 
 
 class Recipe(_Config):
@@ -76,13 +88,21 @@ class Recipe(_Config):
         for i, stage in enumerate(self.stages):
             name = stage_name(stage, i)
             ref = getattr(stage, "model", "teacher")
-            if ref != "teacher" and ref not in seen:
+            if ref != "teacher" and ref not in seen and not is_model_path(ref):
                 earlier = ", ".join(sorted(seen)) or "none"
-                raise ValueError(f"stages.{i}.model: {ref!r} is neither 'teacher' nor an earlier stage ({earlier})")
+                raise ValueError(
+                    f"stages.{i}.model: {ref!r} is neither 'teacher', an earlier stage ({earlier}), "
+                    "zoo:<name> nor a directory path"
+                )
             if name in seen:
                 raise ValueError(f"stages.{i}: duplicate stage name {name!r}; give each stage a unique 'name'")
             seen.add(name)
         return self
+
+
+def is_model_path(ref: str) -> bool:
+    """A stage's `model` may also name a model directly: zoo:<name> or a path."""
+    return ref.startswith("zoo:") or "/" in ref
 
 
 STAGE_TYPES: dict[str, type[_Config]] = {t.model_fields["kind"].default: t for t in get_args(get_args(Stage)[0])}
@@ -94,6 +114,8 @@ def stage_name(stage: _Config, index: int) -> str:
         return stage.name  # type: ignore[attr-defined]
     if isinstance(stage, EvalStage):
         return f"eval-{stage.steps}"
+    if isinstance(stage, CompileStage):
+        return f"compile-{stage.target}-{stage.precision}"
     return stage.kind  # type: ignore[attr-defined]
 
 

@@ -41,7 +41,11 @@ class StageContext:
             from fewstep.pipelines import resolve_model
 
             return self.model_override or resolve_model(self.recipe.model)
-        return self.outputs[ref]
+        if ref in self.outputs:
+            return self.outputs[ref]
+        from fewstep.pipelines import resolve_model
+
+        return resolve_model(ref)
 
     def work_dir(self, name: str) -> Path:
         path = self.run_dir / ".work" / name

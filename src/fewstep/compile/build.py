@@ -43,7 +43,7 @@ def compile_bundle(
     target = get_target(cfg.target)
     target.require()
     pipe = load_pipeline(model_dir)
-    sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance)
+    sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance, cfg.guidance_interval)
     static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
     out = Path(out)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))

@@ -31,6 +31,9 @@ class CompileConfig(BaseModel):
     exporter: Exporter = Exporter.torchscript
     steps: int | None = Field(None, ge=1, le=1000, description="null: the student's K (or 28 for a plain pipeline)")
     guidance: float | None = Field(None, ge=0, le=30, description="null: the student's (1.0) or 7.0")
+    guidance_interval: tuple[float, float] | None = Field(
+        None, description="[lo, hi]: CFG only where lo <= sigma <= hi (plain pipelines)"
+    )
     gates: GateConfig = GateConfig()
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
     measure: bool = Field(True, description="measure latency and peak memory of bundle and torch model")

@@ -107,7 +107,7 @@ def reference_inputs(pipe, prompts: list[str], sampling: Sampling, seed: int) ->
         return torch_outputs(transformer, feeds)["sample"]
 
     shape = tuple(transformer.example[0].shape[1:])
-    step = guided(velocity, sampling.guidance)
+    step = guided(velocity, sampling.guidance, sampling.guidance_interval)
     x = sample(initial_noise(seed, len(prompts), shape), sampling.sigmas, lambda x, t: step(x, t, cond, uncond))
     inputs["vae_decoder"].append({"latents": x})
     return dict(inputs)
@@ -140,7 +140,7 @@ def torch_images(pipe, prompts: list[str], sampling: Sampling, seed: int, batch:
 
     cfg = EvalConfig(
         steps=sampling.steps, seed=seed, guidance=sampling.guidance, sigmas=sampling.call_sigmas, batch=batch,
-        progress=False,
+        progress=False, guidance_interval=sampling.guidance_interval,
     )
     return generate(pipe, prompts, cfg)
 

@@ -178,7 +178,7 @@ class Bundle:
         p = self.pipeline
         if latents is None:
             latents = initial_noise(seed, len(prompts), p["latent_shape"])
-        fn = guided(self.velocity, p["guidance"])
+        fn = guided(self.velocity, p["guidance"], p.get("guidance_interval"))
         uncond = self.encode([p.get("negative_prompt", "")]) if p["guidance"] > 1.0 else None
         out = []
         for i in range(0, len(prompts), batch):

@@ -23,11 +23,25 @@ def sample(latents: np.ndarray, sigmas: Sequence[float], velocity: Velocity, tim
     return x
 
 
-def guided(velocity_fn: Callable[..., np.ndarray], scale: float) -> Callable[..., np.ndarray]:
-    """Classifier-free guidance: v_u + scale * (v_c - v_u), the unconditional half first."""
+def in_interval(t: float, interval: Sequence[float] | None, timestep_scale: float = 1000.0) -> bool:
+    """Whether guidance applies at timestep t (interval in sigma units, inclusive)."""
+    if interval is None:
+        return True
+    sigma = t / timestep_scale
+    return interval[0] - 1e-6 <= sigma <= interval[1] + 1e-6
+
+
+def guided(
+    velocity_fn: Callable[..., np.ndarray], scale: float, interval: Sequence[float] | None = None
+) -> Callable[..., np.ndarray]:
+    """Classifier-free guidance: v_u + scale * (v_c - v_u), the unconditional half first.
+
+    With `interval = (lo, hi)` guidance applies only where lo <= sigma <= hi (limited-interval
+    guidance, Kynkäänniemi et al. 2024); elsewhere the conditional velocity is used alone.
+    """
 
     def fn(x: np.ndarray, t: np.ndarray, cond: dict, uncond: dict) -> np.ndarray:
-        if scale <= 1.0:
+        if scale <= 1.0 or not in_interval(float(t[0]), interval):
             return velocity_fn(x, t, cond)
         both = {k: np.concatenate([uncond[k], cond[k]]) for k in cond}
         v = velocity_fn(np.concatenate([x, x]), np.concatenate([t, t]), both)

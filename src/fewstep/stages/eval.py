@@ -25,6 +25,7 @@ class EvalStageImpl:
             guidance=cfg.guidance,
             batch=cfg.batch,
             drop_t5=cfg.drop_t5,
+            guidance_interval=cfg.guidance_interval,
             progress=ctx.progress,
         )
         result = evaluate(ctx.model_dir(cfg.model), ecfg, grid=out / "grid.png")

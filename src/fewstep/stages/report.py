@@ -1,4 +1,5 @@
-"""The `report` stage: every earlier stage's metrics and image grids in one HTML + JSON."""
+"""The `report` stage: every earlier stage's metrics, image grids, gates and bundle measurements
+in one `report.html` + `report.json`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from fewstep.recipe import ReportStage
 from fewstep.runner import MANIFEST, StageContext, register_stage
 
 METRIC_COLUMNS = ("steps", "guidance", "images", "fid", "fid_real", "alignment", "seconds_per_image")
+BUNDLE_COLUMNS = ("stage", "target", "precision", "gates", "failed", "PSNR dB", "SSIM", "FID ratio",
+                  "align drop", "latency s", "torch latency s", "speed-up", "peak RSS MB", "torch RSS MB", "size MB")
 
 
 def _fmt(value: Any) -> str:
@@ -21,29 +24,78 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _table(head: tuple[str, ...] | list[str], rows: list[list[Any]]) -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def bundle_row(r: dict[str, Any]) -> list[Any]:
+    m = r["metrics"]
+    gates = {g["gate"]: g for g in m["gates"]["results"]}
+
+    def value(name: str) -> Any:
+        return gates[name]["value"] if name in gates else ""
+
+    precision = sorted(set(m["precision"].values()))
+    rt, tt = m.get("runtime", {}), m.get("torch", {})
+    return [
+        r["stage"], m["target"], "/".join(precision), "pass" if m["gates"]["passed"] else "FAIL",
+        sum(not g["passed"] for g in m["gates"]["results"]), value("image/psnr"), value("image/ssim"),
+        value("distribution/fid_ratio"), value("distribution/alignment_drop"), rt.get("latency_s", ""),
+        tt.get("latency_s", ""), m.get("speedup_vs_torch", ""), rt.get("peak_rss_mb", ""), tt.get("peak_rss_mb", ""),
+        m["bundle_bytes"] / 1e6,
+    ]
+
+
 def render_html(title: str, rows: list[dict[str, Any]]) -> str:
-    cats = sorted({c for r in rows for c in r.get("metrics", {}).get("per_category", {})})
-    head = "".join(f"<th>{c}</th>" for c in ("stage", *METRIC_COLUMNS, *cats))
-    body = []
-    for r in rows:
-        m = r.get("metrics", {})
-        cells = [html.escape(r["stage"])] + [_fmt(m.get(c, "")) for c in METRIC_COLUMNS]
-        cells += [_fmt(m.get("per_category", {}).get(c, "")) for c in cats]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    evals = [r for r in rows if r["kind"] == "eval"]
+    bundles = [r for r in rows if r["kind"] == "compile"]
+    cats = sorted({c for r in evals for c in r.get("metrics", {}).get("per_category", {})})
+    eval_rows = [
+        [r["stage"]] + [r["metrics"].get(c, "") for c in METRIC_COLUMNS]
+        + [r["metrics"].get("per_category", {}).get(c, "") for c in cats]
+        for r in evals
+    ]
+    parts = [f"<h2>Quality (held-out prompts)</h2>{_table(('stage', *METRIC_COLUMNS, *cats), eval_rows)}"]
+    if bundles:
+        parts.append("<h2>Bundles: gates, latency (one image), peak memory, size</h2>")
+        parts.append(_table(BUNDLE_COLUMNS, [bundle_row(r) for r in bundles]))
+        gate_rows = [
+            [r["stage"], g["gate"], g["value"], g["op"], g["threshold"], "ok" if g["passed"] else "FAILED"]
+            for r in bundles for g in r["metrics"]["gates"]["results"] if not g["gate"].startswith("tensor/")
+            or not g["passed"] or g["gate"].endswith("/cosine")
+        ]
+        parts.append("<h3>Gate table</h3>" + _table(("stage", "gate", "value", "op", "threshold", "result"), gate_rows))
+    figures = [(r["stage"], g) for r in rows for g in r.get("grids", [])]
     grids = "".join(
-        f'<figure><img src="{html.escape(r["grid"])}" alt="{html.escape(r["stage"])}">'
-        f"<figcaption>{html.escape(r['stage'])}</figcaption></figure>"
-        for r in rows
-        if r.get("grid")
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(label)}"><figcaption>{html.escape(label)}'
+        f"</figcaption></figure>"
+        for _, (label, src) in figures
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}figure{{display:inline-block;margin:1em}}
 img{{image-rendering:pixelated;width:512px}}</style></head>
-<body><h1>{html.escape(title)}</h1><p>fewstep {__version__}. Same held-out prompts and seeds in every grid.</p>
-<table><tr>{head}</tr>{"".join(body)}</table>{grids}</body></html>
+<body><h1>{html.escape(title)}</h1><p>fewstep {__version__}. Eval grids share held-out prompts and seeds;
+bundle grids show the gate prompts and seed for the torch model and for each bundle.</p>
+{"".join(parts)}<h2>Images</h2>{grids}</body></html>
 """
+
+
+def _teacher_grid(ctx: StageContext, metrics: dict[str, Any], out: Path) -> str | None:
+    """The recipe's teacher on a compile stage's gate prompts and seed (28 steps)."""
+    from fewstep.pipelines import load_pipeline
+    from fewstep.zoo.evaluate import EvalConfig, generate, save_grid
+
+    evals = [s for s in ctx.recipe.stages if s.kind == "eval" and s.model == "teacher"]
+    guidance = evals[0].guidance if evals else 2.0
+    interval = evals[0].guidance_interval if evals else None
+    pipe = load_pipeline(ctx.model_dir("teacher"))
+    cfg = EvalConfig(steps=28, seed=metrics["seed"], guidance=guidance, guidance_interval=interval, progress=False)
+    save_grid(generate(pipe, metrics["prompts"], cfg), out / "teacher-gate-prompts.png")
+    return "teacher-gate-prompts.png"
 
 
 @register_stage("report")
@@ -53,17 +105,26 @@ class ReportStageImpl:
 
     def run(self, cfg: ReportStage, ctx: StageContext, out: Path) -> dict[str, Any]:
         rows = []
+        teacher_done = False
         for name, path in ctx.outputs.items():
             manifest = json.loads((path / MANIFEST).read_text())
             row: dict[str, Any] = {"stage": name, "kind": manifest["kind"], "wall_time_s": manifest["wall_time_s"]}
             if (path / "metrics.json").exists():
                 row["metrics"] = json.loads((path / "metrics.json").read_text())
-            if (path / "grid.png").exists():
-                shutil.copy(path / "grid.png", out / f"{name}.png")
-                row["grid"] = f"{name}.png"
+            row["grids"] = []
+            if manifest["kind"] == "compile" and not teacher_done:
+                row["grids"].append(("teacher (torch, 28 steps)", _teacher_grid(ctx, row["metrics"], out)))
+                teacher_done = True
+            for src, label in (("grid-torch.png", f"{name}: torch model"), ("grid.png", name)):
+                if (path / src).exists():
+                    dest = f"{name}-{src}"
+                    shutil.copy(path / src, out / dest)
+                    row["grids"].append((label, dest))
+            if manifest["kind"] == "compile":
+                row["metrics"].pop("prompts", None)
             rows.append(row)
         title = cfg.title or f"fewstep run: {ctx.recipe.name}"
         report = {"recipe": ctx.recipe.model_dump(mode="json"), "fewstep_version": __version__, "stages": rows}
-        (out / "report.json").write_text(json.dumps(report, indent=2))
+        (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
         (out / "report.html").write_text(render_html(title, rows))
         return {"stages": len(rows)}

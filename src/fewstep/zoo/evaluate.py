@@ -37,6 +37,7 @@ class EvalConfig:
     drop_t5: bool = False
     progress: bool = True
     sigmas: tuple[float, ...] | None = None  # custom schedule (a distilled student's)
+    guidance_interval: tuple[float, float] | None = None  # CFG only for sigma in [lo, hi]
 
 
 def initial_noise(pipe, seed: int, n: int) -> torch.Tensor:
@@ -47,9 +48,53 @@ def initial_noise(pipe, seed: int, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def sample_torch(pipe, prompts: list[str], noise: torch.Tensor, cfg: EvalConfig) -> np.ndarray:
+    """fewstep's Euler loop (the bundle runtime's) over the pipeline's torch components.
+
+    Equal to the diffusers call for plain CFG (tested); needed for interval guidance, which
+    the diffusers pipeline does not offer.
+    """
+    from fewstep.pipelines import encode_prompts
+    from fewstep.runtime.sampler import guided, sample
+
+    sched = pipe.scheduler
+    if cfg.sigmas:
+        sched.set_timesteps(sigmas=list(cfg.sigmas))
+    else:
+        sched.set_timesteps(num_inference_steps=cfg.steps)
+    sigmas = [float(s) for s in sched.sigmas]
+
+    def velocity(x, t, c):
+        out = pipe.transformer(
+            hidden_states=torch.from_numpy(x),
+            timestep=torch.from_numpy(t),
+            encoder_hidden_states=torch.from_numpy(c["encoder_hidden_states"]),
+            pooled_projections=torch.from_numpy(c["pooled_projections"]),
+        ).sample
+        return out.numpy()
+
+    def as_dict(pair):
+        return {"encoder_hidden_states": pair[0].numpy(), "pooled_projections": pair[1].numpy()}
+
+    cond = as_dict(encode_prompts(pipe, prompts))
+    uncond = as_dict(encode_prompts(pipe, [""] * len(prompts))) if cfg.guidance > 1.0 else None
+    step = guided(velocity, cfg.guidance, cfg.guidance_interval)
+    x = sample(noise.numpy(), sigmas, lambda x, t: step(x, t, cond, uncond))
+    vae = pipe.vae
+    z = torch.from_numpy(x) / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+    image = (vae.decode(z).sample / 2 + 0.5).clamp(0, 1)
+    return image.permute(0, 2, 3, 1).float().numpy()
+
+
+@torch.no_grad()
 def generate(pipe, prompts: list[str], cfg: EvalConfig) -> np.ndarray:
-    """Images (N, H, W, 3) in [0, 1] from the diffusers pipeline call."""
+    """Images (N, H, W, 3) in [0, 1]: the diffusers pipeline call, or fewstep's sampler for
+    interval guidance."""
     noise = initial_noise(pipe, cfg.seed, len(prompts))
+    if cfg.guidance_interval is not None and cfg.guidance > 1.0:
+        bar = tqdm(range(0, len(prompts), cfg.batch), desc=f"generate {cfg.steps} steps", disable=not cfg.progress)
+        chunks = [sample_torch(pipe, prompts[i : i + cfg.batch], noise[i : i + cfg.batch], cfg) for i in bar]
+        return np.concatenate(chunks)
     res = pipe.vae_scale_factor * pipe.transformer.config.sample_size
     out = []
     bar = tqdm(range(0, len(prompts), cfg.batch), desc=f"generate {cfg.steps} steps", disable=not cfg.progress)
@@ -101,8 +146,43 @@ def save_grid(images: np.ndarray, path: Path, captions: list[str] | None = None,
     return path
 
 
+def evaluate_bundle(path: Path, cfg: EvalConfig, grid: Path | None = None) -> dict:
+    """Score a compiled bundle through the torch-free runtime (its own steps and guidance)."""
+    from fewstep.runtime.bundle import Bundle
+
+    bundle = Bundle.open(path)
+    p = bundle.pipeline
+    specs = sd.eval_prompts(cfg.num_images)
+    prompts = [sd.caption(s) for s in specs]
+    start = time.perf_counter()
+    images = bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch)
+    seconds = time.perf_counter() - start
+    result = score(images, specs)
+    result.update(
+        steps=p["steps"],
+        images=len(images),
+        guidance=p["guidance"],
+        guidance_interval=p.get("guidance_interval"),
+        seed=cfg.seed,
+        bundle=str(path),
+        target=bundle.manifest["target"],
+        precision=bundle.manifest["precision"],
+        seconds_per_image=seconds / len(images),
+    )
+    if grid is not None:
+        result["grid"] = str(save_grid(images, grid))
+    return result
+
+
 def evaluate(model: str | Path, cfg: EvalConfig, grid: Path | None = None) -> dict:
-    """Generate `cfg.num_images` held-out prompts with `model` and score them."""
+    """Generate `cfg.num_images` held-out prompts with `model` and score them.
+
+    `model` is a zoo name, a diffusers pipeline directory or a fewstep bundle directory.
+    """
+    from fewstep.runtime.bundle import is_bundle
+
+    if not str(model).startswith("zoo:") and is_bundle(model):
+        return evaluate_bundle(Path(model), cfg, grid)
     info = student_info(resolve_model(model))
     if info and cfg.steps == info["steps"] and cfg.sigmas is None:
         # A distilled student samples on its own timesteps, without CFG.
@@ -118,6 +198,7 @@ def evaluate(model: str | Path, cfg: EvalConfig, grid: Path | None = None) -> di
         steps=cfg.steps,
         images=len(images),
         guidance=cfg.guidance,
+        guidance_interval=list(cfg.guidance_interval) if cfg.guidance_interval else None,
         seed=cfg.seed,
         drop_t5=cfg.drop_t5,
         student=bool(info),

@@ -1,0 +1,169 @@
+"""CLI commands of the deployment side: targets, compile, gate, generate.
+
+`generate` runs on the bundle runtime alone: nothing here may import torch at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def targets(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    check: Annotated[bool, typer.Option("--check", help="also probe devices (imports the SDKs)")] = False,
+) -> None:
+    """List deployment targets (built-in and plugins) without importing their SDKs."""
+    from fewstep.targets.registry import discover
+
+    rows = [e.to_json(check=check) for e in discover().values()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("target", "precisions", "extra", "device", "status")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r.get("precisions", [])), r.get("extra", ""), r.get("device", ""),
+                      r["status"] if r["status"] != "broken" else f"broken: {r['error']}")
+    out.print(table)
+
+
+def compile_cmd(
+    model: Annotated[str, typer.Argument(help="zoo:<name> or a diffusers SD3-family pipeline directory")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="bundle directory to write")],
+    target: Annotated[str, typer.Option("--target", "-t", help="see `fewstep targets`")] = "openvino-cpu",
+    precision: Annotated[str, typer.Option("--precision", "-p")] = "fp32",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with more CompileConfig fields")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Export, build and gate a bundle for one target (the recipe's `compile` stage)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from fewstep.compile.build import GateFailure, compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    fields: dict[str, Any] = yaml.safe_load(config.read_text()) if config else {}
+    fields.update(target=target, precision=precision)
+    try:
+        cfg = CompileConfig(**fields)
+    except ValidationError as e:
+        _fail("; ".join(f"{'.'.join(map(str, x['loc'])) or 'config'}: {x['msg']}" for x in e.errors()))
+    try:
+        path, report = compile_bundle(model, cfg, output)
+    except GateFailure as e:
+        _fail(str(e), code=1)
+    except (FileNotFoundError, KeyError, ImportError) as e:
+        _fail(str(e).strip("'\""))
+    if as_json:
+        _print_json({"bundle": str(path), **report.to_json()})
+        return
+    out.print(f"bundle: {path}  gates {'passed' if report.passed else 'FAILED'} ({len(report.results)} checks)")
+    out.print(f'try: fewstep generate {path} "a red circle left of a blue square" -o image.png')
+
+
+def junit_xml(bundle: str, report) -> str:
+    suite = ET.Element("testsuite", name=f"fewstep-gates:{bundle}", tests=str(len(report.results)),
+                       failures=str(len(report.failures())))
+    for r in report.results:
+        case = ET.SubElement(suite, "testcase", classname=r.gate.split("/")[0], name=r.gate)
+        if not r.passed:
+            ET.SubElement(case, "failure", message=r.describe())
+        ET.SubElement(case, "system-out").text = r.describe()
+    return ET.tostring(suite, encoding="unicode")
+
+
+def gate(
+    bundle: Annotated[Path, typer.Argument(help="bundle directory")],
+    model: Annotated[str | None, typer.Option("--model", help="torch reference (default: the bundle's source)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML GateConfig overriding the bundle's")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write a JUnit XML report here")] = None,
+) -> None:
+    """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
+    import yaml
+
+    from fewstep.compile.sampling import Sampling
+    from fewstep.gates.check import run_gates
+    from fewstep.gates.config import GateConfig
+    from fewstep.pipelines import load_pipeline, resolve_model
+    from fewstep.runtime.bundle import Bundle, BundleError
+
+    try:
+        b = Bundle.open(bundle)
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    manifest = b.manifest
+    gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
+    if config:
+        gates_cfg = GateConfig(**yaml.safe_load(config.read_text()))
+    try:
+        model_dir = resolve_model(model or manifest["source"]["path"])
+    except (FileNotFoundError, KeyError) as e:
+        _fail(f"torch reference not found ({e}); pass --model")
+    p = manifest["pipeline"]
+    interval = tuple(p["guidance_interval"]) if p.get("guidance_interval") else None
+    call = tuple(p["call_sigmas"]) if p.get("call_sigmas") else None
+    sampling = Sampling(p["steps"], p["guidance"], call, tuple(p["sigmas"]), p["student"], interval)
+    report = run_gates(b, load_pipeline(model_dir), model_dir, sampling, gates_cfg)
+    if junit:
+        junit.write_text(junit_xml(str(bundle), report))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for r in report.results:
+            if not r.passed or not r.gate.startswith("tensor/"):
+                out.print(r.describe(), highlight=False)
+        n_tensor = sum(r.gate.startswith("tensor/") and r.passed for r in report.results)
+        out.print(f"{n_tensor} tensor checks passed; gates {'passed' if report.passed else 'FAILED'}")
+    if not report.passed:
+        for r in report.failures():
+            err.print(f"gate failed: {r.describe()}", highlight=False)
+        raise typer.Exit(1)
+
+
+def generate(
+    bundle: Annotated[Path, typer.Argument(help="bundle directory")],
+    prompt: Annotated[str, typer.Argument(help="text prompt")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG path (several images get -0, -1, ...)")] = Path(
+        "image.png"
+    ),
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    num_images: Annotated[int, typer.Option("--num-images", "-n", min=1)] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="runtime threads")] = None,
+) -> None:
+    """Generate images from a bundle with the target's runtime only (no torch)."""
+    from fewstep.runtime.bundle import Bundle, BundleError, save_png
+
+    try:
+        b = Bundle.open(bundle, threads=threads)
+        images = b.generate([prompt], seed=seed, num_images=num_images)
+    except (BundleError, FileNotFoundError, ValueError, ImportError) as e:
+        _fail(str(e))
+    for path in save_png(images, output):
+        out.print(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("targets")(targets)
+    app.command("compile")(compile_cmd)
+    app.command("gate")(gate)
+    app.command("generate")(generate)

@@ -1,0 +1,48 @@
+"""The `compile` stage: a gated bundle in `<stage>/bundle/`, plus gates, images and measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fewstep.compile.build import compile_bundle
+from fewstep.compile.measure import dir_size, measure_bundle, measure_torch
+from fewstep.recipe import CompileStage
+from fewstep.runner import StageContext, register_stage
+from fewstep.zoo.evaluate import save_grid
+
+
+@register_stage("compile")
+class CompileStageImpl:
+    def inputs(self, cfg: CompileStage, ctx: StageContext) -> dict[str, Path]:
+        return {"model": ctx.model_dir(cfg.model)}
+
+    def run(self, cfg: CompileStage, ctx: StageContext, out: Path) -> dict[str, Any]:
+        model = ctx.model_dir(cfg.model)
+        bundle_dir, report = compile_bundle(model, cfg, out / "bundle", work_dir=ctx.work_dir(out.name))
+        images = report.extra["images"]
+        save_grid(images["bundle"], out / "grid.png")
+        save_grid(images["torch"], out / "grid-torch.png")
+        manifest = json.loads((bundle_dir / "manifest.json").read_text())
+        metrics: dict[str, Any] = {
+            "target": cfg.target,
+            "precision": manifest["precision"],
+            "steps": manifest["pipeline"]["steps"],
+            "gates": report.to_json(),
+            "bundle_bytes": dir_size(bundle_dir),
+            "prompts": images["prompts"],
+            "seed": cfg.gates.seed,
+        }
+        if cfg.measure:
+            p = manifest["pipeline"]
+            metrics["runtime"] = measure_bundle(bundle_dir, cfg.measure_repeats)
+            metrics["torch"] = measure_torch(model, p["steps"], p["guidance"], cfg.measure_repeats)
+            metrics["speedup_vs_torch"] = metrics["torch"]["latency_s"] / metrics["runtime"]["latency_s"]
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return {
+            "target": cfg.target,
+            "gates_passed": report.passed,
+            "bundle_bytes": metrics["bundle_bytes"],
+            "latency_s": metrics.get("runtime", {}).get("latency_s"),
+        }
