@@ -31,3 +31,31 @@ def tiny_pipeline_dir(tmp_path_factory, tiny_family) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "pipeline"
     build_pipeline(tiny_family).save_pretrained(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_student_dir(tmp_path_factory, tiny_pipeline_dir) -> Path:
+    """The tiny pipeline marked as a 2-step student (its record as `distill` writes it)."""
+    import json
+    import shutil
+
+    path = tmp_path_factory.mktemp("tiny-student") / "student"
+    shutil.copytree(tiny_pipeline_dir, path)
+    record = {"steps": 2, "timesteps": [1.0, 0.75, 0.0], "sigmas": [1.0, 0.5], "guidance": 1.0, "t5_free": False}
+    (path / "fewstep_student.json").write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_bundles(tmp_path_factory, tiny_student_dir) -> dict:
+    """fp32 bundles of the tiny student for both CPU targets (OpenVINO static, ORT dynamic)."""
+    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    root = tmp_path_factory.mktemp("bundles")
+    gates = {"num_prompts": 4, "distribution": {"enabled": False}}
+    out = {}
+    for target in ("openvino-cpu", "onnxruntime-cpu"):
+        cfg = CompileConfig(target=target, precision="fp32", gates=gates, measure=False)
+        out[target] = compile_bundle(tiny_student_dir, cfg, root / target)
+    return out

@@ -18,6 +18,10 @@ COMMANDS = [
     ["zoo", "path"],
     ["zoo", "list"],
     ["version"],
+    ["targets"],
+    ["compile"],
+    ["gate"],
+    ["generate"],
 ]
 
 
@@ -41,7 +45,14 @@ def test_recipe_check_reports_field_without_traceback(tmp_path):
 
 def test_recipe_check_ok_and_schema():
     res = runner.invoke(app, ["recipe", "check", "recipes/demo.yaml", "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout)["stages"] == ["teacher-28", "teacher-4", "report"]
+    assert res.exit_code == 0 and json.loads(res.stdout)["stages"] == [
+        "teacher-28",
+        "teacher-4",
+        "student-4",
+        "openvino-fp16w",
+        "onnxruntime-fp32",
+        "report",
+    ]
     res = runner.invoke(app, ["recipe", "schema"])
     assert res.exit_code == 0 and "properties" in json.loads(res.stdout)
 
@@ -100,6 +111,6 @@ def test_run_end_to_end_then_cached(tiny_pipeline_dir, tmp_path):
     assert metrics["images"] == 8 and metrics["steps"] == 2
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     assert [s["stage"] for s in report["stages"]] == ["a", "b"]
-    assert (tmp_path / "run" / "report" / "a.png").exists()
+    assert (tmp_path / "run" / "report" / "a-grid.png").exists()
     second = runner.invoke(app, args)
     assert [s["status"] for s in json.loads(second.stdout)["stages"]] == ["cached", "cached", "cached"]

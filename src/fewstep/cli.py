@@ -168,7 +168,9 @@ def eval_cmd(
         interval = (lo, hi)
     name = model.replace("zoo:", "").replace("/", "_").strip("_.") or "model"
     grid = grid or Path("runs") / "eval" / f"{name}-{steps}steps.png"
-    cfg = EvalConfig(steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval)
+    cfg = EvalConfig(
+        steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval
+    )
     try:
         result = evaluate(model, cfg, grid=grid)
     except (FileNotFoundError, KeyError, BundleError) as e:

@@ -41,8 +41,13 @@ def targets(
         return
     table = Table("target", "precisions", "extra", "device", "status")
     for r in rows:
-        table.add_row(r["name"], ", ".join(r.get("precisions", [])), r.get("extra", ""), r.get("device", ""),
-                      r["status"] if r["status"] != "broken" else f"broken: {r['error']}")
+        table.add_row(
+            r["name"],
+            ", ".join(r.get("precisions", [])),
+            r.get("extra", ""),
+            r.get("device", ""),
+            r["status"] if r["status"] != "broken" else f"broken: {r['error']}",
+        )
     out.print(table)
 
 
@@ -81,8 +86,12 @@ def compile_cmd(
 
 
 def junit_xml(bundle: str, report) -> str:
-    suite = ET.Element("testsuite", name=f"fewstep-gates:{bundle}", tests=str(len(report.results)),
-                       failures=str(len(report.failures())))
+    suite = ET.Element(
+        "testsuite",
+        name=f"fewstep-gates:{bundle}",
+        tests=str(len(report.results)),
+        failures=str(len(report.failures())),
+    )
     for r in report.results:
         case = ET.SubElement(suite, "testcase", classname=r.gate.split("/")[0], name=r.gate)
         if not r.passed:

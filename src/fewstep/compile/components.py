@@ -82,7 +82,9 @@ def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
     ids = torch.zeros(batch, length, dtype=torch.long)
     comps: dict[str, Component] = {}
     for name in ("text_encoder", "text_encoder_2"):
-        ios = ComponentIO(name, (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states", "text_embeds"))
+        ios = ComponentIO(
+            name, (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states", "text_embeds")
+        )
         comps[name] = Component(ios, ClipEncoder(getattr(pipe, name)), (ids,))
     if pipe.text_encoder_3 is not None:
         ios = ComponentIO("text_encoder_3", (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states",))

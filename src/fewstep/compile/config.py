@@ -37,7 +37,7 @@ class CompileConfig(BaseModel):
     gates: GateConfig = GateConfig()
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
     measure: bool = Field(True, description="measure latency and peak memory of bundle and torch model")
-    measure_repeats: int = Field(5, ge=1, le=100)
+    measure_repeats: int = Field(20, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _check_target(self) -> CompileConfig:
@@ -50,8 +50,12 @@ class CompileConfig(BaseModel):
             target = get_target(self.target)
         except ValueError as err:
             raise ValueError(f"target: {err}") from None
-        for where, p in [("precision", self.precision), *((f"component_precision.{k}", v) for k, v in
-                                                          self.component_precision.items())]:
+        for where, p in [
+            ("precision", self.precision),
+            *((f"component_precision.{k}", v) for k, v in self.component_precision.items()),
+        ]:
             if p not in target.precisions:
-                raise ValueError(f"{where}: {p!r} is not supported by {self.target}; allowed: {', '.join(target.precisions)}")
+                raise ValueError(
+                    f"{where}: {p!r} is not supported by {self.target}; allowed: {', '.join(target.precisions)}"
+                )
         return self

@@ -24,7 +24,9 @@ def static_example(comp: Component, batch: int) -> tuple[torch.Tensor, ...]:
 
 
 @torch.no_grad()
-def export_onnx(comp: Component, path: Path, static_batch: int | None = None, exporter: Exporter = Exporter.torchscript):
+def export_onnx(
+    comp: Component, path: Path, static_batch: int | None = None, exporter: Exporter = Exporter.torchscript
+):
     """Export `comp` to `path`; with `static_batch` every axis is fixed. Returns the I/O used."""
     io = comp.io
     example = comp.example
@@ -41,8 +43,15 @@ def export_onnx(comp: Component, path: Path, static_batch: int | None = None, ex
                 axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs}
                 axes.update({o: {0: "batch"} for o in io.outputs})
             torch.onnx.export(
-                comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs),
-                dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=True,
+                comp.module,
+                example,
+                str(path),
+                input_names=names_in,
+                output_names=list(io.outputs),
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+                do_constant_folding=True,
             )
         else:
             shapes = None
@@ -50,8 +59,15 @@ def export_onnx(comp: Component, path: Path, static_batch: int | None = None, ex
                 batch = torch.export.Dim("batch", min=1, max=4096)
                 shapes = tuple({i: batch for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs)
             torch.onnx.export(
-                comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs),
-                dynamic_shapes=shapes, opset_version=18, dynamo=True, external_data=False,
+                comp.module,
+                example,
+                str(path),
+                input_names=names_in,
+                output_names=list(io.outputs),
+                dynamic_shapes=shapes,
+                opset_version=18,
+                dynamo=True,
+                external_data=False,
             )
     return io
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fewstep.runtime.memory import peak_rss_mb
 
 
 def _child(args: list[str], threads: int | None) -> dict:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                 "first_image_s": times[0],
                 "latency_s": statistics.median(times[1:]),
                 "latency_all_s": times[1:],
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )

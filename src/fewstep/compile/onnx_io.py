@@ -53,7 +53,9 @@ def fp16_weights(model, min_elements: int = 16):
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype("float16"), init.name + "__fp16")
         keep.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"))
+        casts.append(
+            helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
+        )
     del graph.initializer[:]
     graph.initializer.extend(keep)
     nodes = list(graph.node)

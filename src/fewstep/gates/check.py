@@ -128,9 +128,15 @@ def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, c
                 where = f"transformer@t={float(feeds['timestep'][0]) / 1000:.3f}"
             for key in comps[name].io.outputs:
                 label = f"tensor/{where}/{key}" if len(comps[name].io.outputs) > 1 else f"tensor/{where}"
-                results.append(GateResult.check(f"{label}/cosine", metrics.cosine(out[key], ref[key]), g.cosine_min, ">="))
-                results.append(GateResult.check(f"{label}/rel_l2", metrics.relative_l2(out[key], ref[key]), g.rel_l2_max, "<="))
-                results.append(GateResult.check(f"{label}/max_abs", metrics.max_abs(out[key], ref[key]), g.max_abs_max, "<="))
+                results.append(
+                    GateResult.check(f"{label}/cosine", metrics.cosine(out[key], ref[key]), g.cosine_min, ">=")
+                )
+                results.append(
+                    GateResult.check(f"{label}/rel_l2", metrics.relative_l2(out[key], ref[key]), g.rel_l2_max, "<=")
+                )
+                results.append(
+                    GateResult.check(f"{label}/max_abs", metrics.max_abs(out[key], ref[key]), g.max_abs_max, "<=")
+                )
     return results
 
 
@@ -139,8 +145,13 @@ def torch_images(pipe, prompts: list[str], sampling: Sampling, seed: int, batch:
     from fewstep.zoo.evaluate import EvalConfig, generate
 
     cfg = EvalConfig(
-        steps=sampling.steps, seed=seed, guidance=sampling.guidance, sigmas=sampling.call_sigmas, batch=batch,
-        progress=False, guidance_interval=sampling.guidance_interval,
+        steps=sampling.steps,
+        seed=seed,
+        guidance=sampling.guidance,
+        sigmas=sampling.call_sigmas,
+        batch=batch,
+        progress=False,
+        guidance_interval=sampling.guidance_interval,
     )
     return generate(pipe, prompts, cfg)
 

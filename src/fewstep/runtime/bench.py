@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
 
 from fewstep.runtime.bundle import Bundle
+from fewstep.runtime.memory import peak_rss_mb
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
                 "first_image_s": first_s,
                 "latency_s": statistics.median(times),
                 "latency_all_s": times,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
                 "heavy_modules_imported": heavy,
             }
         )

@@ -196,7 +196,9 @@ def save_png(images: np.ndarray, path: str | Path) -> list[Path]:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path] if len(images) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(images))]
+    paths = (
+        [path] if len(images) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(images))]
+    )
     for im, p in zip(images, paths):
         tmp = p.with_name(f".{p.name}.tmp")
         Image.fromarray((np.clip(im, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")

@@ -14,8 +14,23 @@ from fewstep.recipe import ReportStage
 from fewstep.runner import MANIFEST, StageContext, register_stage
 
 METRIC_COLUMNS = ("steps", "guidance", "images", "fid", "fid_real", "alignment", "seconds_per_image")
-BUNDLE_COLUMNS = ("stage", "target", "precision", "gates", "failed", "PSNR dB", "SSIM", "FID ratio",
-                  "align drop", "latency s", "torch latency s", "speed-up", "peak RSS MB", "torch RSS MB", "size MB")
+BUNDLE_COLUMNS = (
+    "stage",
+    "target",
+    "precision",
+    "gates",
+    "failed",
+    "PSNR dB",
+    "SSIM",
+    "FID ratio",
+    "align drop",
+    "latency s",
+    "torch latency s",
+    "speed-up",
+    "peak RSS MB",
+    "torch RSS MB",
+    "size MB",
+)
 
 
 def _fmt(value: Any) -> str:
@@ -40,10 +55,20 @@ def bundle_row(r: dict[str, Any]) -> list[Any]:
     precision = sorted(set(m["precision"].values()))
     rt, tt = m.get("runtime", {}), m.get("torch", {})
     return [
-        r["stage"], m["target"], "/".join(precision), "pass" if m["gates"]["passed"] else "FAIL",
-        sum(not g["passed"] for g in m["gates"]["results"]), value("image/psnr"), value("image/ssim"),
-        value("distribution/fid_ratio"), value("distribution/alignment_drop"), rt.get("latency_s", ""),
-        tt.get("latency_s", ""), m.get("speedup_vs_torch", ""), rt.get("peak_rss_mb", ""), tt.get("peak_rss_mb", ""),
+        r["stage"],
+        m["target"],
+        "/".join(precision),
+        "pass" if m["gates"]["passed"] else "FAIL",
+        sum(not g["passed"] for g in m["gates"]["results"]),
+        value("image/psnr"),
+        value("image/ssim"),
+        value("distribution/fid_ratio"),
+        value("distribution/alignment_drop"),
+        rt.get("latency_s", ""),
+        tt.get("latency_s", ""),
+        m.get("speedup_vs_torch", ""),
+        rt.get("peak_rss_mb", ""),
+        tt.get("peak_rss_mb", ""),
         m["bundle_bytes"] / 1e6,
     ]
 
@@ -53,7 +78,8 @@ def render_html(title: str, rows: list[dict[str, Any]]) -> str:
     bundles = [r for r in rows if r["kind"] == "compile"]
     cats = sorted({c for r in evals for c in r.get("metrics", {}).get("per_category", {})})
     eval_rows = [
-        [r["stage"]] + [r["metrics"].get(c, "") for c in METRIC_COLUMNS]
+        [r["stage"]]
+        + [r["metrics"].get(c, "") for c in METRIC_COLUMNS]
         + [r["metrics"].get("per_category", {}).get(c, "") for c in cats]
         for r in evals
     ]
@@ -63,8 +89,9 @@ def render_html(title: str, rows: list[dict[str, Any]]) -> str:
         parts.append(_table(BUNDLE_COLUMNS, [bundle_row(r) for r in bundles]))
         gate_rows = [
             [r["stage"], g["gate"], g["value"], g["op"], g["threshold"], "ok" if g["passed"] else "FAILED"]
-            for r in bundles for g in r["metrics"]["gates"]["results"] if not g["gate"].startswith("tensor/")
-            or not g["passed"] or g["gate"].endswith("/cosine")
+            for r in bundles
+            for g in r["metrics"]["gates"]["results"]
+            if not g["gate"].startswith("tensor/") or not g["passed"] or g["gate"].endswith("/cosine")
         ]
         parts.append("<h3>Gate table</h3>" + _table(("stage", "gate", "value", "op", "threshold", "result"), gate_rows))
     figures = [(r["stage"], g) for r in rows for g in r.get("grids", [])]

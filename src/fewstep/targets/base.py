@@ -60,8 +60,12 @@ class ComponentIO:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ComponentIO:
-        return cls(d["name"], tuple(TensorSpec.from_json(t) for t in d["inputs"]), tuple(d["outputs"]),
-                   dict(d.get("static_sizes", {})))
+        return cls(
+            d["name"],
+            tuple(TensorSpec.from_json(t) for t in d["inputs"]),
+            tuple(d["outputs"]),
+            dict(d.get("static_sizes", {})),
+        )
 
 
 class Session(Protocol):

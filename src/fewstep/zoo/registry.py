@@ -77,7 +77,9 @@ def zoo_path(name: str) -> Path:
     if name not in ZOO:
         raise KeyError(f"unknown zoo model {name!r}; allowed: {', '.join(sorted(ZOO))}")
     path = ZOO[name].path
-    marker = {"pipeline": "model_index.json", "student": "fewstep_student.json"}.get(ZOO[name].kind, "model.safetensors")
+    marker = {"pipeline": "model_index.json", "student": "fewstep_student.json"}.get(
+        ZOO[name].kind, "model.safetensors"
+    )
     if not (path / marker).exists():
         raise FileNotFoundError(
             f"zoo:{name} weights are missing: {path / marker} "

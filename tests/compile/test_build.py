@@ -1,0 +1,108 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fewstep.compile.build import GateFailure, compile_bundle
+from fewstep.compile.config import CompileConfig
+from fewstep.runtime.bundle import Bundle, BundleError
+
+
+@pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
+def test_bundle_matches_torch_student_and_passes_gates(built_bundles, target):
+    path, report = built_bundles[target]
+    assert report.passed, [r.describe() for r in report.failures()]
+    gates = {r.gate: r.value for r in report.results}
+    # every component, and the transformer at each of the student's 2 timesteps
+    assert {"tensor/text_encoder/hidden_states/cosine", "tensor/vae_decoder/cosine"} <= set(gates)
+    assert {"tensor/transformer@t=1.000/cosine", "tensor/transformer@t=0.750/cosine"} <= set(gates)
+    assert min(v for k, v in gates.items() if k.endswith("/cosine")) >= 0.9999
+    assert gates["image/psnr"] >= 50
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["target"] == target and manifest["gates"]["passed"]
+    assert manifest["pipeline"]["steps"] == 2 and manifest["pipeline"]["sigmas"][-1] == 0.0
+    assert manifest["precision"] == {k: "fp32" for k in manifest["components"]}
+    assert set(manifest["components"]) == {
+        "text_encoder",
+        "text_encoder_2",
+        "text_encoder_3",
+        "transformer",
+        "vae_decoder",
+    }
+    assert all(len(h) == 64 for h in manifest["files"].values())
+    assert manifest["static_batch"] == (1 if target == "openvino-cpu" else None)
+
+
+def test_static_bundle_pads_and_chunks_batches(built_bundles):
+    ov = Bundle.open(built_bundles["openvino-cpu"][0])
+    ort = Bundle.open(built_bundles["onnxruntime-cpu"][0])
+    prompts = ["a red circle", "two blue squares", "a green triangle"]
+    a, b = ov.generate(prompts, seed=3), ort.generate(prompts, seed=3)
+    assert a.shape == (3, 32, 32, 3) and np.abs(a - b).max() < 1e-4
+    # image i depends only on seed + i, not on the batch it ran in
+    assert np.abs(ort.generate(prompts[1:2], seed=4) - b[1:2]).max() < 1e-5
+
+
+def test_tampered_or_incomplete_bundle_is_refused(built_bundles, tmp_path):
+    src = built_bundles["onnxruntime-cpu"][0]
+    bad = tmp_path / "bad"
+    shutil.copytree(src, bad)
+    with open(bad / "components" / "transformer.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match="changed: components/transformer.onnx"):
+        Bundle.open(bad)
+    (bad / "components" / "vae_decoder.onnx").unlink()
+    with pytest.raises(BundleError, match="missing: components/vae_decoder.onnx"):
+        Bundle.open(bad)
+    with pytest.raises(BundleError, match="not a fewstep bundle"):
+        Bundle.open(tmp_path)
+
+
+def test_fp16_weights_bundle_is_smaller_and_gated(tiny_student_dir, built_bundles, tmp_path):
+    gates = {"num_prompts": 2, "distribution": {"enabled": False}}
+    cfg = CompileConfig(target="onnxruntime-cpu", precision="fp16-weights", gates=gates, measure=False)
+    path, report = compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
+    assert report.passed
+    import onnx
+
+    def weight_bytes(root, dtype):
+        return sum(
+            len(t.raw_data)
+            for f in (root / "components").glob("*.onnx")
+            for t in onnx.load(str(f)).graph.initializer
+            if t.data_type == dtype
+        )
+
+    fp32 = weight_bytes(built_bundles["onnxruntime-cpu"][0], onnx.TensorProto.FLOAT)
+    assert weight_bytes(path, onnx.TensorProto.FLOAT16) == pytest.approx(fp32 / 2, rel=0.01)
+    assert weight_bytes(path, onnx.TensorProto.FLOAT) < 0.001 * fp32
+
+
+def test_failing_gate_fails_the_build_and_names_the_gate(tiny_student_dir, tmp_path):
+    gates = {"num_prompts": 1, "image": {"psnr_min": 500}, "distribution": {"enabled": False}}
+    cfg = CompileConfig(target="onnxruntime-cpu", gates=gates, measure=False)
+    with pytest.raises(GateFailure, match="image/psnr: .* >= 500"):
+        compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
+    assert not (tmp_path / "b").exists()  # nothing half-written
+
+
+def test_teacher_bundle_with_cfg_and_guidance_interval(tiny_pipeline_dir, tmp_path):
+    gates = {"num_prompts": 2, "distribution": {"enabled": False}}
+    cfg = CompileConfig(
+        target="openvino-cpu", steps=3, guidance=3.0, guidance_interval=(0.0, 0.8), gates=gates, measure=False
+    )
+    path, report = compile_bundle(tiny_pipeline_dir, cfg, tmp_path / "b")
+    assert report.passed, [r.describe() for r in report.failures()]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["components"]["transformer"]["io"]["static_sizes"] == {"batch": 2}  # CFG doubles the batch
+    assert manifest["pipeline"]["guidance_interval"] == [0.0, 0.8]
+
+
+def test_config_errors_name_field_and_allowed_values():
+    with pytest.raises(ValueError, match="target: unknown target 'tpu'; allowed: .*openvino-cpu"):
+        CompileConfig(target="tpu")
+    with pytest.raises(ValueError, match="precision: 'int3' is not supported by openvino-cpu; allowed: fp32"):
+        CompileConfig(target="openvino-cpu", precision="int3")
+    with pytest.raises(ValueError, match="unknown component"):
+        CompileConfig(component_precision={"unet": "fp32"})

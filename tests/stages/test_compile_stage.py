@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from fewstep.recipe import RecipeError, parse_recipe
+from fewstep.runner import run_recipe
+
+
+def test_compile_stage_writes_bundle_measurements_and_report(tiny_student_dir, tmp_path):
+    recipe = parse_recipe(
+        {
+            "name": "t",
+            "model": str(tiny_student_dir),
+            "stages": [
+                {
+                    "kind": "compile",
+                    "target": "onnxruntime-cpu",
+                    "measure_repeats": 2,
+                    "gates": {"num_prompts": 2, "distribution": {"enabled": False}},
+                },
+                {"kind": "report"},
+            ],
+        }
+    )
+    results = run_recipe(recipe, tmp_path / "run", progress=False)
+    stage = tmp_path / "run" / "compile-onnxruntime-cpu-fp32"
+    assert results[0].summary["gates_passed"] and (stage / "bundle" / "manifest.json").exists()
+    metrics = json.loads((stage / "metrics.json").read_text())
+    assert metrics["runtime"]["heavy_modules_imported"] == []
+    assert 0 < metrics["runtime"]["peak_rss_mb"] < metrics["torch"]["peak_rss_mb"]
+    assert metrics["runtime"]["latency_s"] > 0 and metrics["bundle_bytes"] > 0
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert report["stages"][0]["kind"] == "compile"
+    html = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "Gate table" in html and "onnxruntime-cpu" in html and "teacher-gate-prompts.png" in html
+    # unchanged inputs: cached on re-run
+    assert [r.status for r in run_recipe(recipe, tmp_path / "run", progress=False)] == ["cached", "cached"]
+
+
+def test_recipe_compile_errors_name_field_and_allowed_values():
+    with pytest.raises(RecipeError, match="allowed: .*openvino-cpu"):
+        parse_recipe({"name": "t", "stages": [{"kind": "compile", "target": "tpu"}]})
+    with pytest.raises(
+        RecipeError,
+        match=r"stages\.0\.gates\.image\.psnr_minimum: unknown field; allowed fields: "
+        "psnr_min, ssim_min",
+    ):
+        parse_recipe({"name": "t", "stages": [{"kind": "compile", "gates": {"image": {"psnr_minimum": 3}}}]})
