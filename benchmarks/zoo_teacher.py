@@ -26,6 +26,14 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--steps", type=int, nargs="+", default=[28, 4])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="apply CFG only where LO <= sigma <= HI",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -33,13 +41,19 @@ def main() -> None:
     for steps in args.steps:
         start = time.perf_counter()
         cfg = EvalConfig(
-            steps=steps, num_images=args.num_images, seed=args.seed, guidance=args.guidance, progress=not args.json
+            steps=steps,
+            num_images=args.num_images,
+            seed=args.seed,
+            guidance=args.guidance,
+            progress=not args.json,
+            guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
         )
         r = evaluate(args.model, cfg)
         r["wall_s"] = time.perf_counter() - start
         rows.append(r)
     print(
-        f"# {args.model}, {args.num_images} images, guidance {args.guidance}, seed {args.seed}, "
+        f"# {args.model}, {args.num_images} images, guidance {args.guidance} (interval {args.guidance_interval}), "
+        f"seed {args.seed}, "
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     )
     print(
