@@ -49,7 +49,7 @@ def test_recipe_check_ok_and_schema():
         "teacher-28",
         "teacher-4",
         "student-4",
-        "openvino-fp16w",
+        "openvino-int8",
         "onnxruntime-fp32",
         "report",
     ]

@@ -74,3 +74,20 @@ def test_t5_free_student_conditioning_zeroes_t5_only(pipe):
     assert torch.count_nonzero(c.student[0][:, 16:]) == 0
     assert torch.count_nonzero(c.teacher[0][:, 16:]) > 0
     torch.testing.assert_close(c.student[0][:, :16], c.teacher[0][:, :16])
+
+
+def test_cfg_interval_guides_only_inside_the_interval():
+    from fewstep.distill.schedule import cfg_velocity
+
+    class Toy(torch.nn.Module):  # velocity = conditioning value, so v_u = 0 and v_c = 1
+        def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections):
+            out = encoder_hidden_states.mean(dim=(1, 2)).view(-1, 1, 1, 1).expand_as(hidden_states)
+            return type("O", (), {"sample": out})()
+
+    x = torch.zeros(3, 1, 2, 2)
+    cond = (torch.ones(3, 2, 2), torch.ones(3, 2))
+    uncond = (torch.zeros(3, 2, 2), torch.zeros(3, 2))
+    t = torch.tensor([0.95, 0.5, 0.05])
+    v = cfg_velocity(Toy(), x, t, cond, uncond, 3.0, interval=(0.1, 0.8))
+    assert v[:, 0, 0, 0].tolist() == pytest.approx([1.0, 3.0, 1.0])  # only t = 0.5 is guided
+    assert cfg_velocity(Toy(), x, t, cond, uncond, 3.0)[:, 0, 0, 0].tolist() == pytest.approx([3.0] * 3)

@@ -1,4 +1,5 @@
-"""`compile_bundle(model, CompileConfig(...), out)`: export -> quantize hook -> build -> gates -> bundle."""
+"""`compile_bundle(model, CompileConfig(...), out)`:
+restructure -> export -> calibrate -> quantize -> build -> gates -> bundle."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from fewstep import __version__
 from fewstep.compile.components import pipeline_components
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.export import export_onnx
+from fewstep.compile.restructure import apply_restructure
 from fewstep.compile.sampling import sampling_for
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.gates.check import GateReport, run_gates
 from fewstep.pipelines import load_pipeline, resolve_model
+from fewstep.quantize.config import Int8Config, MixedConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
 from fewstep.targets.registry import get_target
 
@@ -28,37 +31,85 @@ class GateFailure(RuntimeError):
         super().__init__(f"gates failed for {where}:\n{lines}\n(set require_gates: false to keep the bundle anyway)")
 
 
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     manifest["files"] = bundle_files(root)
     tmp = root / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.replace(root / MANIFEST)
 
 
+def _needs_calibration(scheme: Any) -> bool:
+    if isinstance(scheme, Int8Config):
+        return True
+    return isinstance(scheme, WeightOnlyConfig) and (scheme.awq or scheme.scale_estimation or scheme.ratio < 1.0)
+
+
+def component_plan(cfg: CompileConfig, names: list[str]) -> dict[str, tuple[str, Any]]:
+    """(precision, scheme config or None) for every component."""
+    scheme = cfg.scheme()
+    plan = {}
+    for name in names:
+        if name in cfg.component_precision:
+            p = cfg.component_precision[name]
+        elif scheme is not None:
+            p = scheme.scheme if name in scheme.components else "fp32"
+        else:
+            p = cfg.precision
+        s = scheme if scheme is not None and p == scheme.scheme else default_scheme(p)
+        plan[name] = (p, s)
+    return plan
+
+
 def compile_bundle(
-    model: str | Path, cfg: CompileConfig, out: Path, work_dir: Path | None = None
+    model: str | Path,
+    cfg: CompileConfig,
+    out: Path,
+    work_dir: Path | None = None,
+    plan_override: dict[str, tuple[str, Any]] | None = None,
 ) -> tuple[Path, GateReport]:
-    """Build a gated bundle for `cfg.target` at `out` (written atomically)."""
+    """Build a gated bundle for `cfg.target` at `out` (written atomically).
+
+    `plan_override` maps components to (precision label, scheme config): the mixed-precision
+    search uses it to give each component its own scheme.
+    """
+    if isinstance(cfg.scheme(), MixedConfig) and plan_override is None:
+        from fewstep.compile.mixed import compile_mixed
+
+        return compile_mixed(model, cfg, out, work_dir)
     model_dir = resolve_model(model)
     target = get_target(cfg.target)
     target.require()
-    pipe = load_pipeline(model_dir)
-    sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance, cfg.guidance_interval)
-    static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
     out = Path(out)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))
     work.mkdir(parents=True, exist_ok=True)
+    pipe = load_pipeline(model_dir)
+    sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance, cfg.guidance_interval)
+    restructure = apply_restructure(pipe, model_dir, sampling, cfg.restructure)
+    static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
+    comps = pipeline_components(pipe)
+    plan = component_plan(cfg, list(comps))
+    plan.update({k: v for k, v in (plan_override or {}).items() if k in plan})
+    calibration = None
+    if any(_needs_calibration(s) for _, s in plan.values()):
+        from fewstep.quantize.calibration import collect
+
+        scheme = next(s for _, s in plan.values() if _needs_calibration(s))
+        calibration = collect(
+            pipe, model_dir, sampling, scheme.calibration_prompts, scheme.calibration_seed, work / "calibration"
+        )
     components: dict[str, Any] = {}
     timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
         (tmp / "components").mkdir()
-        for name, comp in pipeline_components(pipe).items():
-            precision = cfg.component_precision.get(name, cfg.precision)
+        for name, comp in comps.items():
+            precision, scheme = plan[name]
             target.check_precision(precision)
             cfg_batch = 2 if name == "transformer" and sampling.guidance > 1.0 else 1
+            batch = cfg.batch * cfg_batch if static else None
             start = time.perf_counter()
-            io = export_onnx(comp, work / f"{name}.onnx", cfg.batch * cfg_batch if static else None, cfg.exporter)
-            built = target.quantize(work / f"{name}.onnx", io, precision, None, work)
+            io = export_onnx(comp, work / f"{name}.onnx", batch, cfg.exporter)
+            items = calibration.items(name, batch or 1) if calibration is not None else []
+            built = target.quantize(work / f"{name}.onnx", io, scheme, items, work)
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
@@ -93,14 +144,20 @@ def compile_bundle(
                 "tokenizers": tokenizers,
                 **sampling.to_json(),
             },
+            "quantization": {
+                "scheme": cfg.scheme().model_dump(mode="json") if cfg.scheme() is not None else None,
+                "components": {k: s.model_dump(mode="json") for k, (_, s) in plan.items() if s is not None},
+                "calibration": calibration.record() if calibration is not None else None,
+            },
+            "restructure": restructure,
             "source": {"model": str(model), "path": str(model_dir), "digest": tree_digest(model_dir)},
             "config": cfg.model_dump(mode="json"),
             "build_seconds": timings,
         }
-        _write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest)
         report = run_gates(Bundle.open(tmp), pipe, model_dir, sampling, cfg.gates)
         manifest["gates"] = report.to_json()
-        _write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest)
         if cfg.require_gates and not report.passed:
             raise GateFailure(report, out)
     return out, report

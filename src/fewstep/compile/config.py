@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fewstep.compile.export import Exporter
-from fewstep.gates.config import GateConfig
+from fewstep.gates.config import GateConfig, _Config
+from fewstep.quantize.config import QuantConfig, default_scheme
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder")
 
@@ -16,6 +18,22 @@ class Shapes(str, Enum):
     auto = "auto"  # the target's preference (static for OpenVINO's CPU plugin)
     static = "static"
     dynamic = "dynamic"
+
+
+class T5Gate(_Config):
+    """Accept dropping T5 only if the T5-free torch model stays this close to the full one."""
+
+    num_images: int = Field(200, ge=16, le=100_000)
+    alignment_drop_max: float = Field(0.03, ge=0)
+    fid_ratio_max: float = Field(1.25, gt=0)
+
+
+class Restructure(_Config):
+    """Text-encoder restructuring, each change gated before it is accepted."""
+
+    drop_t5: bool = Field(False, description="omit T5 from the bundle (zero-filled slot) if its gate passes")
+    t5_gate: T5Gate = T5Gate()
+    force: bool = Field(False, description="apply without the gate (families with no evaluator)")
 
 
 class CompileConfig(BaseModel):
@@ -31,6 +49,8 @@ class CompileConfig(BaseModel):
     exporter: Exporter = Exporter.torchscript
     steps: int | None = Field(None, ge=1, le=1000, description="null: the student's K (or 28 for a plain pipeline)")
     guidance: float | None = Field(None, ge=0, le=30, description="null: the student's (1.0) or 7.0")
+    quantization: QuantConfig | None = Field(None, description="scheme settings; precision follows its `scheme`")
+    restructure: Restructure = Restructure()
     guidance_interval: tuple[float, float] | None = Field(
         None, description="[lo, hi]: CFG only where lo <= sigma <= hi (plain pipelines)"
     )
@@ -38,6 +58,21 @@ class CompileConfig(BaseModel):
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
     measure: bool = Field(True, description="measure latency and peak memory of bundle and torch model")
     measure_repeats: int = Field(20, ge=1, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _precision_from_scheme(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("quantization"), dict):
+            scheme = data["quantization"].get("scheme")
+            if "precision" not in data and scheme:
+                data = {**data, "precision": scheme}
+            elif scheme and data["precision"] != scheme:
+                raise ValueError(f"precision: {data['precision']!r} contradicts quantization.scheme {scheme!r}")
+        return data
+
+    def scheme(self) -> Any:
+        """The quantization scheme config (None for float precisions)."""
+        return self.quantization or default_scheme(self.precision)
 
     @model_validator(mode="after")
     def _check_target(self) -> CompileConfig:

@@ -54,6 +54,7 @@ def distill(
     key = cache_key(
         tree_digest(teacher_dir),
         guidance=cfg.guidance,
+        **({"guidance_interval": list(cfg.guidance_interval)} if cfg.guidance_interval else {}),
         teacher_steps=tg.teacher_steps,
         shift=cfg.shift,
         timesteps=timesteps,
@@ -66,7 +67,15 @@ def distill(
             Path(cache_dir or work / "cache"),
             key,
             lambda: build_trajectories(
-                pipe, captions, timesteps, cfg.guidance, tg.teacher_steps, cfg.shift, cfg.seed, progress=progress
+                pipe,
+                captions,
+                timesteps,
+                cfg.guidance,
+                tg.teacher_steps,
+                cfg.shift,
+                cfg.seed,
+                progress=progress,
+                interval=cfg.guidance_interval,
             ),
         )
     student = train_student(pipe, traj, cfg, work, progress=progress)

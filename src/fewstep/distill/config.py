@@ -66,6 +66,9 @@ class FlashConfig(_Config):
     )
     shift: float = Field(3.0, gt=0, description="shift of the default student timesteps")
     guidance: float = Field(4.0, ge=1.0, description="teacher CFG scale")
+    guidance_interval: tuple[float, float] | None = Field(
+        None, description="[lo, hi]: the teacher's CFG only where lo <= t <= hi (trajectories and real score)"
+    )
     t5_free: bool = Field(False, description="the student sees the T5 slot zero-filled; the teacher keeps T5")
     seed: int = Field(0, ge=0)
     data: str = Field("shapes", description="'shapes' or 'imagefolder:PATH': training prompts")

@@ -19,12 +19,12 @@ def shifted_uniform(n: int, shift: float, generator: torch.Generator | None = No
 
 
 @torch.no_grad()
-def dm_direction(fake, teacher, x_t, t, cond, uncond, guidance: float) -> torch.Tensor:
+def dm_direction(fake, teacher, x_t, t, cond, uncond, guidance: float, interval=None) -> torch.Tensor:
     """g = (x0_F - x0_R) / mean(|x_t - x0_R|), per sample, in float32 with NaNs zeroed."""
     tt = t.view(-1, 1, 1, 1).float()
     x = x_t.float()
     x0_fake = x - tt * velocity(fake, x, t, *cond).float()
-    x0_real = x - tt * cfg_velocity(teacher, x, t, cond, uncond, guidance).float()
+    x0_real = x - tt * cfg_velocity(teacher, x, t, cond, uncond, guidance, interval).float()
     norm = (x - x0_real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
     return torch.nan_to_num((x0_fake - x0_real) / norm)
 

@@ -30,8 +30,14 @@ def velocity(model, x: torch.Tensor, t: torch.Tensor | float, embeds: torch.Tens
     return model(hidden_states=x, timestep=t * 1000, encoder_hidden_states=embeds, pooled_projections=pooled).sample
 
 
-def cfg_velocity(model, x, t, cond: tuple, uncond: tuple, guidance: float) -> torch.Tensor:
-    """Classifier-free guidance in velocity space: v_u + w (v_c - v_u)."""
+def cfg_velocity(
+    model, x, t, cond: tuple, uncond: tuple, guidance: float, interval: tuple[float, float] | None = None
+) -> torch.Tensor:
+    """Classifier-free guidance in velocity space: v_u + w (v_c - v_u).
+
+    With `interval = (lo, hi)` the scale applies only to samples whose t lies in [lo, hi]
+    (limited-interval guidance); the others get the conditional velocity (w = 1).
+    """
     both = velocity(
         model,
         torch.cat([x, x]),
@@ -40,7 +46,12 @@ def cfg_velocity(model, x, t, cond: tuple, uncond: tuple, guidance: float) -> to
         torch.cat([uncond[1], cond[1]]),
     )
     v_u, v_c = both.chunk(2)
-    return v_u + guidance * (v_c - v_u)
+    if interval is None:
+        return v_u + guidance * (v_c - v_u)
+    tt = t if torch.is_tensor(t) else torch.full((x.shape[0],), float(t))
+    inside = (tt >= interval[0] - 1e-6) & (tt <= interval[1] + 1e-6)
+    w = torch.where(inside, torch.tensor(float(guidance)), torch.tensor(1.0)).view(-1, 1, 1, 1).to(v_c.dtype)
+    return v_u + w * (v_c - v_u)
 
 
 @torch.no_grad()
@@ -63,7 +74,15 @@ def teacher_grid(teacher_steps: int, shift: float, timesteps: list[float]) -> li
 
 @torch.no_grad()
 def teacher_trajectory(
-    teacher, noise, timesteps: list[float], cond, uncond, guidance: float, teacher_steps: int, shift: float
+    teacher,
+    noise,
+    timesteps: list[float],
+    cond,
+    uncond,
+    guidance: float,
+    teacher_steps: int,
+    shift: float,
+    interval: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Integrate the teacher ODE with CFG; return states at the student timesteps (N, K+1, ...)."""
     grid = teacher_grid(teacher_steps, shift, timesteps)
@@ -73,6 +92,6 @@ def teacher_trajectory(
     for t, t_next in zip(grid, grid[1:]):
         if t in wanted:
             states[wanted[t]] = x
-        x = x + (t_next - t) * cfg_velocity(teacher, x, t, cond, uncond, guidance)
+        x = x + (t_next - t) * cfg_velocity(teacher, x, t, cond, uncond, guidance, interval)
     states[wanted[0.0]] = x
     return torch.stack(states, dim=1)  # type: ignore[arg-type]

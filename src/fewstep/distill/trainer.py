@@ -193,7 +193,9 @@ class DistillRun:
         for group in self.opt_s.param_groups:
             group["lr"] = dm.lr_student
         x, t, x0 = generator_point(self.student_w, noise, k, ts, s_cond, dm.timestep_sharing, cfg.shift)
-        g = dm_direction(self.acc.unwrap_model(self.fake_w), self.teacher, x, t, t_cond, uncond, cfg.guidance)
+        g = dm_direction(
+            self.acc.unwrap_model(self.fake_w), self.teacher, x, t, t_cond, uncond, cfg.guidance, cfg.guidance_interval
+        )
         loss_g = dm_loss(x, g)
         out["dm"] = loss_g.item()
         if self.use_gan and dm.gan.weight > 0:

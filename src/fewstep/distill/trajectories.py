@@ -49,6 +49,7 @@ def build_trajectories(
     seed: int,
     batch: int = 64,
     progress: bool = True,
+    interval: tuple[float, float] | None = None,
 ) -> Trajectories:
     """Run the teacher with CFG from seeded noise and record the states."""
     gen = torch.Generator().manual_seed(seed)
@@ -61,7 +62,15 @@ def build_trajectories(
         uncond = (uncond_all[0].expand(len(caps), -1, -1), uncond_all[1].expand(len(caps), -1))
         out.append(
             teacher_trajectory(
-                teacher_pipe.transformer, noise[i : i + batch], timesteps, cond, uncond, guidance, teacher_steps, shift
+                teacher_pipe.transformer,
+                noise[i : i + batch],
+                timesteps,
+                cond,
+                uncond,
+                guidance,
+                teacher_steps,
+                shift,
+                interval,
             )
         )
     return Trajectories(torch.cat(out), captions, timesteps)

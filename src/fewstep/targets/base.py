@@ -85,6 +85,7 @@ class Target(ABC):
     export_format: ClassVar[str] = "onnx"
     device: ClassVar[str] = "cpu"
     prefers_static: ClassVar[bool] = False  # static shapes run faster on this target
+    quant_backend: ClassVar[str | None] = None  # fewstep.quantize handler set used by `quantize`
 
     def missing(self) -> list[str]:
         """Modules this target needs that are not installed (found without importing them)."""
@@ -109,12 +110,20 @@ class Target(ABC):
                 f"target {self.name!r} does not support precision {precision!r}; allowed: {', '.join(self.precisions)}"
             )
 
-    def quantize(self, model: Path, io: ComponentIO, precision: str, calibration: Any, out_dir: Path) -> Path:
-        """Hook for calibrated schemes (INT8/INT4): return the model file to build from.
+    def quantize(self, model: Path, io: ComponentIO, scheme: Any, calibration: list[dict], out_dir: Path) -> Path:
+        """Apply a quantization scheme config (None: float) and return the model file to build from.
 
-        Float precisions need no calibration, so the default passes the model through.
+        The default dispatches to the `fewstep.quantize` handler registered for this target's
+        backend and the scheme's config type; vendors may override it with their own quantizer.
         """
-        return model
+        if scheme is None:
+            return model
+        if self.quant_backend is None:
+            raise ValueError(f"target {self.name!r} has no quantizer for scheme {scheme.scheme!r}")
+        from fewstep.quantize import load_handlers, quantize_model
+
+        load_handlers(self.quant_backend)
+        return quantize_model(self.quant_backend, model, io, scheme, calibration, out_dir)
 
     @abstractmethod
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:

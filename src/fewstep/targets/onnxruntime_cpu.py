@@ -24,7 +24,8 @@ class OnnxRuntimeCPU(Target):
     description: ClassVar[str] = "ONNX Runtime, CPU execution provider"
     extra: ClassVar[str] = "onnxruntime"
     requires: ClassVar[tuple[str, ...]] = ("onnxruntime", "onnx")
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
+    quant_backend: ClassVar[str | None] = "onnxruntime"
     providers: ClassVar[tuple[str, ...]] = ("CPUExecutionProvider",)
 
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:

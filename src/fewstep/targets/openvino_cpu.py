@@ -25,7 +25,8 @@ class OpenVINOCPU(Target):
     description: ClassVar[str] = "OpenVINO runtime, CPU plugin (IR built from ONNX)"
     extra: ClassVar[str] = "openvino"
     requires: ClassVar[tuple[str, ...]] = ("openvino",)
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
+    quant_backend: ClassVar[str | None] = "openvino"
     prefers_static: ClassVar[bool] = True
 
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
@@ -33,7 +34,8 @@ class OpenVINOCPU(Target):
         self.check_precision(precision)
         import openvino as ov
 
-        ir = ov.convert_model(str(model))
+        model = Path(model)
+        ir = ov.Core().read_model(str(model)) if model.suffix == ".xml" else ov.convert_model(str(model))
         if io.static_sizes:  # reshape before compile: the CPU plugin specialises kernels
             ir.reshape({t.name: ov.PartialShape(list(t.static(io.static_sizes))) for t in io.inputs})
         xml = Path(out_dir) / f"{io.name}.xml"

@@ -1,0 +1,160 @@
+"""ONNX Runtime quantizers through `onnxruntime.quantization`: static QDQ and MatMulNBits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fewstep.quantize.config import Int8Config, WeightOnlyConfig
+from fewstep.quantize.cpu import needs_reduce_range
+from fewstep.quantize.registry import register_quantizer
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feed dicts."""
+
+    def __init__(self, items: list[dict[str, np.ndarray]]):
+        self.items = iter(items)
+
+    def get_next(self):
+        return next(self.items, None)
+
+    def rewind(self):  # pragma: no cover - not used by MinMax
+        pass
+
+
+@contextlib.contextmanager
+def _in_temp_cwd():
+    """quant_pre_process leaves temporary files in the working directory: keep them out of the user's."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
+@register_quantizer("onnxruntime", Int8Config)
+def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = Path(out)
+    pre = (out / f"{io.name}.pre.onnx").resolve()
+    dst = (out / f"{io.name}.int8.onnx").resolve()
+    reduce_range = needs_reduce_range() if cfg.reduce_range is None else cfg.reduce_range
+    with _in_temp_cwd():
+        # symbolic shape inference fails on SD3 exports; ONNX shape inference is enough
+        quant_pre_process(str(Path(model).resolve()), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(dst),
+            _Reader(items),
+            quant_format=QuantFormat.QDQ,
+            per_channel=cfg.per_channel,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            # the linear/conv layers only: index arithmetic (T5's relative-position buckets) and
+            # normalisations must stay float
+            op_types_to_quantize=list(cfg.op_types),
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+    return dst
+
+
+def gemm_to_matmul(model):
+    """Rewrite Gemm (alpha = beta = 1, constant B) as MatMul + Add so MatMulNBits can take it
+    (SD3's AdaLN and embedding linears export as Gemm, which MatMulNBits leaves alone)."""
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        ok = node.op_type == "Gemm" and node.input[1] in inits and not attrs.get("transA", 0)
+        ok = ok and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+        if not ok:
+            nodes.append(node)
+            continue
+        weight = inits[node.input[1]]
+        if attrs.get("transB", 0):
+            array = numpy_helper.to_array(weight).T.copy()
+            weight.CopyFrom(numpy_helper.from_array(array, weight.name))
+        mm_out = node.output[0] + "__mm" if len(node.input) > 2 else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], node.input[1]], [mm_out], name=node.name + "__mm"))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "__add"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def matmul_sensitivity(model, items: list[dict], bits: int, group_size: int) -> dict[str, float]:
+    """Per MatMul with constant weights: relative weight-quantisation error at `bits`, the
+    proxy used to keep the most sensitive layers at higher precision (mixed schemes)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    scores = {}
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        if w.ndim != 2:
+            continue
+        k = w.shape[0]
+        g = k if group_size <= 0 or group_size > k else group_size
+        pad = (-k) % g
+        wp = np.pad(w, ((0, pad), (0, 0))).reshape(-1, g, w.shape[1])
+        scale = np.abs(wp).max(1, keepdims=True) / (2 ** (bits - 1) - 1)
+        q = np.round(wp / np.maximum(scale, 1e-12)) * scale
+        err = np.linalg.norm((q - wp).reshape(-1, w.shape[1])[:k]) / max(np.linalg.norm(w), 1e-12)
+        scores[node.name] = float(err) * np.sqrt(w.size)  # bigger layers weigh more
+    return scores
+
+
+@register_quantizer("onnxruntime", WeightOnlyConfig)
+def weights(model: Path, io, cfg: WeightOnlyConfig, items: list[dict], out: Path) -> Path:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    from fewstep.compile.onnx_io import save_onnx
+
+    proto = gemm_to_matmul(onnx.load(str(model)))
+    block = 128 if cfg.group_size <= 0 else max(16, cfg.group_size)
+    keep: list[str] = []
+    if cfg.bits == 4 and cfg.ratio < 1.0:
+        scores = matmul_sensitivity(proto, items, 4, block)
+        ranked = sorted(scores, key=scores.get, reverse=True)
+        keep = ranked[: round(len(ranked) * (1.0 - cfg.ratio))]
+    quant = MatMulNBitsQuantizer(
+        proto,
+        bits=cfg.bits,
+        block_size=block,
+        is_symmetric=cfg.symmetric,
+        nodes_to_exclude=keep,
+        op_types_to_quantize=("MatMul",),
+    )
+    quant.process()
+    proto = quant.model.model
+    if keep:  # the most sensitive layers at 8 bits
+        quant = MatMulNBitsQuantizer(
+            proto,
+            bits=8,
+            block_size=block,
+            is_symmetric=cfg.symmetric,
+            nodes_to_include=keep,
+            op_types_to_quantize=("MatMul",),
+        )
+        quant.process()
+        proto = quant.model.model
+    dst = Path(out) / f"{io.name}.{cfg.scheme}.onnx"
+    save_onnx(proto, dst)
+    return dst

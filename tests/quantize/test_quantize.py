@@ -1,0 +1,168 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from fewstep.compile.build import compile_bundle
+from fewstep.compile.config import CompileConfig
+from fewstep.quantize.cpu import needs_reduce_range
+
+LOOSE = {
+    "num_prompts": 2,
+    "tensor": {"cosine_min": 0.9, "rel_l2_max": 0.5, "max_abs_max": None},
+    "image": {"psnr_min": 15, "ssim_min": 0.5},
+    "distribution": {"enabled": False},
+}
+
+
+def build(tiny_student_dir, tmp_path, target, quantization, **extra):
+    cfg = CompileConfig(target=target, quantization=quantization, gates=LOOSE, measure=False, **extra)
+    path, report = compile_bundle(tiny_student_dir, cfg, tmp_path / f"{target}-{quantization['scheme']}")
+    return path, report, json.loads((path / "manifest.json").read_text())
+
+
+def transformer_cosines(report):
+    return [r.value for r in report.results if r.gate.startswith("tensor/transformer") and r.gate.endswith("cosine")]
+
+
+def onnx_ops(path):
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def ov_element_types(xml):
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    return {op.get_output_element_type(0).get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"}
+
+
+@pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
+def test_int8_is_calibrated_at_the_student_timesteps(tiny_student_dir, tmp_path, target):
+    path, report, manifest = build(tiny_student_dir, tmp_path, target, {"scheme": "int8", "calibration_prompts": 4})
+    calib = manifest["quantization"]["calibration"]
+    student = json.loads((tiny_student_dir / "fewstep_student.json").read_text())
+    # every student timestep (the scheduler's sigmas before the final 0) is covered
+    assert calib["timesteps"] == pytest.approx(manifest["pipeline"]["sigmas"][:-1])
+    assert len(calib["timesteps"]) == student["steps"] and calib["prompts"] == 4
+    assert manifest["precision"]["transformer"] == "int8" and manifest["precision"]["vae_decoder"] == "fp32"
+    assert min(transformer_cosines(report)) > 0.98, report.failures()
+    comp = path / "components"
+    if target == "onnxruntime-cpu":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= onnx_ops(comp / "transformer.onnx")
+    else:
+        assert {"i8", "u8"} & ov_element_types(comp / "transformer.xml")
+
+
+def test_calibration_prompts_are_disjoint_from_gate_prompts(tiny_student_dir):
+    from fewstep.gates.check import gate_prompts
+    from fewstep.quantize.calibration import calibration_prompts
+
+    calib = set(calibration_prompts(tiny_student_dir, 64, 0))
+    gates, _ = gate_prompts(tiny_student_dir, 64)
+    assert calib and not calib & set(gates)
+
+
+@pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
+@pytest.mark.parametrize("scheme", ["int8-weights", "int4-weights"])
+def test_weight_only_schemes(tiny_student_dir, tmp_path, target, scheme):
+    path, report, manifest = build(tiny_student_dir, tmp_path, target, {"scheme": scheme, "group_size": 16})
+    assert report.passed, [r.describe() for r in report.failures()]
+    assert manifest["quantization"]["calibration"] is None  # weight-only, data-free by default
+    floor = 0.999 if scheme == "int8-weights" else 0.98
+    assert min(transformer_cosines(report)) > floor
+    comp = path / "components"
+    if target == "onnxruntime-cpu":
+        ops = onnx_ops(comp / "transformer.onnx")
+        assert "MatMulNBits" in ops and "Gemm" not in ops  # the AdaLN Gemms were rewritten and quantized
+    else:
+        want = {"i8", "u8"} if scheme == "int8-weights" else {"i4", "u4"}
+        assert want & ov_element_types(comp / "transformer.xml")
+
+
+def test_reduce_range_follows_the_cpu(tmp_path):
+    """u8 x s8 kernels without VNNI add pairs of products into int16 with saturation: on such
+    CPUs the int8 handler must quantize weights to 7 bits (reduce_range)."""
+    assert needs_reduce_range(frozenset({"sse4_2", "avx2", "fma"}))
+    assert not needs_reduce_range(frozenset({"avx2", "avx512_vnni"}))
+    assert not needs_reduce_range(frozenset({"avx2", "avx_vnni"}))
+    assert not needs_reduce_range(frozenset({"asimd"}))  # not x86
+
+    import torch
+    from onnx import numpy_helper
+
+    from fewstep.quantize.config import Int8Config
+    from fewstep.quantize.onnxruntime import int8
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16)).eval()
+    x = torch.rand(32, 64) * 4
+    src = tmp_path / "m.onnx"
+    torch.onnx.export(
+        model,
+        (x[:1],),
+        str(src),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
+        dynamo=False,
+        opset_version=17,
+    )
+    items = [{"x": x[i : i + 8].numpy()} for i in range(0, 32, 8)]
+
+    class IO:
+        name = "m"
+
+    ranges = {}
+    for reduce in (True, False):
+        out = tmp_path / str(reduce)
+        out.mkdir()
+        q = onnx.load(str(int8(src, IO, Int8Config(reduce_range=reduce), items, out)))
+        weights = [numpy_helper.to_array(t) for t in q.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        ranges[reduce] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+        import onnxruntime as ort
+
+        y = ort.InferenceSession(q.SerializeToString()).run(None, {"x": x.numpy()})[0]
+        ref = model(x).detach().numpy()
+        assert (y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref) > 0.999
+    assert ranges[True] <= 64 < ranges[False]  # 7-bit weights with reduce_range
+
+
+def test_mixed_search_is_no_larger_than_int8_weights(tiny_student_dir, tmp_path):
+    from fewstep.compile.measure import dir_size
+
+    int8w, _, _ = build(tiny_student_dir, tmp_path, "onnxruntime-cpu", {"scheme": "int8-weights", "group_size": 16})
+    path, report, manifest = build(
+        tiny_student_dir, tmp_path, "onnxruntime-cpu", {"scheme": "mixed", "group_size": 16, "calibration_prompts": 2}
+    )
+    assert report.passed
+    search = manifest["quantization"]["search"]
+    assert search[-1]["passed"] and all(not t["passed"] for t in search[:-1])
+    assert set(manifest["quantization"]["components"]) == {
+        "text_encoder",
+        "text_encoder_2",
+        "text_encoder_3",
+        "transformer",
+    }
+    assert dir_size(path) <= dir_size(int8w)
+
+
+def test_t5_drop_refused_when_its_gate_fails_and_applied_when_forced(tiny_student_dir, tmp_path):
+    strict = {"drop_t5": True, "t5_gate": {"num_images": 16, "fid_ratio_max": 0.01}}
+    path, report, manifest = build(
+        tiny_student_dir, tmp_path / "a", "onnxruntime-cpu", {"scheme": "int8-weights"}, restructure=strict
+    )
+    record = manifest["restructure"]["drop_t5"]
+    assert record["accepted"] is False and "refused" in record["reason"] and record["fid_ratio"] > 0.01
+    assert "text_encoder_3" in manifest["components"]
+
+    path, report, manifest = build(
+        tiny_student_dir,
+        tmp_path / "b",
+        "onnxruntime-cpu",
+        {"scheme": "int8-weights"},
+        restructure={"drop_t5": True, "force": True},
+    )
+    assert manifest["restructure"]["drop_t5"]["accepted"] is True
+    assert "text_encoder_3" not in manifest["components"] and not manifest["pipeline"]["t5"]
+    assert not (path / "tokenizers" / "text_encoder_3").exists()
+    assert report.passed  # gated against the T5-free torch model
