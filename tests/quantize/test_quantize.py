@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -80,7 +81,7 @@ def test_weight_only_schemes(tiny_student_dir, tmp_path, target, scheme):
         assert want & ov_element_types(comp / "transformer.xml")
 
 
-def test_reduce_range_follows_the_cpu(tmp_path):
+def test_reduce_range_follows_the_cpu(tmp_path, monkeypatch):
     """u8 x s8 kernels without VNNI add pairs of products into int16 with saturation: on such
     CPUs the int8 handler must quantize weights to 7 bits (reduce_range)."""
     assert needs_reduce_range(frozenset({"sse4_2", "avx2", "fma"}))
@@ -108,13 +109,15 @@ def test_reduce_range_follows_the_cpu(tmp_path):
         opset_version=17,
     )
     items = [{"x": x[i : i + 8].numpy()} for i in range(0, 32, 8)]
+    monkeypatch.chdir(tmp_path)  # relative paths, as the runner passes them
+    src = Path("m.onnx")
 
     class IO:
         name = "m"
 
     ranges = {}
     for reduce in (True, False):
-        out = tmp_path / str(reduce)
+        out = Path(str(reduce))
         out.mkdir()
         q = onnx.load(str(int8(src, IO, Int8Config(reduce_range=reduce), items, out)))
         weights = [numpy_helper.to_array(t) for t in q.graph.initializer if t.data_type == onnx.TensorProto.INT8]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from fewstep.compile.sampling import sampling_for
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.gates.check import GateReport, run_gates
 from fewstep.pipelines import load_pipeline, resolve_model
-from fewstep.quantize.config import Int8Config, MixedConfig, WeightOnlyConfig, default_scheme
+from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
 from fewstep.targets.registry import get_target
 
@@ -39,7 +40,7 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 
 def _needs_calibration(scheme: Any) -> bool:
-    if isinstance(scheme, Int8Config):
+    if isinstance(scheme, (Int8Config, ModelOptConfig)):
         return True
     return isinstance(scheme, WeightOnlyConfig) and (scheme.awq or scheme.scale_estimation or scheme.ratio < 1.0)
 
@@ -107,8 +108,12 @@ def compile_bundle(
             cfg_batch = 2 if name == "transformer" and sampling.guidance > 1.0 else 1
             batch = cfg.batch * cfg_batch if static else None
             start = time.perf_counter()
-            io = export_onnx(comp, work / f"{name}.onnx", batch, cfg.exporter)
             items = calibration.items(name, batch or 1) if calibration is not None else []
+            if scheme is not None and target.quantizes_before_export:
+                # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
+                comp = replace(comp, module=target.quantize_module(comp.module, comp.io, scheme, items))
+                scheme = None
+            io = export_onnx(comp, work / f"{name}.onnx", batch, cfg.exporter)
             built = target.quantize(work / f"{name}.onnx", io, scheme, items, work)
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)

@@ -209,6 +209,9 @@ class DistillRun:
             out["tg"] = reg.item()
         self.opt_s.zero_grad(set_to_none=True)
         self.acc.backward(loss_g)
+        # logged to compare gradient noise with and without timestep sharing
+        grads = [p.grad.detach().float().norm() for p in self.student_w.parameters() if p.grad is not None]
+        out["grad_norm"] = float(torch.linalg.vector_norm(torch.stack(grads))) if grads else 0.0
         self.opt_s.step()
         self._update_ema()
         return out

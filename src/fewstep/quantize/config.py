@@ -67,8 +67,18 @@ class MixedConfig(_Scheme):
     max_trials: int = Field(12, ge=1, le=64, description="gated trial bundles the search may build")
 
 
-QuantConfig = Annotated[Union[Int8Config, WeightOnlyConfig, MixedConfig], Field(discriminator="scheme")]  # noqa: UP007
-SCHEMES = ("int8", "int8-weights", "int4-weights", "mixed")
+class ModelOptConfig(_Scheme):
+    """NVIDIA Model Optimizer schemes for TensorRT (fake-quant in torch, exported as Q/DQ ONNX)."""
+
+    scheme: Literal["int8-sq", "fp8", "int4-awq"] = "fp8"
+    components: tuple[str, ...] = Field(("transformer",), description="components to quantize")
+
+
+QuantConfig = Annotated[
+    Union[Int8Config, WeightOnlyConfig, MixedConfig, ModelOptConfig],  # noqa: UP007
+    Field(discriminator="scheme"),
+]
+SCHEMES = ("int8", "int8-weights", "int4-weights", "mixed", "int8-sq", "fp8", "int4-awq")
 
 
 def default_scheme(precision: str) -> BaseModel | None:
@@ -79,4 +89,6 @@ def default_scheme(precision: str) -> BaseModel | None:
         return WeightOnlyConfig(scheme=precision)
     if precision == "mixed":
         return MixedConfig()
+    if precision in ("int8-sq", "fp8", "int4-awq"):
+        return ModelOptConfig(scheme=precision)
     return None

@@ -45,12 +45,13 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = Path(out)
+    src = Path(model).resolve()  # before the working directory changes
     pre = (out / f"{io.name}.pre.onnx").resolve()
     dst = (out / f"{io.name}.int8.onnx").resolve()
     reduce_range = needs_reduce_range() if cfg.reduce_range is None else cfg.reduce_range
     with _in_temp_cwd():
         # symbolic shape inference fails on SD3 exports; ONNX shape inference is enough
-        quant_pre_process(str(Path(model).resolve()), str(pre), skip_symbolic_shape=True)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(dst),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fewstep.distill.api import distill
 from fewstep.distill.config import FlashConfig
@@ -28,4 +32,25 @@ class DistillStageImpl:
             cache_dir=ctx.run_dir / ".cache",
             progress=ctx.progress,
         )
-        return {"steps": flash.steps, "t5_free": flash.t5_free}
+        summary: dict[str, Any] = {"steps": flash.steps, "t5_free": flash.t5_free}
+        losses = ctx.work_dir(name) / "losses.csv"
+        if losses.exists():
+            shutil.copy(losses, out / "distill_losses.csv")
+            summary["grad_norm_dm"] = grad_norm_stats(losses)
+        return summary
+
+
+def grad_norm_stats(losses: Path) -> dict[str, float] | None:
+    """Mean, standard deviation and coefficient of variation of the student's gradient norm
+    over the distribution-matching generator steps (the noise timestep sharing should lower)."""
+    values = []
+    with open(losses) as f:
+        for row in csv.reader(f):
+            if len(row) > 1 and row[1] == "dm":
+                fields = dict(item.split("=", 1) for item in row[2:] if "=" in item)
+                if "grad_norm" in fields:
+                    values.append(float(fields["grad_norm"]))
+    if not values:
+        return None
+    arr = np.asarray(values)
+    return {"steps": len(arr), "mean": float(arr.mean()), "std": float(arr.std()), "cv": float(arr.std() / arr.mean())}

@@ -86,6 +86,11 @@ class Target(ABC):
     device: ClassVar[str] = "cpu"
     prefers_static: ClassVar[bool] = False  # static shapes run faster on this target
     quant_backend: ClassVar[str | None] = None  # fewstep.quantize handler set used by `quantize`
+    quantizes_before_export: ClassVar[bool] = False  # quantize the torch module (e.g. ModelOpt), then export
+
+    def quantize_module(self, module: Any, io: ComponentIO, scheme: Any, calibration: list[dict]) -> Any:
+        """Quantize a torch module before export (targets with `quantizes_before_export`)."""
+        raise NotImplementedError(f"target {self.name!r} quantizes exported models, not torch modules")
 
     def missing(self) -> list[str]:
         """Modules this target needs that are not installed (found without importing them)."""
