@@ -44,3 +44,17 @@ def test_gate_result_says_by_how_much():
     r = GateResult.check("image/psnr", 27.5, 30.0, ">=")
     assert not r.passed and "margin -2.5" in r.describe() and "FAILED" in r.describe()
     assert GateResult.from_json(r.to_json()) == r
+
+
+def test_quantized_precisions_start_from_their_own_thresholds():
+    from fewstep.compile.config import CompileConfig
+
+    int8 = CompileConfig(target="onnxruntime-cpu", precision="int8", gates={"distribution": {"num_images": 500}})
+    assert int8.gates.tensor.cosine_min == 0.98 and int8.gates.tensor.max_abs_max is None
+    assert int8.gates.distribution.num_images == 500 and int8.gates.distribution.fid_ratio_max == 1.05
+    int4 = CompileConfig(target="openvino-cpu", quantization={"scheme": "int4-weights"})
+    assert int4.precision == "int4-weights" and int4.gates.image.psnr_min == 22.0
+    fp32 = CompileConfig(target="openvino-cpu", gates={"image": {"psnr_min": 40}})
+    assert fp32.gates.tensor.cosine_min == 0.999 and fp32.gates.image.psnr_min == 40
+    with pytest.raises(ValueError, match="contradicts quantization.scheme"):
+        CompileConfig(target="openvino-cpu", precision="int8", quantization={"scheme": "int4-weights"})

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fewstep.compile.export import Exporter
-from fewstep.gates.config import GateConfig, _Config
+from fewstep.gates.config import GateConfig, _Config, default_gates
 from fewstep.quantize.config import QuantConfig, default_scheme
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder")
@@ -28,12 +28,32 @@ class T5Gate(_Config):
     fid_ratio_max: float = Field(1.25, gt=0)
 
 
+class Truncate(_Config):
+    """Keep the first `keep` layers of an encoder, fine-tuned to match the full one."""
+
+    keep: dict[str, int] = Field(default_factory=dict, description="encoder -> layers kept, e.g. {text_encoder_3: 1}")
+    steps: int = Field(300, ge=0, le=100_000, description="feature-matching fine-tune steps")
+    prompts: int = Field(512, ge=8, le=1_000_000, description="training prompts for the fine-tune")
+    batch: int = Field(32, ge=1, le=4096)
+    lr: float = Field(3e-4, gt=0)
+
+
 class Restructure(_Config):
     """Text-encoder restructuring, each change gated before it is accepted."""
 
     drop_t5: bool = Field(False, description="omit T5 from the bundle (zero-filled slot) if its gate passes")
-    t5_gate: T5Gate = T5Gate()
+    truncate: Truncate = Truncate()
+    t5_gate: T5Gate = Field(T5Gate(), description="the gate every restructuring must pass (T5 drop, truncation)")
     force: bool = Field(False, description="apply without the gate (families with no evaluator)")
+
+    @model_validator(mode="after")
+    def _encoders(self) -> Restructure:
+        bad = sorted(set(self.truncate.keep) - {"text_encoder", "text_encoder_2", "text_encoder_3"})
+        if bad:
+            raise ValueError(
+                f"truncate.keep: unknown encoder(s) {bad}; allowed: text_encoder, text_encoder_2, text_encoder_3"
+            )
+        return self
 
 
 class CompileConfig(BaseModel):
@@ -62,12 +82,17 @@ class CompileConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _precision_from_scheme(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("quantization"), dict):
+        if not isinstance(data, dict):
+            return data
+        if isinstance(data.get("quantization"), dict):
             scheme = data["quantization"].get("scheme")
             if "precision" not in data and scheme:
                 data = {**data, "precision": scheme}
             elif scheme and data["precision"] != scheme:
                 raise ValueError(f"precision: {data['precision']!r} contradicts quantization.scheme {scheme!r}")
+        gates = data.get("gates")
+        if gates is None or isinstance(gates, dict):  # quantized precisions start from looser thresholds
+            data = {**data, "gates": default_gates(str(data.get("precision", "fp32")), gates)}
         return data
 
     def scheme(self) -> Any:

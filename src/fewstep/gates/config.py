@@ -45,6 +45,39 @@ class GateConfig(_Config):
     distribution: DistributionGates = DistributionGates()
 
 
+# Starting thresholds per precision; a recipe's `gates:` block is merged over them.
+_QUANT8 = {
+    "tensor": {"cosine_min": 0.98, "rel_l2_max": 0.25, "max_abs_max": None},
+    "image": {"psnr_min": 30.0, "ssim_min": 0.95},
+    "distribution": {"fid_ratio_max": 1.05, "alignment_drop_max": 0.01},
+}
+_QUANT4 = {
+    "tensor": {"cosine_min": 0.95, "rel_l2_max": 0.35, "max_abs_max": None},
+    "image": {"psnr_min": 22.0, "ssim_min": 0.85},
+    "distribution": {"fid_ratio_max": 1.10, "alignment_drop_max": 0.05},
+}
+PRECISION_GATES: dict[str, dict[str, Any]] = {
+    "int8": _QUANT8,
+    "int8-weights": _QUANT8,
+    "int8-sq": _QUANT8,
+    "fp8": _QUANT8,
+    "mixed": {**_QUANT8, "image": {"psnr_min": 30.0, "ssim_min": 0.93}},
+    "int4-weights": _QUANT4,
+    "int4-awq": _QUANT4,
+}
+
+
+def default_gates(precision: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The precision's starting thresholds with `given` merged over them (nested dicts merge)."""
+    out: dict[str, Any] = {k: dict(v) for k, v in PRECISION_GATES.get(precision, {}).items()}
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
 @dataclass
 class GateResult:
     """One checked number: passed when finite and on the right side of its threshold."""
@@ -62,7 +95,8 @@ class GateResult:
             return cls(gate, value, threshold, op or "finite", False)
         if threshold is None:
             return cls(gate, value, None, "", True)
-        ok = value >= threshold if op == ">=" else value <= threshold
+        # a tolerance of 1e-9: alignment is a count over images, and 0.629 - 0.619 is 0.0100000...09
+        ok = value >= threshold - 1e-9 if op == ">=" else value <= threshold + 1e-9
         return cls(gate, value, threshold, op, ok)
 
     def describe(self) -> str:
@@ -71,6 +105,7 @@ class GateResult:
         if self.threshold is None:
             return f"{self.gate}: {self.value:.6g} (recorded)"
         margin = self.value - self.threshold
+        margin = 0.0 if abs(margin) < 1e-9 else margin
         verdict = "ok" if self.passed else "FAILED"
         return f"{self.gate}: {self.value:.6g} {self.op} {self.threshold:g} (margin {margin:+.4g}) — {verdict}"
 
