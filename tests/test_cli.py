@@ -22,6 +22,7 @@ COMMANDS = [
     ["compile"],
     ["gate"],
     ["generate"],
+    ["conformance"],
 ]
 
 

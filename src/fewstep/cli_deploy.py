@@ -171,7 +171,31 @@ def generate(
         out.print(str(path))
 
 
+def conformance(
+    target: Annotated[str, typer.Argument(help="target name (see `fewstep targets`)")],
+    precision: Annotated[list[str] | None, typer.Option("--precision", "-p", help="repeatable; default: all")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run the target conformance suite on a tiny model; exit 1 if any check fails."""
+    from fewstep.testing import run_conformance
+
+    try:
+        results = run_conformance(target, precision or None)
+    except (ValueError, ImportError, RuntimeError) as e:
+        _fail(str(e))
+    if as_json:
+        _print_json([r.__dict__ for r in results])
+    else:
+        table = Table("precision", "check", "result", "detail")
+        for r in results:
+            table.add_row(r.precision, r.check, "ok" if r.passed else "FAILED", r.detail[:120])
+        out.print(table)
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("conformance")(conformance)
     app.command("targets")(targets)
     app.command("compile")(compile_cmd)
     app.command("gate")(gate)

@@ -172,19 +172,23 @@ def test_t5_drop_refused_when_its_gate_fails_and_applied_when_forced(tiny_studen
 
 
 def test_encoder_truncation_is_fine_tuned_and_gated(tiny_student_dir, tmp_path):
-    from fewstep.compile.truncate import layer_list
-
     cut = {"keep": {"text_encoder_2": 1}, "steps": 30, "prompts": 32, "batch": 16}
-    path, report, manifest = build(tiny_student_dir, tmp_path / "forced", "onnxruntime-cpu",
-                                   {"scheme": "int8-weights"}, restructure={"truncate": cut, "force": True})
+    path, report, manifest = build(
+        tiny_student_dir,
+        tmp_path / "forced",
+        "onnxruntime-cpu",
+        {"scheme": "int8-weights"},
+        restructure={"truncate": cut, "force": True},
+    )
     record = manifest["restructure"]["truncate"]["text_encoder_2"]
     assert record["accepted"] and record["layers"][1] == 1 and record["parameter_bytes_saved"] > 0
     assert record["loss_last"] < record["loss_first"]  # feature matching learns
     assert report.passed  # gated against the truncated torch model
 
     strict = {"truncate": cut, "t5_gate": {"num_images": 16, "fid_ratio_max": 0.01}}
-    _, _, manifest = build(tiny_student_dir, tmp_path / "gated", "onnxruntime-cpu", {"scheme": "int8-weights"},
-                           restructure=strict)
+    _, _, manifest = build(
+        tiny_student_dir, tmp_path / "gated", "onnxruntime-cpu", {"scheme": "int8-weights"}, restructure=strict
+    )
     assert manifest["restructure"]["truncate"]["text_encoder_2"]["accepted"] is False
 
 

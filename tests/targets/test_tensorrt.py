@@ -37,8 +37,12 @@ def cosine(a, b):
 
 @pytest.mark.parametrize(
     ("scheme", "floor"),
-    [(Int8Config(), 0.999), (ModelOptConfig(scheme="int8-sq"), 0.999), (ModelOptConfig(scheme="fp8"), 0.995),
-     (ModelOptConfig(scheme="int4-awq"), 0.995)],
+    [
+        (Int8Config(), 0.999),
+        (ModelOptConfig(scheme="int8-sq"), 0.999),
+        (ModelOptConfig(scheme="fp8"), 0.995),
+        (ModelOptConfig(scheme="int4-awq"), 0.995),
+    ],
     ids=lambda v: getattr(v, "scheme", ""),
 )
 def test_modelopt_fake_quant_numerics_on_cpu(transformer, scheme, floor):
@@ -73,8 +77,11 @@ def test_int8_qdq_onnx_runs_in_onnxruntime(transformer, tmp_path):
 
 
 def test_engine_plan_profiles_and_precision_flags():
-    io = ComponentIO("transformer", (TensorSpec("hidden_states", ("batch", 4, 8, 8)), TensorSpec("timestep", ("batch",))),
-                     ("sample",))
+    io = ComponentIO(
+        "transformer",
+        (TensorSpec("hidden_states", ("batch", 4, 8, 8)), TensorSpec("timestep", ("batch",))),
+        ("sample",),
+    )
     plan = engine_plan(io, "fp16", (1, 2, 8))
     assert plan.flags == ["FP16"] and not plan.strongly_typed
     assert plan.profiles["hidden_states"] == ((1, 4, 8, 8), (2, 4, 8, 8), (8, 4, 8, 8))
@@ -110,9 +117,16 @@ def test_tensorrt_bundle_end_to_end(tiny_student_dir, tmp_path):  # pragma: no c
     from fewstep.compile.config import CompileConfig
 
     for precision in ("fp16", "int8", "fp8"):
-        cfg = CompileConfig(target="tensorrt", precision=precision, measure=False,
-                            gates={"num_prompts": 2, "distribution": {"enabled": False},
-                                   "tensor": {"cosine_min": 0.98, "rel_l2_max": 0.25, "max_abs_max": None},
-                                   "image": {"psnr_min": 25, "ssim_min": 0.9}})
+        cfg = CompileConfig(
+            target="tensorrt",
+            precision=precision,
+            measure=False,
+            gates={
+                "num_prompts": 2,
+                "distribution": {"enabled": False},
+                "tensor": {"cosine_min": 0.98, "rel_l2_max": 0.25, "max_abs_max": None},
+                "image": {"psnr_min": 25, "ssim_min": 0.9},
+            },
+        )
         _, report = compile_bundle(tiny_student_dir, cfg, tmp_path / precision)
         assert report.passed, [r.describe() for r in report.failures()]
