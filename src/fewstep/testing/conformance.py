@@ -73,12 +73,6 @@ def run_conformance(target: str, precisions: list[str] | None = None, work: Path
     results: list[CheckResult] = []
     for precision in precisions or list(spec.precisions):
         out = root / precision
-        gates = {
-            "num_prompts": 2,
-            "distribution": {"enabled": False},
-            "image": {"psnr_min": 15, "ssim_min": 0.5},
-            "tensor": {"cosine_min": 0.9, "rel_l2_max": 0.5, "max_abs_max": None},
-        }
         extra = {"quantization": {"scheme": "mixed", "calibration_prompts": 2}} if precision == "mixed" else {}
         state: dict = {}
 
