@@ -34,6 +34,7 @@ class StageContext:
     outputs: dict[str, Path] = field(default_factory=dict)
     progress: bool = True
     model_override: Path | None = None
+    stage: str = ""  # name of the stage being run (its output directory is a temporary one)
 
     def model_dir(self, ref: str = "teacher") -> Path:
         """The directory a stage's `model` reference points at."""
@@ -154,6 +155,7 @@ def run_recipe(
             if on_stage:
                 on_stage(name, "running")
             start = time.perf_counter()
+            ctx.stage = name
             with atomic_dir(out) as tmp:
                 summary = impl.run(stage, ctx, tmp)
                 seconds = time.perf_counter() - start

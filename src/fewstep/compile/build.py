@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fewstep import __version__
-from fewstep.compile.components import pipeline_components
+from fewstep.compile.components import TOKENIZER_OF, pipeline_components
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.export import export_onnx
 from fewstep.compile.restructure import apply_restructure
@@ -21,8 +21,6 @@ from fewstep.pipelines import load_pipeline, resolve_model
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
 from fewstep.targets.registry import get_target
-
-TOKENIZERS = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
 
 
 class GateFailure(RuntimeError):
@@ -119,7 +117,7 @@ def compile_bundle(
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
         tokenizers = {}
-        for enc, attr in TOKENIZERS.items():
+        for enc, attr in TOKENIZER_OF.items():
             tok = getattr(pipe, attr, None)
             if enc in components and tok is not None:
                 tok.save_pretrained(str(tmp / "tokenizers" / enc))

@@ -14,6 +14,9 @@ from torch import nn
 
 from fewstep.targets.base import ComponentIO, TensorSpec
 
+# each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
+TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
+
 
 class ClipEncoder(nn.Module):
     """token ids -> (penultimate hidden states, projected pooled embedding), as SD3 reads CLIP."""

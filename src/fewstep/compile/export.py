@@ -42,33 +42,16 @@ def export_onnx(
             if static_batch is None:
                 axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs}
                 axes.update({o: {0: "batch"} for o in io.outputs})
-            torch.onnx.export(
-                comp.module,
-                example,
-                str(path),
-                input_names=names_in,
-                output_names=list(io.outputs),
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-                do_constant_folding=True,
-            )
+            kwargs = dict(dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=True)
         else:
             shapes = None
             if static_batch is None:
                 batch = torch.export.Dim("batch", min=1, max=4096)
                 shapes = tuple({i: batch for i, d in enumerate(t.shape) if isinstance(d, str)} for t in io.inputs)
-            torch.onnx.export(
-                comp.module,
-                example,
-                str(path),
-                input_names=names_in,
-                output_names=list(io.outputs),
-                dynamic_shapes=shapes,
-                opset_version=18,
-                dynamo=True,
-                external_data=False,
-            )
+            kwargs = dict(dynamic_shapes=shapes, opset_version=18, dynamo=True, external_data=False)
+        torch.onnx.export(
+            comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs), **kwargs
+        )
     return io
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def fp16_weights(model, min_elements: int = 16):
     input_names = {i.name for i in graph.input}
     casts, keep = [], []
     for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT or int(_numel(init)) < min_elements or init.name in input_names:
+        if init.data_type != TensorProto.FLOAT or math.prod(init.dims) < min_elements or init.name in input_names:
             keep.append(init)
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype("float16"), init.name + "__fp16")
@@ -63,10 +64,3 @@ def fp16_weights(model, min_elements: int = 16):
     graph.node.extend(casts + nodes)
     onnx.checker.check_model(model)
     return model
-
-
-def _numel(init) -> int:
-    n = 1
-    for d in init.dims:
-        n *= d
-    return n

@@ -14,9 +14,8 @@ from typing import Any
 
 import torch
 
+from fewstep.compile.components import TOKENIZER_OF
 from fewstep.compile.config import Restructure
-
-TOKENIZERS = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
 
 
 def _bytes(module) -> int:
@@ -97,7 +96,7 @@ def truncate_encoders(pipe, model_dir: Path, sampling, cfg: Restructure) -> dict
         if full is None:
             records[name] = {"accepted": False, "reason": "the model has no such encoder"}
             continue
-        tok = getattr(pipe, TOKENIZERS[name])
+        tok = getattr(pipe, TOKENIZER_OF[name])
         length = int(pipe.tokenizer.model_max_length)
         batches = [
             tok(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewstep.compile.components import pipeline_components
+from fewstep.compile.components import TOKENIZER_OF, pipeline_components
 from fewstep.compile.export import torch_outputs
 from fewstep.compile.sampling import Sampling
 from fewstep.gates import metrics
@@ -78,17 +78,19 @@ class GateReport:
 
 
 def _token_ids(pipe, name: str, prompts: list[str]) -> np.ndarray:
-    tok = {"text_encoder": pipe.tokenizer, "text_encoder_2": pipe.tokenizer_2, "text_encoder_3": pipe.tokenizer_3}[name]
+    tok = getattr(pipe, TOKENIZER_OF[name])
     length = int(pipe.tokenizer.model_max_length)
     ids = tok(prompts, padding="max_length", max_length=length, truncation=True, return_tensors="np").input_ids
     return ids.astype(np.int64)
 
 
-def reference_inputs(pipe, prompts: list[str], sampling: Sampling, seed: int) -> dict[str, list[dict]]:
+def reference_inputs(
+    pipe, prompts: list[str], sampling: Sampling, seed: int, comps: dict | None = None
+) -> dict[str, list[dict]]:
     """Every component's inputs along the torch pipeline's own sampling run."""
     from fewstep.pipelines import encode_prompts
 
-    comps = pipeline_components(pipe)
+    comps = comps or pipeline_components(pipe)
     inputs: dict[str, list[dict]] = defaultdict(list)
     for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
         if name in comps:
@@ -117,7 +119,7 @@ def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, c
     comps = pipeline_components(pipe)
     g = cfg.tensor
     results = []
-    for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed).items():
+    for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():
         if name not in bundle.sessions:
             continue
         for feeds in feeds_list:

@@ -97,7 +97,7 @@ def gemm_to_matmul(model):
     return model
 
 
-def matmul_sensitivity(model, items: list[dict], bits: int, group_size: int) -> dict[str, float]:
+def matmul_sensitivity(model, bits: int, group_size: int) -> dict[str, float]:
     """Per MatMul with constant weights: relative weight-quantisation error at `bits`, the
     proxy used to keep the most sensitive layers at higher precision (mixed schemes)."""
     from onnx import numpy_helper
@@ -132,30 +132,20 @@ def weights(model: Path, io, cfg: WeightOnlyConfig, items: list[dict], out: Path
     block = 128 if cfg.group_size <= 0 else max(16, cfg.group_size)
     keep: list[str] = []
     if cfg.bits == 4 and cfg.ratio < 1.0:
-        scores = matmul_sensitivity(proto, items, 4, block)
+        scores = matmul_sensitivity(proto, 4, block)
         ranked = sorted(scores, key=scores.get, reverse=True)
         keep = ranked[: round(len(ranked) * (1.0 - cfg.ratio))]
-    quant = MatMulNBitsQuantizer(
-        proto,
-        bits=cfg.bits,
-        block_size=block,
-        is_symmetric=cfg.symmetric,
-        nodes_to_exclude=keep,
-        op_types_to_quantize=("MatMul",),
-    )
-    quant.process()
-    proto = quant.model.model
-    if keep:  # the most sensitive layers at 8 bits
+
+    def nbits(proto, bits: int, **select):
         quant = MatMulNBitsQuantizer(
-            proto,
-            bits=8,
-            block_size=block,
-            is_symmetric=cfg.symmetric,
-            nodes_to_include=keep,
-            op_types_to_quantize=("MatMul",),
+            proto, bits=bits, block_size=block, is_symmetric=cfg.symmetric, op_types_to_quantize=("MatMul",), **select
         )
         quant.process()
-        proto = quant.model.model
+        return quant.model.model
+
+    proto = nbits(proto, cfg.bits, nodes_to_exclude=keep)
+    if keep:  # the most sensitive layers at 8 bits
+        proto = nbits(proto, 8, nodes_to_include=keep)
     dst = Path(out) / f"{io.name}.{cfg.scheme}.onnx"
     save_onnx(proto, dst)
     return dst

@@ -9,7 +9,6 @@ Layout of a bundle directory:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fewstep.fsutil import sha256_file
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
@@ -42,19 +42,11 @@ def is_bundle(path: str | Path) -> bool:
         return False
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def bundle_files(root: Path) -> dict[str, str]:
     """sha256 of every file under `root` except the manifest, by relative path."""
     root = Path(root)
     return {
-        p.relative_to(root).as_posix(): _sha256(p)
+        p.relative_to(root).as_posix(): sha256_file(p)
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
     }

@@ -20,10 +20,9 @@ class CompileStageImpl:
 
     def run(self, cfg: CompileStage, ctx: StageContext, out: Path) -> dict[str, Any]:
         model = ctx.model_dir(cfg.model)
-        # the stage's own name (out is its temporary directory): the work dir, with the cached
-        # calibration, must survive an interrupted attempt
-        name = out.name[1:].split(".tmp-")[0] if ".tmp-" in out.name else out.name
-        bundle_dir, report = compile_bundle(model, cfg, out / "bundle", work_dir=ctx.work_dir(name))
+        # keyed by the stage name, not `out` (a temporary directory): the work dir with the cached
+        # calibration survives an interrupted attempt
+        bundle_dir, report = compile_bundle(model, cfg, out / "bundle", work_dir=ctx.work_dir(ctx.stage))
         images = report.extra["images"]
         save_grid(images["bundle"], out / "grid.png")
         save_grid(images["torch"], out / "grid-torch.png")
