@@ -43,7 +43,28 @@ def load_pipeline(model: str | Path, drop_t5: bool = False) -> StableDiffusion3P
 
 
 def text_length(pipe: StableDiffusion3Pipeline) -> int:
+    """Token length of the CLIP encoders."""
     return int(pipe.tokenizer.model_max_length)
+
+
+T5_DEFAULT_LENGTH = 256  # diffusers' StableDiffusion3Pipeline default `max_sequence_length`
+
+
+def t5_length(pipe: StableDiffusion3Pipeline) -> int:
+    """Token length of the T5 slot (zero-filled when there is no T5 encoder).
+
+    The T5 tokenizer's own limit capped at diffusers' default of 256 (SD3.5: 77 CLIP + 256
+    T5 = 333 text tokens); a family without a T5 tokenizer uses the CLIP length.
+    """
+    tok = getattr(pipe, "tokenizer_3", None)
+    if tok is None:
+        return text_length(pipe)
+    return min(int(tok.model_max_length), T5_DEFAULT_LENGTH)
+
+
+def encoder_length(pipe: StableDiffusion3Pipeline, name: str) -> int:
+    """Token length of one text encoder component."""
+    return t5_length(pipe) if name == "text_encoder_3" else text_length(pipe)
 
 
 @torch.no_grad()
@@ -75,7 +96,7 @@ def encode_prompts(
     zero the T5 slot, per sample (SD3's independent text-encoder dropout).
     """
     n = len(captions)
-    length = text_length(pipe)
+    length = t5_length(pipe)
     (h1, p1), (h2, p2) = _clip(pipe, 0, captions), _clip(pipe, 1, captions)
     t5 = _t5(pipe, captions, length)
     if drop is not None:

@@ -106,3 +106,24 @@ def test_config_errors_name_field_and_allowed_values():
         CompileConfig(target="openvino-cpu", precision="int3")
     with pytest.raises(ValueError, match="unknown component"):
         CompileConfig(component_precision={"unet": "fp32"})
+
+
+def test_t5_slot_longer_than_clip_as_in_sd35(tiny_family, tmp_path):
+    """SD3.5 feeds 77 CLIP + 256 T5 tokens: the bundle keeps both lengths and matches diffusers."""
+    from dataclasses import replace
+
+    from fewstep.zoo.builder import build_pipeline
+
+    family = replace(tiny_family, t5_length=24)
+    model = tmp_path / "model"
+    build_pipeline(family).save_pretrained(str(model))
+    gates = {"num_prompts": 2, "distribution": {"enabled": False}}
+    cfg = CompileConfig(target="onnxruntime-cpu", steps=2, guidance=1.0, gates=gates, measure=False)
+    out, report = compile_bundle(model, cfg, tmp_path / "bundle")
+    assert report.passed, report.to_json()  # image gates compare with diffusers' max_sequence_length=24
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pipeline"]["t5_length"] == 24
+    assert manifest["pipeline"]["tokenizers"]["text_encoder_3"]["max_length"] == 24
+    assert manifest["pipeline"]["tokenizers"]["text_encoder"]["max_length"] == 16
+    seq = manifest["components"]["transformer"]["io"]["inputs"][2]["shape"]
+    assert seq[1] == 16 + 24

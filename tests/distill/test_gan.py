@@ -36,3 +36,28 @@ def test_losses_and_reinit():
     assert heads.maybe_reinit(1.0, np.random.default_rng(0)) == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, heads.parameters()))
     assert heads.maybe_reinit(0.0, np.random.default_rng(0)) == 0
+
+
+def test_real_data_samples_are_conditioned_on_their_own_captions(tiny_pipeline_dir):
+    """A conditional discriminator must see each real image under its own caption."""
+    import copy
+
+    from fewstep.distill.config import GAN, DistributionMatching, FlashConfig
+    from fewstep.distill.trainer import DistillRun
+    from fewstep.distill.trajectories import Trajectories, latent_shape
+    from fewstep.pipelines import encode_prompts
+
+    pipe = load_pipeline(tiny_pipeline_dir)
+    captions = ["a red circle", "a red circle", "a red circle"]
+    traj = Trajectories(torch.zeros(3, 3, *latent_shape(pipe)), captions, [1.0, 0.75, 0.0])
+    cfg = FlashConfig(steps=2, distribution_matching=DistributionMatching(gan=GAN(real="data")))
+    run = DistillRun(pipe, traj, cfg)
+    rng = copy.deepcopy(run.rng)
+    t_cond = conditioning(pipe, captions, t5_free=False).teacher
+    x, cond = run._real(torch.arange(3), t_cond)
+    drawn = run.source.sample(rng, 3).captions
+    assert x.shape == traj.states[:, -1].shape
+    want = encode_prompts(pipe, drawn)
+    torch.testing.assert_close(cond[0], want[0])
+    torch.testing.assert_close(cond[1], want[1])
+    assert drawn != captions and not torch.allclose(cond[0], t_cond[0])

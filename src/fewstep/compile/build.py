@@ -17,7 +17,7 @@ from fewstep.compile.restructure import apply_restructure
 from fewstep.compile.sampling import sampling_for
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.gates.check import GateReport, run_gates
-from fewstep.pipelines import load_pipeline, resolve_model
+from fewstep.pipelines import encoder_length, load_pipeline, resolve_model, t5_length
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
 from fewstep.targets.registry import get_target
@@ -123,7 +123,7 @@ def compile_bundle(
                 tok.save_pretrained(str(tmp / "tokenizers" / enc))
                 tokenizers[enc] = {
                     "path": f"tokenizers/{enc}",
-                    "max_length": int(pipe.tokenizer.model_max_length),
+                    "max_length": encoder_length(pipe, enc),
                     "pad_token": str(tok.pad_token),
                 }
         pipe.scheduler.save_config(str(tmp / "scheduler"))
@@ -141,7 +141,7 @@ def compile_bundle(
                 "latent_shape": [tcfg.in_channels, tcfg.sample_size, tcfg.sample_size],
                 "image_size": int(pipe.vae_scale_factor * tcfg.sample_size),
                 "joint_attention_dim": tcfg.joint_attention_dim,
-                "t5_length": int(pipe.tokenizer.model_max_length),
+                "t5_length": t5_length(pipe),
                 "t5": "text_encoder_3" in components,
                 "negative_prompt": "",
                 "tokenizers": tokenizers,

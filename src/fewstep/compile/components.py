@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fewstep.pipelines import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
 # each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
@@ -78,10 +79,10 @@ class Component:
 
 def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
     """Every component the pipeline keeps (T5 only when present)."""
-    length = int(pipe.tokenizer.model_max_length)
+    length, t5_len = text_length(pipe), t5_length(pipe)
     tcfg = pipe.transformer.config
     c, s = tcfg.in_channels, tcfg.sample_size
-    seq = 2 * length  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)
+    seq = length + t5_len  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)
     ids = torch.zeros(batch, length, dtype=torch.long)
     comps: dict[str, Component] = {}
     for name in ("text_encoder", "text_encoder_2"):
@@ -90,8 +91,9 @@ def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
         )
         comps[name] = Component(ios, ClipEncoder(getattr(pipe, name)), (ids,))
     if pipe.text_encoder_3 is not None:
-        ios = ComponentIO("text_encoder_3", (TensorSpec("input_ids", ("batch", length), "int64"),), ("hidden_states",))
-        comps["text_encoder_3"] = Component(ios, T5Encoder(pipe.text_encoder_3), (ids,))
+        ios = ComponentIO("text_encoder_3", (TensorSpec("input_ids", ("batch", t5_len), "int64"),), ("hidden_states",))
+        t5_ids = torch.zeros(batch, t5_len, dtype=torch.long)
+        comps["text_encoder_3"] = Component(ios, T5Encoder(pipe.text_encoder_3), (t5_ids,))
     tio = ComponentIO(
         "transformer",
         (

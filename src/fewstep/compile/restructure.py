@@ -16,6 +16,7 @@ import torch
 
 from fewstep.compile.components import TOKENIZER_OF
 from fewstep.compile.config import Restructure
+from fewstep.pipelines import encoder_length
 
 
 def _bytes(module) -> int:
@@ -97,7 +98,7 @@ def truncate_encoders(pipe, model_dir: Path, sampling, cfg: Restructure) -> dict
             records[name] = {"accepted": False, "reason": "the model has no such encoder"}
             continue
         tok = getattr(pipe, TOKENIZER_OF[name])
-        length = int(pipe.tokenizer.model_max_length)
+        length = encoder_length(pipe, name)
         batches = [
             tok(
                 prompts[i : i + t.batch], padding="max_length", max_length=length, truncation=True, return_tensors="pt"

@@ -149,15 +149,21 @@ class DistillRun:
         self._update_ema()
         return {"tg": loss.item()}
 
-    def _real_x0(self, idx) -> torch.Tensor:
+    def _real(self, idx, t_cond) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Real samples for the discriminator, each with the conditioning of its own caption.
+
+        Data images are paired with their own captions (a conditional discriminator must not
+        see a real image under another sample's prompt, or it rewards ignoring the prompt).
+        """
         if self.source is None:
-            return self.traj.states[idx, -1]  # the teacher's own samples
-        images = self.source.sample(self.rng, len(idx)).images
-        x = torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1
+            return self.traj.states[idx, -1], t_cond  # the teacher's own samples and prompts
+        batch = self.source.sample(self.rng, len(idx))
+        x = torch.from_numpy(batch.images).permute(0, 3, 1, 2) * 2 - 1
         vae = self.pipe.vae
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
-        return (z - vae.config.shift_factor) * vae.config.scaling_factor
+            cond = encode_prompts(self.pipe, batch.captions)
+        return (z - vae.config.shift_factor) * vae.config.scaling_factor, cond
 
     def _dm_step(self, i: int, idx) -> dict[str, float]:
         cfg, dm = self.cfg, self.cfg.distribution_matching
@@ -175,7 +181,8 @@ class DistillRun:
         if self.use_gan:
             t = shifted_uniform(n, cfg.shift)
             d_fake = discriminate(self.fake_w, self.heads_w, x0_student, t, t_cond)
-            d_real = discriminate(self.fake_w, self.heads_w, self._real_x0(idx), t, t_cond)
+            x_real, real_cond = self._real(idx, t_cond)
+            d_real = discriminate(self.fake_w, self.heads_w, x_real, t, real_cond)
             loss_d = discriminator_loss(d_fake, d_real)
             loss_f = loss_f + loss_d
             out["disc"] = loss_d.item()

@@ -22,6 +22,7 @@ from fewstep.compile.export import torch_outputs
 from fewstep.compile.sampling import Sampling
 from fewstep.gates import metrics
 from fewstep.gates.config import GateConfig, GateResult
+from fewstep.pipelines import encoder_length
 from fewstep.runtime.bundle import Bundle
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
@@ -79,7 +80,7 @@ class GateReport:
 
 def _token_ids(pipe, name: str, prompts: list[str]) -> np.ndarray:
     tok = getattr(pipe, TOKENIZER_OF[name])
-    length = int(pipe.tokenizer.model_max_length)
+    length = encoder_length(pipe, name)
     ids = tok(prompts, padding="max_length", max_length=length, truncation=True, return_tensors="np").input_ids
     return ids.astype(np.int64)
 

@@ -22,6 +22,7 @@ class ShapesFamilyConfig:
 
     resolution: int = 32
     text_length: int = 16
+    t5_length: int | None = None  # None: the CLIP length (SD3.5: 77 CLIP + 256 T5 tokens)
     latent_channels: int = 4
     vae_channels: tuple[int, ...] = (32, 64, 64)
     clip_dims: tuple[int, int] = (32, 64)
@@ -113,7 +114,7 @@ def build_pipeline(cfg: ShapesFamilyConfig | None = None) -> StableDiffusion3Pip
     cfg = cfg or ShapesFamilyConfig()
     torch.manual_seed(cfg.seed)
     tok = build_clip_tokenizer(cfg.text_length)
-    tok_t5 = build_t5_tokenizer(cfg.text_length)
+    tok_t5 = build_t5_tokenizer(cfg.t5_length or cfg.text_length)
     eos, bos = tok.eos_token_id, tok.bos_token_id
     pipe = StableDiffusion3Pipeline(
         transformer=build_transformer(cfg),

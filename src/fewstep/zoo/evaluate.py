@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fewstep.distill.api import student_info
-from fewstep.pipelines import load_pipeline, resolve_model, text_length
+from fewstep.pipelines import load_pipeline, resolve_model, t5_length
 from fewstep.runtime.noise import initial_noise as runtime_noise
 from fewstep.zoo import shapes_data as sd
 from fewstep.zoo.evaluator import ShapesEvaluator, alignment, frechet_distance, predict
@@ -107,7 +107,7 @@ def generate(pipe, prompts: list[str], cfg: EvalConfig) -> np.ndarray:
             sigmas=list(cfg.sigmas) if cfg.sigmas else None,
             height=res,
             width=res,
-            max_sequence_length=text_length(pipe),
+            max_sequence_length=t5_length(pipe),
             output_type="np",
         ).images
         out.append(images.astype(np.float32))
