@@ -124,6 +124,7 @@ def gate(
     gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
     if config:
         gates_cfg = GateConfig(**yaml.safe_load(config.read_text()))
+    gates_cfg = gates_cfg.model_copy(update={"enabled": True})  # a build-only bundle is gated here
     try:
         model_dir = resolve_model(model or manifest["source"]["path"])
     except (FileNotFoundError, KeyError) as e:

@@ -127,3 +127,30 @@ def test_t5_slot_longer_than_clip_as_in_sd35(tiny_family, tmp_path):
     assert manifest["pipeline"]["tokenizers"]["text_encoder"]["max_length"] == 16
     seq = manifest["components"]["transformer"]["io"]["inputs"][2]["shape"]
     assert seq[1] == 16 + 24
+
+
+def test_build_only_bundle_frees_torch_modules_and_is_gated_later(tiny_student_dir, tmp_path, monkeypatch):
+    """gates.enabled=false: each torch component is released after export; `fewstep gate` checks later."""
+    from typer.testing import CliRunner
+
+    from fewstep.cli import app
+    from fewstep.compile import build as build_mod
+
+    released = []
+    original = build_mod.release_module
+
+    def spy(pipe, name):
+        original(pipe, name)
+        released.append((name, getattr(pipe, {"vae_decoder": "vae"}.get(name, name))))
+
+    monkeypatch.setattr(build_mod, "release_module", spy)
+    cfg = CompileConfig(target="onnxruntime-cpu", gates={"enabled": False, "num_prompts": 2}, measure=False)
+    out, report = compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
+    assert not report.results and "skipped" in report.extra
+    assert "gates" not in json.loads((out / "manifest.json").read_text())
+    assert [n for n, _ in released] == ["text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder"]
+    assert all(module is None for _, module in released)
+    res = CliRunner().invoke(app, ["gate", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    checked = json.loads(res.stdout)
+    assert checked["passed"] is True and any(r["gate"] == "image/psnr" for r in checked["results"])

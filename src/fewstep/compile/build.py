@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fewstep import __version__
-from fewstep.compile.components import TOKENIZER_OF, pipeline_components
+from fewstep.compile.components import COMPONENT_ATTR, TOKENIZER_OF, pipeline_components
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.export import export_onnx
 from fewstep.compile.restructure import apply_restructure
@@ -59,6 +59,14 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> dict[str, tuple[str,
     return plan
 
 
+def release_module(pipe, component: str) -> None:
+    """Drop the pipeline's torch module behind `component` and give its memory back."""
+    import gc
+
+    setattr(pipe, COMPONENT_ATTR.get(component, component), None)
+    gc.collect()
+
+
 def compile_bundle(
     model: str | Path,
     cfg: CompileConfig,
@@ -98,6 +106,9 @@ def compile_bundle(
         )
     components: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    tcfg = pipe.transformer.config
+    lean = not cfg.gates.enabled  # nothing needs the torch model after its export
+
     with atomic_dir(out) as tmp:
         (tmp / "components").mkdir()
         for name, comp in comps.items():
@@ -116,6 +127,9 @@ def compile_bundle(
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
+            if lean:
+                comps[name] = comp = None  # type: ignore[assignment]
+                release_module(pipe, name)
         tokenizers = {}
         for enc, attr in TOKENIZER_OF.items():
             tok = getattr(pipe, attr, None)
@@ -127,7 +141,6 @@ def compile_bundle(
                     "pad_token": str(tok.pad_token),
                 }
         pipe.scheduler.save_config(str(tmp / "scheduler"))
-        tcfg = pipe.transformer.config
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -158,6 +171,9 @@ def compile_bundle(
             "build_seconds": timings,
         }
         write_manifest(tmp, manifest)
+        if not cfg.gates.enabled:
+            # nothing checked yet: `fewstep gate BUNDLE` checks it later
+            return out, GateReport(extra={"skipped": "gates.enabled is false"})
         report = run_gates(Bundle.open(tmp), pipe, model_dir, sampling, cfg.gates)
         manifest["gates"] = report.to_json()
         write_manifest(tmp, manifest)

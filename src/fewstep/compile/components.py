@@ -16,6 +16,7 @@ from fewstep.pipelines import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
 # each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
+COMPONENT_ATTR = {"vae_decoder": "vae"}  # pipeline attribute behind a component, where the names differ
 TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
 
 

@@ -38,6 +38,11 @@ class DistributionGates(_Config):
 
 
 class GateConfig(_Config):
+    enabled: bool = Field(
+        True,
+        description="false: build only (frees each torch component after export, for models near the RAM limit); "
+        "gate the bundle later with `fewstep gate`",
+    )
     num_prompts: int = Field(8, ge=1, le=1024, description="held-out prompts for the tensor and image gates")
     seed: int = Field(4242, ge=0)
     tensor: TensorGates = TensorGates()
