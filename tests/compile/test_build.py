@@ -148,7 +148,8 @@ def test_build_only_bundle_frees_torch_modules_and_is_gated_later(tiny_student_d
     out, report = compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
     assert not report.results and "skipped" in report.extra
     assert "gates" not in json.loads((out / "manifest.json").read_text())
-    assert [n for n, _ in released] == ["text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder"]
+    names = ["text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder"]
+    assert [n for n, _ in released] == names
     assert all(module is None for _, module in released)
     res = CliRunner().invoke(app, ["gate", str(out), "--json"])
     assert res.exit_code == 0, res.output

@@ -3,7 +3,7 @@ import torch
 
 from fewstep.distill.api import distill, student_info
 from fewstep.distill.config import DistributionMatching, FlashConfig, SplitTimestep, TrajectoryGuidance
-from fewstep.distill.split import branch_steps, merge
+from fewstep.distill.split import branch_steps, merge, select_ratio
 
 
 def test_branches_partition_the_student_steps():
@@ -32,3 +32,16 @@ def test_split_timestep_records_the_chosen_ratio(tiny_pipeline_dir, tmp_path):
     assert rec["branch_a_steps"] == [0] and rec["branch_b_steps"] == [1]
     assert set(rec["scores"]) == {"0.0", "0.5", "1.0"} and rec["ratio"] in (0.0, 0.5, 1.0)
     assert (tmp_path / ".s.work" / "split-a" / "losses.csv").exists()
+
+
+def test_ratio_is_best_alignment_among_those_with_near_lowest_fid():
+    scores = {
+        0.0: {"alignment": 0.60, "fid": 16.0},
+        0.5: {"alignment": 0.62, "fid": 16.2},
+        1.0: {"alignment": 0.65, "fid": 20.0},  # best alignment, but its FID is 25 % worse
+    }
+    assert select_ratio(scores, fid_guard=0.02) == 0.5
+    assert select_ratio(scores, fid_guard=0.5) == 1.0
+    assert select_ratio(scores, fid_guard=0.0) == 0.0
+    tie = {0.0: {"alignment": 0.6, "fid": 1.0}, 0.3: {"alignment": 0.6, "fid": 1.0}}
+    assert select_ratio(tie, fid_guard=0.02) == 0.3  # the paper's 3:7 breaks ties

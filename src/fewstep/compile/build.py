@@ -123,13 +123,13 @@ def compile_bundle(
                 comp = replace(comp, module=target.quantize_module(comp.module, comp.io, scheme, items))
                 scheme = None
             io = export_onnx(comp, work / f"{name}.onnx", batch, cfg.exporter)
+            if lean:  # the torch module is not needed past its export: free it before quantize/build
+                comps[name] = comp = None  # type: ignore[assignment]
+                release_module(pipe, name)
             built = target.quantize(work / f"{name}.onnx", io, scheme, items, work)
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
-            if lean:
-                comps[name] = comp = None  # type: ignore[assignment]
-                release_module(pipe, name)
         tokenizers = {}
         for enc, attr in TOKENIZER_OF.items():
             tok = getattr(pipe, attr, None)

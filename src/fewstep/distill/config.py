@@ -54,7 +54,10 @@ class SplitTimestep(_Config):
     boundary: float = Field(0.5, gt=0, lt=1, description="branch A: steps with T > boundary; B: the rest")
     ema: float = Field(0.99, ge=0, lt=1)
     ratios: tuple[float, ...] = Field((0.0, 0.3, 0.5, 0.7, 1.0), min_length=1, description="merge ratios r tried")
-    eval_images: int = Field(200, ge=8, description="images per ratio on the alignment evaluator")
+    eval_images: int = Field(500, ge=8, description="images per ratio on the evaluator (training-split prompts)")
+    fid_guard: float = Field(
+        0.02, ge=0, description="ratios whose domain FID is within this fraction of the lowest compete on alignment"
+    )
 
 
 class FlashConfig(_Config):

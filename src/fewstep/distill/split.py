@@ -40,11 +40,14 @@ def merge(a: torch.nn.Module, b: torch.nn.Module, r: float) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def student_alignment(pipe, transformer, timesteps: list[float], t5_free: bool, n: int, seed: int) -> float:
-    """Alignment of the student's images on n training-split prompts (zoo:shapes evaluator)."""
+def student_scores(pipe, transformer, timesteps: list[float], t5_free: bool, n: int, seed: int) -> dict:
+    """Alignment and domain FID of the student's images on n training-split prompts (zoo:shapes).
+
+    FID is against real images rendered for the same training-split scenes, so the held-out
+    evaluation prompts stay unseen.
+    """
     from fewstep.zoo import shapes_data as sd
-    from fewstep.zoo.evaluator import ShapesEvaluator, alignment, predict
-    from fewstep.zoo.registry import zoo_path
+    from fewstep.zoo.evaluate import score
 
     rng = np.random.default_rng(seed)
     specs = [sd.training_spec(rng) for _ in range(n)]
@@ -57,8 +60,16 @@ def student_alignment(pipe, transformer, timesteps: list[float], t5_free: bool, 
     vae = pipe.vae
     images = vae.decode(x0 / vae.config.scaling_factor + vae.config.shift_factor).sample
     images = ((images + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    evaluator = ShapesEvaluator.load(zoo_path("shapes-evaluator"))
-    return alignment(specs, predict(evaluator, images))["alignment"]
+    result = score(images, specs)
+    return {"alignment": float(result["alignment"]), "fid": float(result["fid"])}
+
+
+def select_ratio(scores: dict[float, dict], fid_guard: float) -> float:
+    """The merge ratio with the best alignment among those whose domain FID is within `fid_guard`
+    (relative) of the lowest; ties go to the paper's 3:7."""
+    best_fid = min(s["fid"] for s in scores.values())
+    eligible = [r for r, s in scores.items() if s["fid"] <= best_fid * (1 + fid_guard)]
+    return max(eligible, key=lambda r: (scores[r]["alignment"], -abs(r - PAPER_RATIO)))
 
 
 def split_timestep_finetune(
@@ -86,16 +97,16 @@ def split_timestep_finetune(
     record: dict = {"boundary": sp.boundary, "branch_a_steps": a_steps, "branch_b_steps": b_steps}
     if cfg.data == "shapes":
         scores = {
-            r: student_alignment(
+            r: student_scores(
                 pipe, merge(branches["a"], branches["b"], r), traj.timesteps, cfg.t5_free, sp.eval_images, cfg.seed + 99
             )
             for r in sp.ratios
         }
-        ratio = max(scores, key=lambda r: (scores[r], -abs(r - PAPER_RATIO)))
+        ratio = select_ratio(scores, sp.fid_guard)
         record.update(
             scores={str(r): s for r, s in scores.items()},
             ratio=ratio,
-            chosen_by=f"alignment on {sp.eval_images} training-split prompts",
+            chosen_by=f"alignment; FID within {sp.fid_guard:.0%} of the lowest; {sp.eval_images} training prompts",
         )
     else:
         ratio = PAPER_RATIO

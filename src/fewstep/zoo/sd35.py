@@ -95,7 +95,7 @@ def build_t5(cfg: SD35Config):
     return T5EncoderModel(T5Config(is_encoder_decoder=False, use_cache=False, **cfg.t5))
 
 
-def _clip(spec: dict, eos: int, bos: int):
+def build_clip(spec: dict, eos: int, bos: int):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -128,9 +128,9 @@ def build_pipeline(cfg: SD35Config | None = None, t5: bool = False):
         transformer=build_transformer(cfg),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg.shift),
         vae=AutoencoderKL(**cfg.vae),
-        text_encoder=_clip(cfg.clip_l, eos, bos),
+        text_encoder=build_clip(cfg.clip_l, eos, bos),
         tokenizer=tok,
-        text_encoder_2=_clip(cfg.clip_g, eos, bos),
+        text_encoder_2=build_clip(cfg.clip_g, eos, bos),
         tokenizer_2=build_clip_tokenizer(CLIP_LENGTH),
         text_encoder_3=build_t5(cfg) if t5 else None,
         tokenizer_3=build_t5_tokenizer(T5_LENGTH),

@@ -1,0 +1,589 @@
+"""SD3.5-Medium at its real size (random weights): fewstep bundles vs optimum-intel and diffusers.
+
+    python benchmarks/sd35_medium.py --resolution 256 [--json] [--only diffusers openvino-cpu/fp32 ...]
+
+Every measurement runs in its own subprocess (peak RSS is that process's VmHWM; a 24 GiB
+machine cannot hold two real-size models at once) and is cached as JSON under
+`--work/<resolution>/results/`, so an interrupted benchmark resumes where it stopped.
+Rows:
+
+- `machine`: fp32 and int8 GEMM peaks of this CPU (OpenVINO and torch, transformer-sized
+  GEMMs) and the FLOP count of every component (torch's FlopCounterMode on the meta device);
+- `t5`: T5-XXL (4.76 B) fp32 at 256 tokens, timed at 1 and 3 layers and extrapolated to 24
+  layers (it does not fit in RAM beside the rest); its time is added to every row that runs T5;
+- `diffusers`: `StableDiffusion3Pipeline` eager fp32 with CFG (guidance 4.5): a few steps
+  timed, the 28- and 4-step totals = encoders + steps x median step + VAE decode;
+- `optimum/fp32`, `optimum/int8`: optimum-intel's `OVStableDiffusion3Pipeline` export (its
+  own virtual environment, created here) at 4 steps, guidance 1 (a distilled student);
+- `<target>/<precision>`: fewstep bundles at 4 steps, guidance 1, transformer in that
+  precision (encoders and VAE fp32), built with gates off (`fewstep gate` checks them on a
+  machine with room for the torch reference) and deleted after measuring unless --keep.
+
+The last table is the ratio table; with --json the last line holds the issue's four ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDANCE = 4.5  # SD3.5-Medium's recommended CFG scale
+STEPS = 4
+TEACHER_STEPS = 28
+PROMPT = "a photo of a red fox sitting in a snowy forest, golden hour, highly detailed"
+FEWSTEP_ROWS = [
+    ("openvino-cpu", "fp32"),
+    ("openvino-cpu", "int8"),
+    ("openvino-cpu", "int8-weights"),
+    ("openvino-cpu", "fp16-weights"),
+    ("openvino-cpu", "int4-weights"),
+    ("onnxruntime-cpu", "fp32"),
+    ("onnxruntime-cpu", "int8"),
+    ("onnxruntime-cpu", "fp16-weights"),
+    ("onnxruntime-cpu", "int4-weights"),
+]
+OPTIMUM_PINS = [
+    "torch==2.13.0",
+    "optimum-intel[openvino]==2.2.*",
+    "transformers<5.6",
+    "huggingface-hub<1.22",
+    "diffusers",
+    "sentencepiece",
+    "protobuf",
+]
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- workers (one process each)
+
+
+def family(a):
+    """The real configuration, or (--tiny, a smoke test of this script) a shrunken one."""
+    from fewstep.zoo.sd35 import SD35Config
+
+    cfg = SD35Config(resolution=a.resolution)
+    if not a.tiny:
+        return cfg
+    return cfg.scaled(
+        transformer={"num_layers": 2, "num_attention_heads": 2, "dual_attention_layers": (0,),
+                     "caption_projection_dim": 128, "pooled_projection_dim": 128},
+        clip_l={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "projection_dim": 64},
+        clip_g={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "projection_dim": 64},
+        t5={"d_model": 64, "d_ff": 128, "num_layers": 1, "num_heads": 2, "d_kv": 32},
+        vae={"block_out_channels": (32, 32, 32, 32)},
+    )  # fmt: skip
+
+
+def w_model(a) -> dict:
+    from fewstep.zoo.sd35 import save_pipeline
+
+    start = time.perf_counter()
+    save_pipeline(a.model, family(a))
+    return {"build_s": time.perf_counter() - start, "size_mb": dir_mb(a.model)}
+
+
+def _time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _gemm_onnx(m: int, k: int, n: int, int8: bool, path: Path) -> Path:
+    """One transformer-sized GEMM as ONNX; int8 = Q/DQ on activations and weights (real int8 kernels)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((k, n)).astype(np.float32) * 0.02
+    nodes, inits = [], []
+    x_in = helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])
+    y_out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
+    if int8:
+        sw = np.abs(w).max(0) / 127
+        wq = np.clip(np.round(w / sw), -127, 127).astype(np.int8)
+        inits += [
+            numpy_helper.from_array(wq, "wq"),
+            numpy_helper.from_array(sw.astype(np.float32), "sw"),
+            numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
+            numpy_helper.from_array(np.array(128, np.uint8), "zx"),
+            numpy_helper.from_array(np.zeros(n, np.int8), "zw"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+            helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=1),
+            helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        ]
+    else:
+        inits.append(numpy_helper.from_array(w, "w"))
+        nodes.append(helper.make_node("MatMul", ["x", "w"], ["y"]))
+    graph = helper.make_graph(nodes, "gemm", [x_in], [y_out], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def w_machine(a) -> dict:
+    import numpy as np
+    import openvino as ov
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fewstep.zoo import sd35
+
+    tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
+    m, k, n = tokens, 1536, 6144  # the MLP up-projection of one block
+    flops = 2 * m * k * n
+    out: dict = {"gemm": {"m": m, "k": k, "n": n}}
+    core = ov.Core()
+    x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
+    for label, int8 in (("openvino_fp32", False), ("openvino_int8", True)):
+        compiled = core.compile_model(
+            core.read_model(str(_gemm_onnx(m, k, n, int8, a.work / "tmp" / f"gemm-{label}.onnx"))),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        )
+        req = compiled.create_infer_request()
+        out[f"{label}_gflops"] = flops / _time(lambda r=req: r.infer({"x": x}), 20) / 1e9
+    a_t, b_t = torch.from_numpy(x), torch.randn(k, n)
+    out["torch_fp32_gflops"] = flops / _time(lambda: a_t @ b_t, 20) / 1e9
+    ai = torch.randint(-127, 127, (m, k), dtype=torch.int8)
+    bi = torch.randint(-127, 127, (k, n), dtype=torch.int8)
+    try:
+        out["torch_int8_gops"] = flops / _time(lambda: torch._int_mm(ai, bi), 20) / 1e9
+    except RuntimeError as err:
+        out["torch_int8_gops"] = None
+        out["torch_int8_error"] = str(err)[:200]
+    out["fp32_peak_gflops"] = max(out["openvino_fp32_gflops"], out["torch_fp32_gflops"])
+    out["int8_peak_gops"] = max(out["openvino_int8_gflops"], out["torch_int8_gops"] or 0)
+
+    cfg = family(a)
+    s = a.resolution // 8
+    text_tokens = sd35.CLIP_LENGTH + sd35.T5_LENGTH
+    counts = {}
+    with torch.device("meta"):
+        tr = sd35.build_transformer(cfg)
+        for batch in (1, 2):
+            with FlopCounterMode(display=False) as fc:
+                tr(
+                    hidden_states=torch.empty(batch, 16, s, s),
+                    timestep=torch.empty(batch),
+                    encoder_hidden_states=torch.empty(batch, text_tokens, cfg.transformer["joint_attention_dim"]),
+                    pooled_projections=torch.empty(batch, cfg.transformer["pooled_projection_dim"]),
+                )
+            counts[f"transformer_batch{batch}"] = fc.get_total_flops()
+        del tr
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL(**cfg.vae)
+        with FlopCounterMode(display=False) as fc:
+            vae.decode(torch.empty(1, 16, s, s))
+        counts["vae_decoder"] = fc.get_total_flops()
+        del vae
+        for name, spec in (("clip_l", cfg.clip_l), ("clip_g", cfg.clip_g)):
+            enc = sd35.build_clip(spec, 2, 1)
+            with FlopCounterMode(display=False) as fc:
+                enc(torch.zeros(1, sd35.CLIP_LENGTH, dtype=torch.long))
+            counts[name] = fc.get_total_flops()
+        t5 = sd35.build_t5(cfg)
+        with FlopCounterMode(display=False) as fc:
+            t5(torch.zeros(1, sd35.T5_LENGTH, dtype=torch.long))
+        counts["t5"] = fc.get_total_flops()
+    out["flops"] = counts
+    out["params"] = {
+        "transformer": sd35.parameter_count(sd35.build_transformer, cfg),
+        "t5": sd35.parameter_count(sd35.build_t5, cfg),
+    }
+    return out
+
+
+def w_t5(a) -> dict:
+    import torch
+
+    from fewstep.zoo import sd35
+
+    cfg = family(a)
+    ids = torch.randint(0, 32000, (1, sd35.T5_LENGTH))
+    per = {}
+    for layers in (1, 3):
+        torch.manual_seed(0)
+        model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
+        with torch.no_grad():
+            per[layers] = _time(lambda m=model: m(ids), 3)
+        del model
+    slope = (per[3] - per[1]) / 2
+    full_layers = cfg.t5["num_layers"]
+    params = sd35.parameter_count(sd35.build_t5, cfg)
+    return {
+        "seconds_1_layer_model": per[1],
+        "seconds_3_layer_model": per[3],
+        "seconds_per_layer": slope,
+        "seconds": per[1] + (full_layers - 1) * slope,
+        "weights_mb_fp32": params * 4 / 2**20,
+        "note": "T5-XXL at 256 tokens, torch fp32, extrapolated from 1- and 3-layer models",
+    }
+
+
+def _timed(module, name: str, log: dict, method: str = "forward") -> None:
+    original = getattr(module, method)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        result = original(*args, **kwargs)
+        log.setdefault(name, []).append(time.perf_counter() - start)
+        return result
+
+    setattr(module, method, wrapper)
+
+
+def w_diffusers(a) -> dict:
+    import torch
+
+    from fewstep.pipelines import load_pipeline
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    pipe = load_pipeline(a.model)
+    log: dict = {}
+    for name, module, method in (
+        ("text_encoder", pipe.text_encoder, "forward"),
+        ("text_encoder_2", pipe.text_encoder_2, "forward"),
+        ("transformer", pipe.transformer, "forward"),
+        ("vae_decoder", pipe.vae, "decode"),
+    ):
+        _timed(module, name, log, method)
+    timed_steps = a.teacher_steps
+    with torch.no_grad():
+        pipe(
+            PROMPT,
+            num_inference_steps=timed_steps,
+            guidance_scale=GUIDANCE,
+            height=a.resolution,
+            width=a.resolution,
+            max_sequence_length=256,
+            output_type="np",
+        )
+    steps = log["transformer"][1:] or log["transformer"]  # the first step warms up
+    step = statistics.median(steps)
+    enc = sum(sum(log[n]) for n in ("text_encoder", "text_encoder_2"))
+    vae = sum(log["vae_decoder"])
+    return {
+        "step_s": step,
+        "steps_timed": log["transformer"],
+        "encoders_s": enc,
+        "vae_s": vae,
+        "e2e_28_s": enc + TEACHER_STEPS * step + vae,
+        "e2e_4_s": enc + STEPS * step + vae,
+        "peak_rss_mb": peak_rss_mb(),
+        "cfg_batch": 2,
+        "note": f"{timed_steps} steps timed (CFG batch 2); totals = encoders + steps x median step + VAE",
+    }
+
+
+def _fewstep_cfg(target: str, precision: str):
+    from fewstep.compile.config import CompileConfig
+
+    quant = None
+    if precision == "int8":
+        quant = {"scheme": "int8", "mode": "full", "components": ["transformer"], "calibration_prompts": 4}
+    elif precision in ("int8-weights", "int4-weights"):
+        quant = {"scheme": precision, "components": ["transformer"]}
+    kwargs = dict(
+        target=target,
+        precision=precision,
+        steps=STEPS,
+        guidance=1.0,
+        gates={"enabled": False},
+        measure=False,
+    )
+    if quant:
+        kwargs["quantization"] = quant
+    return CompileConfig(**kwargs)
+
+
+def w_build(a) -> dict:
+    from fewstep.compile.build import compile_bundle
+
+    target, precision = a.row.split("/")
+    out = a.work / "bundles" / a.row.replace("/", "-")
+    tmp = a.work / "tmp" / a.row.replace("/", "-")
+    start = time.perf_counter()
+    compile_bundle(a.model, _fewstep_cfg(target, precision), out, work_dir=tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"build_s": time.perf_counter() - start, "build_peak_rss_mb": peak_rss_mb(), "bundle": str(out)}
+
+
+def w_run(a) -> dict:
+    from fewstep.runtime.bundle import Bundle
+
+    path = a.work / "bundles" / a.row.replace("/", "-")
+    start = time.perf_counter()
+    bundle = Bundle.open(path)
+    load_s = time.perf_counter() - start
+    log: dict = {}
+    original = bundle.run_component
+
+    def run_component(name, feeds):
+        t0 = time.perf_counter()
+        result = original(name, feeds)
+        log.setdefault(name, []).append(time.perf_counter() - t0)
+        return result
+
+    bundle.run_component = run_component  # type: ignore[method-assign]
+    bundle.generate([PROMPT], seed=0)  # warm-up
+    e2e = []
+    for i in range(a.repeats):
+        log.clear()
+        start = time.perf_counter()
+        bundle.generate([PROMPT], seed=i + 1)
+        e2e.append(time.perf_counter() - start)
+    return {
+        "e2e_s": statistics.median(e2e),
+        "e2e_all_s": e2e,
+        "step_s": statistics.median(log["transformer"]),
+        "components_s": {k: sum(v) for k, v in log.items()},
+        "load_s": load_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "size_mb": dir_mb(path),
+        "precision": json.loads((path / "manifest.json").read_text())["precision"],
+    }
+
+
+WORKERS = {"model": w_model, "machine": w_machine, "t5": w_t5, "diffusers": w_diffusers, "build": w_build, "run": w_run}
+
+
+# ---------------------------------------------------------------- optimum-intel peer
+
+
+def optimum_python(venv: Path) -> Path:
+    py = venv / "bin" / "python"
+    if not (venv / ".ready").exists():
+        print(f"creating optimum-intel environment in {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *OPTIMUM_PINS], check=True)
+        # PyPI's torchvision breaks against the CPU torch wheel (FACTS.md); optimum runs without it.
+        subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", "torchvision"], check=False)
+        (venv / ".ready").write_text("ok")
+    return py
+
+
+# ---------------------------------------------------------------- driver
+
+
+def rows_of(only: list[str] | None) -> list[str]:
+    rows = ["model", "machine", "t5", "diffusers", "optimum/fp32", "optimum/int8"]
+    rows += [f"{t}/{p}" for t, p in FEWSTEP_ROWS]
+    if not only:
+        return rows
+    unknown = sorted(set(only) - set(rows))
+    if unknown:
+        raise SystemExit(f"--only: unknown row(s) {unknown}; allowed: {', '.join(rows)}")
+    return ["model", *[r for r in rows if r in only and r != "model"]]
+
+
+def _sub(a, worker: str, row: str | None = None, timeout: float | None = None) -> dict | None:
+    result = a.work / "results" / f".{worker}-{(row or worker).replace('/', '-')}.json"
+    cmd = [sys.executable, __file__, "--worker", worker, "--resolution", str(a.resolution), "--work", str(a.root)]
+    cmd += ["--result", str(result), "--repeats", str(a.repeats), "--teacher-steps", str(a.teacher_steps)]
+    cmd += ["--tiny"] if a.tiny else []
+    if row:
+        cmd += ["--row", row]
+    proc = subprocess.run(cmd, timeout=timeout)
+    if proc.returncode or not result.exists():
+        print(f"  {worker} {row or ''}: failed (exit {proc.returncode})", flush=True)
+        return None
+    data = json.loads(result.read_text())
+    result.unlink()
+    return data
+
+
+def measure(a, row: str) -> dict | None:
+    cache = a.work / "results" / f"{row.replace('/', '-')}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    print(f"== {row}", flush=True)
+    start = time.perf_counter()
+    if row in ("model", "machine", "t5", "diffusers"):
+        if row == "model" and (a.model / "model_index.json").exists():
+            data = {"size_mb": dir_mb(a.model)}
+        else:
+            data = _sub(a, row)
+    elif row.startswith("optimum/"):
+        py = optimum_python(a.root / "optimum-venv")
+        out = a.work / "results" / ".optimum.json"
+        cmd = [str(py), str(ROOT / "benchmarks" / "sd35_optimum_peer.py"), "--model", str(a.model)]
+        cmd += ["--mode", row.split("/")[1], "--resolution", str(a.resolution), "--steps", str(STEPS)]
+        cmd += ["--export-dir", str(a.work / "optimum" / row.split("/")[1]), "--out", str(out)]
+        cmd += ["--repeats", str(a.repeats), "--prompt", PROMPT]
+        proc = subprocess.run(cmd)
+        data = json.loads(out.read_text()) if proc.returncode == 0 and out.exists() else None
+        if data is not None and not a.keep:
+            shutil.rmtree(a.work / "optimum" / row.split("/")[1], ignore_errors=True)
+    else:
+        built = _sub(a, "build", row)
+        data = None
+        if built is not None:
+            data = _sub(a, "run", row)
+            if data is not None:
+                data.update(built)
+        if not a.keep:
+            shutil.rmtree(a.work / "bundles" / row.replace("/", "-"), ignore_errors=True)
+    if data is None:
+        return None
+    data["wall_s"] = time.perf_counter() - start
+    write_json(cache, data)
+    return data
+
+
+def report(a, res: dict) -> dict:
+    machine, t5, teacher = res.get("machine"), res.get("t5"), res.get("diffusers")
+    t5_s = t5["seconds"] if t5 else float("nan")
+    fl = machine["flops"] if machine else {}
+    print(f"\n# SD3.5-Medium architecture, {a.resolution} px, random weights, this machine ({os.cpu_count()} cores)")
+    if machine:
+        print(
+            f"GEMM peaks ({machine['gemm']['m']}x{machine['gemm']['k']}x{machine['gemm']['n']}): "
+            f"fp32 {machine['fp32_peak_gflops']:.0f} GFLOP/s (OpenVINO {machine['openvino_fp32_gflops']:.0f}, "
+            f"torch {machine['torch_fp32_gflops']:.0f}); int8 {machine['int8_peak_gops']:.0f} GOP/s "
+            f"(OpenVINO {machine['openvino_int8_gflops']:.0f}, torch {machine['torch_int8_gops'] or 0:.0f})"
+        )
+        print(
+            "FLOPs: transformer step {:.2f} T (batch 1), VAE decode {:.2f} T, CLIP-L {:.3f} T, CLIP-G {:.3f} T, "
+            "T5-XXL {:.2f} T".format(
+                fl["transformer_batch1"] / 1e12,
+                fl["vae_decoder"] / 1e12,
+                fl["clip_l"] / 1e12,
+                fl["clip_g"] / 1e12,
+                fl["t5"] / 1e12,
+            )
+        )
+    if t5:
+        print(f"T5-XXL fp32 (256 tokens): {t5_s:.2f} s ({t5['note']})")
+    rows = []
+    if teacher:
+        rows.append(("diffusers fp32, 28 steps, CFG", teacher["e2e_28_s"] + t5_s, teacher["step_s"], 2, teacher))
+        rows.append(("diffusers fp32, 4 steps, CFG", teacher["e2e_4_s"] + t5_s, teacher["step_s"], 2, teacher))
+    for mode in ("fp32", "int8"):
+        d = res.get(f"optimum/{mode}")
+        if d:
+            rows.append((f"optimum-intel {mode}, 4 steps", d["e2e_s"] + t5_s, d["step_s"], 1, d))
+    for t, p in FEWSTEP_ROWS:
+        d = res.get(f"{t}/{p}")
+        if d:
+            rows.append((f"fewstep {t} {p}, 4 steps", d["e2e_s"] + t5_s, d["step_s"], 1, d))
+            rows.append((f"fewstep {t} {p}, 4 steps, T5 dropped", d["e2e_s"], d["step_s"], 1, d))
+    print("\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | peak RSS MB | size MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, e2e, step, batch, d in rows:
+        floor = _floor(machine, batch, label)
+        ratio = f"{step / floor:.2f}x" if floor else ""
+        size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
+        print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {d['peak_rss_mb']:.0f} | {size} |")
+    ov = [(e2e, lbl, d) for lbl, e2e, _, _, d in rows if lbl.startswith("fewstep openvino-cpu")]
+    best = min(ov, key=lambda r: r[0]) if ov else None
+    best_t5 = min((r for r in ov if "T5 dropped" not in r[1]), key=lambda r: r[0], default=None)
+    ratios: dict = {}
+    print("\n## ratios (fewstep's best 4-step OpenVINO bundle)")
+    peer = res.get("optimum/fp32")
+    if best_t5 and peer:
+        ratios["speedup_vs_optimum_intel"] = (peer["e2e_s"] + t5_s) / best_t5[0]
+        print(
+            f"vs optimum-intel fp32, same steps, both with T5: {ratios['speedup_vs_optimum_intel']:.2f}x ({best_t5[1]})"
+        )
+    peer8 = res.get("optimum/int8")
+    if best_t5 and peer8:
+        ratios["speedup_vs_optimum_intel_int8"] = (peer8["e2e_s"] + t5_s) / best_t5[0]
+        print(f"vs optimum-intel int8 (hybrid), both with T5: {ratios['speedup_vs_optimum_intel_int8']:.2f}x")
+    if best and teacher:
+        ratios["speedup_vs_diffusers_teacher"] = (teacher["e2e_28_s"] + t5_s) / best[0]
+        print(f"vs diffusers teacher at 28 steps with CFG: {ratios['speedup_vs_diffusers_teacher']:.1f}x ({best[1]})")
+    if best and machine:
+        floor = _floor(machine, 1, best[1])
+        ratios["floor_ratio"] = best[2]["step_s"] / floor
+        print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
+    if best and teacher:
+        teacher_rss = teacher["peak_rss_mb"] + (t5["weights_mb_fp32"] if t5 else 0)
+        ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
+        print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
+    return ratios
+
+
+def _floor(machine: dict | None, batch: int, label: str) -> float | None:
+    if not machine:
+        return None
+    int8 = " int8," in label or label.endswith(" int8") or " int8 " in label
+    peak = (machine["int8_peak_gops"] if int8 else machine["fp32_peak_gflops"]) * 1e9
+    return machine["flops"][f"transformer_batch{batch}"] / peak
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--resolution", type=int, choices=(256, 512), default=256)
+    ap.add_argument("--json", action="store_true", help="print the ratios as a JSON last line")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "sd35-medium-bench")
+    ap.add_argument("--only", nargs="+", default=None, help="rows to measure (the model is always built)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed generations per bundle (after one warm-up)")
+    ap.add_argument("--teacher-steps", type=int, default=3, help="diffusers steps timed (the first warms up)")
+    ap.add_argument("--keep", action="store_true", help="keep bundles and optimum exports (GBs each)")
+    ap.add_argument("--report-only", action="store_true", help="print the tables from cached results")
+    ap.add_argument("--tiny", action="store_true", help="a shrunken model: smoke-test this script in minutes")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--row", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    a.root = a.work.resolve()
+    a.work = a.root / (f"tiny-{a.resolution}" if a.tiny else str(a.resolution))
+    a.model = a.work / "model"
+    if a.worker:
+        write_json(a.result, WORKERS[a.worker](a))
+        return
+    res = {}
+    for row in rows_of(a.only if not a.report_only else None):
+        cache = a.work / "results" / f"{row.replace('/', '-')}.json"
+        res[row] = json.loads(cache.read_text()) if a.report_only and cache.exists() else None
+        if not a.report_only:
+            res[row] = measure(a, row)
+    all_cached = {p.stem: json.loads(p.read_text()) for p in (a.work / "results").glob("[!.]*.json")}
+    for row in rows_of(None):
+        res.setdefault(row, all_cached.get(row.replace("/", "-")))
+        res[row] = res[row] or all_cached.get(row.replace("/", "-"))
+    ratios = report(a, res)
+    if a.json:
+        print(json.dumps(ratios))
+
+
+if __name__ == "__main__":
+    main()
