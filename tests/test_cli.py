@@ -115,3 +115,16 @@ def test_run_end_to_end_then_cached(tiny_pipeline_dir, tmp_path):
     assert (tmp_path / "run" / "report" / "a-grid.png").exists()
     second = runner.invoke(app, args)
     assert [s["status"] for s in json.loads(second.stdout)["stages"]] == ["cached", "cached", "cached"]
+
+
+def test_eval_of_a_student_defaults_to_its_own_steps_without_cfg(tiny_student_dir):
+    import json
+
+    from typer.testing import CliRunner
+
+    from fewstep.cli import app
+
+    res = CliRunner().invoke(app, ["eval", str(tiny_student_dir), "--num-images", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["steps"] == 2 and result["guidance"] == 1.0 and result["student"] is True

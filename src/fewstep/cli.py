@@ -136,13 +136,32 @@ def recipe_schema() -> None:
     _print_json(schema())
 
 
+def _student_steps(model: str) -> int | None:
+    """A distilled student's K (None for a plain pipeline, a bundle or an unknown path)."""
+    from fewstep.distill.api import student_info
+    from fewstep.pipelines import resolve_model
+    from fewstep.runtime.bundle import is_bundle
+
+    if not model.startswith("zoo:") and is_bundle(model):
+        return None
+    try:
+        info = student_info(resolve_model(model))
+    except (FileNotFoundError, KeyError):
+        return None
+    return int(info["steps"]) if info else None
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="zoo:<name> or a diffusers pipeline directory")],
-    steps: Annotated[int, typer.Option(min=1, help="sampling steps")] = 28,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="sampling steps (default: a student's own K, else 28)")
+    ] = None,
     num_images: Annotated[int, typer.Option("--num-images", min=8, help="images (held-out prompts)")] = 1000,
     seed: Annotated[int, typer.Option(min=0)] = 0,
-    guidance: Annotated[float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG")] = 2.0,
+    guidance: Annotated[
+        float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG (a student at its own K runs without CFG)")
+    ] = 2.0,
     batch: Annotated[int, typer.Option(min=1)] = 200,
     drop_t5: Annotated[bool, typer.Option("--drop-t5", help="zero-fill the T5 slot")] = False,
     guidance_interval: Annotated[
@@ -166,6 +185,8 @@ def eval_cmd(
         except ValueError:
             _fail(f"--guidance-interval: expected LO,HI (two numbers in [0, 1]), got {guidance_interval!r}")
         interval = (lo, hi)
+    if steps is None:
+        steps = _student_steps(model) or 28
     name = model.replace("zoo:", "").replace("/", "_").strip("_.") or "model"
     grid = grid or Path("runs") / "eval" / f"{name}-{steps}steps.png"
     cfg = EvalConfig(
