@@ -34,6 +34,10 @@ import sys
 import time
 from pathlib import Path
 
+from fewstep.compile.measure import dir_size
+from fewstep.fsutil import atomic_write_text
+from fewstep.runtime.memory import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE = 4.5  # SD3.5-Medium's recommended CFG scale
 STEPS = 4
@@ -61,22 +65,12 @@ OPTIMUM_PINS = [
 ]
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def dir_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+    return dir_size(path) / 2**20
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 # ---------------------------------------------------------------- workers (one process each)
@@ -618,16 +612,13 @@ def main(argv: list[str] | None = None) -> None:
     if a.worker:
         write_json(a.result, WORKERS[a.worker](a))
         return
+    if not a.report_only:
+        for row in rows_of(a.only):
+            measure(a, row)  # caches its result under results/
     res = {}
-    for row in rows_of(a.only if not a.report_only else None):
-        cache = a.work / "results" / f"{row.replace('/', '-')}.json"
-        res[row] = json.loads(cache.read_text()) if a.report_only and cache.exists() else None
-        if not a.report_only:
-            res[row] = measure(a, row)
-    all_cached = {p.stem: json.loads(p.read_text()) for p in (a.work / "results").glob("[!.]*.json")}
     for row in rows_of(None):
-        res.setdefault(row, all_cached.get(row.replace("/", "-")))
-        res[row] = res[row] or all_cached.get(row.replace("/", "-"))
+        cache = a.work / "results" / f"{row.replace('/', '-')}.json"
+        res[row] = json.loads(cache.read_text()) if cache.exists() else None
     ratios = report(a, res)
     if a.json:
         print(json.dumps(ratios))

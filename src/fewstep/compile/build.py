@@ -3,6 +3,7 @@ restructure -> export -> calibrate -> quantize -> build -> gates -> bundle."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import replace
@@ -61,8 +62,6 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> dict[str, tuple[str,
 
 def release_module(pipe, component: str) -> None:
     """Drop the pipeline's torch module behind `component` and give its memory back."""
-    import gc
-
     setattr(pipe, COMPONENT_ATTR.get(component, component), None)
     gc.collect()
 

@@ -15,8 +15,8 @@ from torch import nn
 from fewstep.pipelines import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
-# each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
 COMPONENT_ATTR = {"vae_decoder": "vae"}  # pipeline attribute behind a component, where the names differ
+# each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
 TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
 
 
