@@ -282,6 +282,9 @@ def zoo_train(
     teacher_steps: Annotated[int, typer.Option(min=1)] = 15000,
     decoder_steps: Annotated[int, typer.Option(min=0, help="decoder-only VAE fine-tune after the teacher")] = 2500,
     batch: Annotated[int, typer.Option(min=2)] = 64,
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile the teacher (faster; needs a C++ compiler)")
+    ] = True,
     install: Annotated[bool, typer.Option("--install", help="copy the result into the package's zoo")] = False,
 ) -> None:
     """Train the toy family (evaluator, VAE, teacher); re-running resumes where it stopped."""
@@ -296,6 +299,7 @@ def zoo_train(
         vae_steps=vae_steps,
         teacher_steps=teacher_steps,
         decoder_steps=decoder_steps,
+        compile=compile,
     )
     try:
         pipeline = train_all(cfg)

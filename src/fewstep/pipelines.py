@@ -76,6 +76,20 @@ def _clip(pipe, index: int, captions: list[str]) -> tuple[torch.Tensor, torch.Te
     return out.hidden_states[-2], out[0]
 
 
+def _encode_all(pipe, captions: list[str]) -> tuple[torch.Tensor, ...]:
+    """(CLIP-L hidden, CLIP-L pooled, CLIP-G hidden, CLIP-G pooled, T5 hidden) of a batch."""
+    (h1, p1), (h2, p2) = _clip(pipe, 0, captions), _clip(pipe, 1, captions)
+    return h1, p1, h2, p2, _t5(pipe, captions, t5_length(pipe))
+
+
+def _encode_cached(pipe, captions: list[str], cache: dict[str, tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    missing = sorted(set(captions) - cache.keys())
+    if missing:
+        for caption, *rows in zip(missing, *_encode_all(pipe, missing)):
+            cache[caption] = tuple(r.clone() for r in rows)
+    return tuple(torch.stack(parts) for parts in zip(*(cache[c] for c in captions)))
+
+
 @torch.no_grad()
 def _t5(pipe, captions: list[str], length: int) -> torch.Tensor:
     if pipe.text_encoder_3 is None:
@@ -89,18 +103,21 @@ def encode_prompts(
     pipe: StableDiffusion3Pipeline,
     captions: list[str],
     drop: torch.Tensor | None = None,
+    cache: dict[str, tuple[torch.Tensor, ...]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(prompt_embeds, pooled) as the SD3 pipeline builds them.
 
     `drop` (N, 3) bool masks replace CLIP-L / CLIP-G with the empty prompt's encoding and
-    zero the T5 slot, per sample (SD3's independent text-encoder dropout).
+    zero the T5 slot, per sample (SD3's independent text-encoder dropout). `cache` (frozen
+    encoders only) keeps each caption's encoder outputs, so only unseen captions are encoded.
     """
     n = len(captions)
-    length = t5_length(pipe)
-    (h1, p1), (h2, p2) = _clip(pipe, 0, captions), _clip(pipe, 1, captions)
-    t5 = _t5(pipe, captions, length)
+    if cache is None:
+        h1, p1, h2, p2, t5 = _encode_all(pipe, captions)
+    else:
+        h1, p1, h2, p2, t5 = _encode_cached(pipe, captions, cache)
     if drop is not None:
-        (e1, q1), (e2, q2) = _clip(pipe, 0, [""]), _clip(pipe, 1, [""])
+        e1, q1, e2, q2, _ = _encode_all(pipe, [""]) if cache is None else _encode_cached(pipe, [""], cache)
         d = drop.view(n, 3, 1, 1).float()
         h1 = h1 * (1 - d[:, 0]) + e1 * d[:, 0]
         h2 = h2 * (1 - d[:, 1]) + e2 * d[:, 1]

@@ -79,3 +79,23 @@ def test_t5_free_pipeline_runs_with_zero_filled_slot(tiny_pipeline_dir):
     embeds, _ = encode_prompts(pipe, ["a red circle"])
     assert torch.count_nonzero(embeds[:, 16:]) == 0
     assert np.isfinite(_gen(pipe)).all()
+
+
+def test_cached_prompt_encoding_matches_and_encodes_each_caption_once(tiny_pipeline_dir, monkeypatch):
+    import fewstep.pipelines as pipelines
+
+    pipe = load_pipeline(tiny_pipeline_dir)
+    caps = ["a red circle", "two blue squares above a star", "a red circle"]
+    drop = torch.tensor([[False, True, False], [False, False, True], [True, False, False]])
+    ref = encode_prompts(pipe, caps, drop)
+    seen: list[list[str]] = []
+    real = pipelines._encode_all
+    monkeypatch.setattr(pipelines, "_encode_all", lambda p, c: seen.append(list(c)) or real(p, c))
+    cache: dict = {}
+    first = encode_prompts(pipe, caps, drop, cache=cache)
+    again = encode_prompts(pipe, caps, drop, cache=cache)
+    for got in (first, again):
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert sorted(cache) == ["", "a red circle", "two blue squares above a star"]
+    assert seen == [["a red circle", "two blue squares above a star"], [""]]  # nothing encoded twice

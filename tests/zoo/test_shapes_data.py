@@ -86,3 +86,28 @@ def test_cell_labels_hold_one_object_centre_each():
             gx, gy = int(o.cx / 32 * sd.GRID), int(o.cy / 32 * sd.GRID)
             assert cells[gy, gx] == sd.class_index(o.colour, o.shape)
             assert lab["offset"][gy, gx].min() >= 0 and lab["offset"][gy, gx].max() < 1
+
+
+def test_windowed_render_equals_averaging_the_whole_supersampled_image():
+    rng = np.random.default_rng(7)
+    for resolution in (32, 48):
+        for _ in range(50):
+            lay = sd.layout_for(sd.training_spec(rng), rng)
+            n, s = resolution * 4, 4
+            coords = (np.arange(n) + 0.5) / s / (resolution / 32.0)
+            px, py = np.meshgrid(coords, coords)
+            full = np.empty((n, n, 3), np.float32)
+            full[:] = sd.BACKGROUND
+            for o in lay.objects:
+                full[sd._mask(o.shape, o.cx, o.cy, sd.RADIUS[o.size], px, py)] = sd.RGB[o.colour]
+            ref = full.reshape(resolution, s, resolution, s, 3).mean((1, 3))
+            np.testing.assert_array_equal(sd.render(lay, resolution), ref)
+
+
+def test_training_captions_cover_what_training_draws():
+    captions = set(sd.training_captions())
+    rng = np.random.default_rng(3)
+    drawn = {c for _ in range(20) for c in sd.sample_batch(rng, 64).captions}
+    assert drawn <= captions
+    held = {sd.caption(s) for s in sd.eval_prompts(200)}
+    assert not held & captions

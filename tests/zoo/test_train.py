@@ -21,6 +21,7 @@ def _cfg(out, tiny_family, **kw):
         checkpoint_every=2,
         batch=8,
         progress=False,
+        compile=False,
         family=tiny_family,
     )
     base.update(kw)
@@ -53,6 +54,7 @@ def test_training_resumes_exactly_after_a_kill(tmp_path, tiny_family, monkeypatc
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
     losses = (tmp_path / "b" / "work" / "teacher" / "losses.csv").read_text().splitlines()
     assert [int(line.split(",")[0]) for line in losses] == [0, 1, 2, 3]
+    assert all(float(line.split(",")[2]) > 0 for line in losses)  # seconds per step, for throughput
 
 
 def test_trained_pipeline_loads_with_calibrated_latents(tmp_path, tiny_family):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +48,13 @@ class TrainConfig:
     drop_encoder: tuple[float, float, float] = (0.1, 0.1, 0.3)  # CLIP-L, CLIP-G, T5
     checkpoint_every: int = 250
     progress: bool = True
+    compile: bool = True  # torch.compile the teacher's forward (1.28x per step here; ~1 min to compile)
     family: ShapesFamilyConfig = field(default_factory=ShapesFamilyConfig)
+
+
+def _adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with the fused CPU kernel (3.6x faster than the foreach one for the teacher here)."""
+    return torch.optim.AdamW(params, lr, weight_decay=weight_decay, fused=True)
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -86,7 +94,7 @@ def _loop(
     cfg: TrainConfig,
     generators: dict[str, torch.Generator] | None = None,
 ) -> None:
-    """Run `step_fn` from the newest checkpoint to `steps`, logging losses to CSV."""
+    """Run `step_fn` from the newest checkpoint to `steps`, logging loss and seconds per step to CSV."""
     ckpt_root = root / "checkpoints"
     start = 0
     if (last := latest_checkpoint(ckpt_root)) is not None:
@@ -100,10 +108,11 @@ def _loop(
             for opt in optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * _cosine_lr(step, steps)
+            began = time.perf_counter()
             loss = step_fn(step)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"{name}: loss is {loss} at step {step}")
-            writer.writerow([step, f"{loss:.6f}"])
+            writer.writerow([step, f"{loss:.6f}", f"{time.perf_counter() - began:.4f}"])
             bar.set_postfix(loss=f"{loss:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
                 f.flush()
@@ -126,7 +135,7 @@ def train_evaluator(cfg: TrainConfig, out: Path) -> None:
     torch.manual_seed(cfg.seed + 1)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     model = ShapesEvaluator().train()
-    opt = torch.optim.AdamW(model.parameters(), cfg.lr * 3, weight_decay=1e-4)
+    opt = _adamw(model.parameters(), cfg.lr * 3, weight_decay=1e-4)
 
     def step(_: int) -> float:
         b = sd.sample_batch(rng, cfg.batch * 2, cfg.family.resolution, held_out=bool(rng.random() < 0.5))
@@ -145,7 +154,7 @@ def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
     rng = np.random.default_rng(cfg.seed + 2)
     torch.manual_seed(cfg.seed + 2)
     vae = AutoencoderKL.from_pretrained(str(init / "vae")).train()
-    opt = torch.optim.AdamW(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
+    opt = _adamw(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
 
     def step(_: int) -> float:
         x = _pixels(source, rng, cfg.batch)
@@ -173,7 +182,7 @@ def train_decoder(cfg: TrainConfig, out: Path) -> None:
     vae = AutoencoderKL.from_pretrained(str(out / "vae"))
     vae.encoder.requires_grad_(False)
     vae.decoder.train()
-    opt = torch.optim.AdamW(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
+    opt = _adamw(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
 
     def step(_: int) -> float:
         x = _pixels(source, rng, cfg.batch)
@@ -193,8 +202,25 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             e.lerp_(p, 1 - decay)
 
 
-def train_teacher(cfg: TrainConfig, out: Path, init: Path) -> None:
-    """Rectified flow, logit-normal t, independent text-encoder dropout, EMA."""
+def compiled_forward(model: torch.nn.Module, enabled: bool) -> Callable[..., object]:
+    """`torch.compile(model)` when asked and a C++ compiler is present (inductor needs one).
+
+    The compiled wrapper shares the model's parameters; checkpoints keep saving `model`
+    itself, so their keys do not change.
+    """
+    if enabled and (shutil.which("g++") or shutil.which("c++")):
+        return torch.compile(model)
+    return model
+
+
+def train_teacher(
+    cfg: TrainConfig, out: Path, init: Path, text_cache: dict[str, tuple[torch.Tensor, ...]] | None = None
+) -> None:
+    """Rectified flow, logit-normal t, independent text-encoder dropout, EMA.
+
+    The text encoders are frozen, so each caption is encoded once (`text_cache`, filled as
+    captions appear; a caller may pass one already filled).
+    """
     source = open_source(cfg.data, cfg.family.resolution)
     rng = np.random.default_rng(cfg.seed + 4)
     torch.manual_seed(cfg.seed + 4)
@@ -202,9 +228,11 @@ def train_teacher(cfg: TrainConfig, out: Path, init: Path) -> None:
     vae = AutoencoderKL.from_pretrained(str(out / "vae")).eval()
     student = pipe.transformer.train()
     ema = copy.deepcopy(student).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(student.parameters(), cfg.lr, weight_decay=0.0)
+    opt = _adamw(student.parameters(), cfg.lr, weight_decay=0.0)
     shift, scale = vae.config.shift_factor, vae.config.scaling_factor
     p_drop = torch.tensor(cfg.drop_encoder)
+    forward = compiled_forward(student, cfg.compile)
+    text_cache = {} if text_cache is None else text_cache
 
     def step(i: int) -> float:
         batch = source.sample(rng, cfg.batch)
@@ -212,12 +240,12 @@ def train_teacher(cfg: TrainConfig, out: Path, init: Path) -> None:
         drop = torch.rand(len(captions), 3) < p_drop
         with torch.no_grad():
             x0 = (vae.encode(_to_tensor(batch.images) * 2 - 1).latent_dist.sample() - shift) * scale
-            embeds, pooled = encode_prompts(pipe, captions, drop)
+            embeds, pooled = encode_prompts(pipe, captions, drop, cache=text_cache)
         t = torch.sigmoid(torch.randn(len(captions)))
         noise = torch.randn_like(x0)
         tt = t.view(-1, 1, 1, 1)
         xt = (1 - tt) * x0 + tt * noise
-        pred = student(
+        pred = forward(
             hidden_states=xt, timestep=t * 1000, encoder_hidden_states=embeds, pooled_projections=pooled
         ).sample
         loss = ((pred - (noise - x0)) ** 2).mean()
