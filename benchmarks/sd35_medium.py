@@ -9,15 +9,18 @@ Rows:
 
 - `machine`: fp32 and int8 GEMM peaks of this CPU (OpenVINO and torch, transformer-sized
   GEMMs) and the FLOP count of every component (torch's FlopCounterMode on the meta device);
-- `t5`: T5-XXL (4.76 B) fp32 at 256 tokens, timed at 1 and 3 layers and extrapolated to 24
-  layers (it does not fit in RAM beside the rest); its time is added to every row that runs T5;
+- `t5`: T5-XXL (4.76 B) at 256 tokens, timed at 1 and 3 layers and extrapolated to 24 layers
+  (it does not fit in RAM beside the rest): torch fp32 (added to the diffusers rows), OpenVINO
+  fp32 and int8 weights (added to the optimum rows in their weight format, and to fewstep's
+  "T5 kept" rows: fp32 beside fp32/fp16-weights transformers, int8 weights otherwise);
 - `diffusers`: `StableDiffusion3Pipeline` eager fp32 with CFG (guidance 4.5): a few steps
   timed, the 28- and 4-step totals = encoders + steps x median step + VAE decode;
 - `optimum/fp32`, `optimum/int8`: optimum-intel's `OVStableDiffusion3Pipeline` export (its
   own virtual environment, created here) at 4 steps, guidance 1 (a distilled student);
-- `<target>/<precision>`: fewstep bundles at 4 steps, guidance 1, transformer in that
-  precision (encoders and VAE fp32), built with gates off (`fewstep gate` checks them on a
-  machine with room for the torch reference) and deleted after measuring unless --keep.
+- `<target>/<precision>`: fewstep bundles at 4 steps, guidance 1, T5 dropped, transformer in
+  that precision (weight-only rows: the CLIP encoders too; VAE fp32), built with gates off
+  (`fewstep gate` checks them on a machine with room for the torch reference) and deleted
+  after measuring unless --keep.
 
 The last table is the ratio table; with --json the last line holds the issue's four ratios.
 """
@@ -42,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE = 4.5  # SD3.5-Medium's recommended CFG scale
 STEPS = 4
 TEACHER_STEPS = 28
+INT4_GROUP = 128  # int4 weight group of the int4-weights rows (benchmarks/ov_dynamic_quant.py)
 PROMPT = "a photo of a red fox sitting in a snowy forest, golden hour, highly detailed"
 FEWSTEP_ROWS = [
     ("openvino-cpu", "fp32"),
@@ -253,31 +257,64 @@ def w_machine(a) -> dict:
     return out
 
 
+def _ov_t5_seconds(model, ids, mode: str) -> float:
+    """One T5 forward in OpenVINO (converted from torch by OpenVINO's PyTorch frontend)."""
+    import nncf
+    import openvino as ov
+    import torch
+
+    from fewstep.compile.components import T5Encoder
+    from fewstep.targets.openvino_cpu import dynamic_quant_group
+
+    with torch.no_grad():
+        ir = ov.convert_model(T5Encoder(model), example_input=(ids,))
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if mode != "fp32":  # int8 weights, as fewstep's quantizer writes them (optimum: asymmetric)
+        sym = mode == "int8-weights"
+        ir = nncf.compress_weights(
+            ir, mode=nncf.CompressWeightsMode.INT8_SYM if sym else nncf.CompressWeightsMode.INT8_ASYM
+        )
+        if sym:  # fewstep's group; optimum's runs at the plugin default
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quant_group(ir)
+    request = ov.Core().compile_model(ir, "CPU", config).create_infer_request()
+    feed = ids.numpy()
+    return _time(lambda: request.infer({0: feed}), 3)
+
+
+T5_MODES = {"torch": None, "openvino_fp32": "fp32", "openvino_int8w": "int8-weights", "optimum_int8w": "int8-asym"}
+
+
 def w_t5(a) -> dict:
+    """T5-XXL per forward, extrapolated from 1- and 3-layer models: torch fp32 (the teacher),
+    OpenVINO fp32 and int8 weights (fewstep's group; optimum's asymmetric default)."""
     import torch
 
     from fewstep.zoo import sd35
 
     cfg = family(a)
     ids = torch.randint(0, cfg.t5["vocab_size"], (1, sd35.T5_LENGTH))
-    per = {}
+    per: dict = {name: {} for name in T5_MODES}
     for layers in (1, 3):
         torch.manual_seed(0)
         model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
         with torch.no_grad():
-            per[layers] = _time(lambda m=model: m(ids), 3)
+            per["torch"][layers] = _time(lambda m=model: m(ids), 3)
+        for name, mode in T5_MODES.items():
+            if mode is not None:
+                per[name][layers] = _ov_t5_seconds(model, ids, mode)
         del model
-    slope = (per[3] - per[1]) / 2
     full_layers = cfg.t5["num_layers"]
     params = sd35.parameter_count(sd35.build_t5, cfg)
-    return {
-        "seconds_1_layer_model": per[1],
-        "seconds_3_layer_model": per[3],
-        "seconds_per_layer": slope,
-        "seconds": per[1] + (full_layers - 1) * slope,
-        "weights_mb_fp32": params * 4 / 2**20,
-        "note": "T5-XXL at 256 tokens, torch fp32, extrapolated from 1- and 3-layer models",
-    }
+    out: dict = {"weights_mb_fp32": params * 4 / 2**20}
+    for name, times in per.items():
+        slope = (times[3] - times[1]) / 2
+        prefix = "" if name == "torch" else f"{name}_"
+        out[f"{prefix}seconds_1_layer_model"] = times[1]
+        out[f"{prefix}seconds_3_layer_model"] = times[3]
+        out[f"{prefix}seconds_per_layer"] = slope
+        out[f"{prefix}seconds"] = times[1] + (full_layers - 1) * slope
+    out["note"] = "T5-XXL at 256 tokens, extrapolated from 1- and 3-layer models (torch fp32; OpenVINO)"
+    return out
 
 
 def _timed(module, name: str, log: dict, method: str = "forward") -> None:
@@ -342,7 +379,10 @@ def _fewstep_cfg(target: str, precision: str):
     if precision == "int8":
         quant = {"scheme": "int8", "mode": "full", "components": ["transformer"], "calibration_prompts": 4}
     elif precision in ("int8-weights", "int4-weights"):
-        quant = {"scheme": precision, "components": ["transformer"]}
+        # as optimum-intel's weight modes: the CLIP encoders' weights too (the VAE stays fp32)
+        quant = {"scheme": precision, "components": ["text_encoder", "text_encoder_2", "transformer"]}
+        if precision == "int4-weights":
+            quant["group_size"] = INT4_GROUP
     kwargs = dict(
         target=target,
         precision=precision,
@@ -523,7 +563,11 @@ def report(a, res: dict) -> dict:
             )
         )
     if t5:
-        print(f"T5-XXL fp32 (256 tokens): {t5_s:.2f} s ({t5['note']})")
+        print(
+            f"T5-XXL (256 tokens): torch fp32 {t5_s:.2f} s; OpenVINO fp32 {_t5_seconds(t5, 'openvino_fp32'):.2f} s, "
+            f"int8 weights {_t5_seconds(t5, 'openvino_int8w'):.2f} s (optimum's asymmetric, default group: "
+            f"{_t5_seconds(t5, 'optimum_int8w'):.2f} s) ({t5['note']})"
+        )
     rows = []
     if teacher:
         step = teacher["step_s"]
@@ -531,9 +575,12 @@ def report(a, res: dict) -> dict:
         rows.append(("diffusers fp32, 4 steps, CFG", teacher["e2e_4_s"] + t5_s, step, 2, teacher, "fp32"))
     for mode in ("fp32", "int8"):
         d = res.get(f"optimum/{mode}")
-        if d:  # its 1-layer T5 stand-in swapped for the full T5-XXL
-            e2e = d["e2e_s"] - d["components_s"].get("text_encoder_3", 0.0) + t5_s
-            rows.append((f"optimum-intel {mode}, 4 steps", e2e, d["step_s"], 1, d, "fp32"))
+        if d:  # its 1-layer T5 stand-in swapped for T5-XXL in OpenVINO in the same weight format
+            t5_peer = _t5_seconds(t5, "openvino_fp32" if mode == "fp32" else "optimum_int8w")
+            e2e = d["e2e_s"] - d["components_s"].get("text_encoder_3", 0.0) + t5_peer
+            rows.append(
+                (f"optimum-intel {mode}, 4 steps", e2e, d["step_s"], 1, d, "int8" if mode == "int8" else "fp32")
+            )
     for t, p in FEWSTEP_ROWS:
         d = res.get(f"{t}/{p}")
         if d:
@@ -541,7 +588,13 @@ def report(a, res: dict) -> dict:
             # (measured: its int8-weights step is below the fp32 floor), so those run int8 GEMMs.
             int8_gemm = p == "int8" or (t == "openvino-cpu" and p in ("int8-weights", "int4-weights"))
             arith = "int8" if int8_gemm else "fp32"
-            rows.append((f"fewstep {t} {p}, 4 steps", d["e2e_s"] + t5_s, d["step_s"], 1, d, arith))
+            # T5 kept: OpenVINO T5-XXL, int8 weights beside a quantized transformer (torch fp32 for ORT)
+            t5_row = (
+                "torch"
+                if t != "openvino-cpu"
+                else ("openvino_fp32" if p in ("fp32", "fp16-weights") else "openvino_int8w")
+            )
+            rows.append((f"fewstep {t} {p}, 4 steps", d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], 1, d, arith))
             rows.append((f"fewstep {t} {p}, 4 steps, T5 dropped", d["e2e_s"], d["step_s"], 1, d, arith))
     print("\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | peak RSS MB | size MB |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -552,20 +605,26 @@ def report(a, res: dict) -> dict:
         print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {d['peak_rss_mb']:.0f} | {size} |")
     ov = [(e2e, lbl, d, arith) for lbl, e2e, _, _, d, arith in rows if lbl.startswith("fewstep openvino-cpu")]
     best = min(ov, key=lambda r: r[0]) if ov else None
-    best_t5 = min((r for r in ov if "T5 dropped" not in r[1]), key=lambda r: r[0], default=None)
     ratios: dict = {}
     print("\n## ratios (fewstep's best 4-step OpenVINO bundle)")
     peer_rows = {r[0]: r[1] for r in rows if r[0].startswith("optimum-intel")}
-    peer = peer_rows.get("optimum-intel fp32, 4 steps")
-    if best_t5 and peer:
-        ratios["speedup_vs_optimum_intel"] = peer / best_t5[0]
-        print(
-            f"vs optimum-intel fp32, same steps, both with T5: {ratios['speedup_vs_optimum_intel']:.2f}x ({best_t5[1]})"
-        )
-    peer8 = peer_rows.get("optimum-intel int8, 4 steps")
-    if best_t5 and peer8:
-        ratios["speedup_vs_optimum_intel_int8"] = peer8 / best_t5[0]
-        print(f"vs optimum-intel int8 weights, both with T5: {ratios['speedup_vs_optimum_intel_int8']:.2f}x")
+    # same steps and precision: fp32 vs optimum fp32; int8 weights vs optimum's int8 weight mode
+    same: dict[str, float] = {}
+    for ours, theirs in (("fp32", "fp32"), ("int8-weights", "int8")):
+        peer = peer_rows.get(f"optimum-intel {theirs}, 4 steps")
+        for dropped in (False, True):
+            label = f"fewstep openvino-cpu {ours}, 4 steps" + (", T5 dropped" if dropped else "")
+            mine = next((r for r in ov if r[1] == label), None)
+            if peer and mine:
+                key = f"{ours}{' T5 dropped' if dropped else ''} vs optimum {theirs}"
+                same[key] = peer / mine[0]
+                print(f"vs optimum-intel {theirs}, same steps and weight format, {label}: {same[key]:.2f}x")
+    with_t5 = {k: v for k, v in same.items() if "dropped" not in k}
+    if with_t5:  # both pipelines keep T5; the best same-precision pair
+        ratios["speedup_vs_optimum_intel"] = max(with_t5.values())
+        ratios["speedup_vs_optimum_intel_pair"] = max(with_t5, key=with_t5.get)
+    if len(same) > len(with_t5):
+        ratios["speedup_vs_optimum_intel_t5_dropped"] = max(v for k, v in same.items() if "dropped" in k)
     if best and teacher:
         ratios["speedup_vs_diffusers_teacher"] = (teacher["e2e_28_s"] + t5_s) / best[0]
         print(f"vs diffusers teacher at 28 steps with CFG: {ratios['speedup_vs_diffusers_teacher']:.1f}x ({best[1]})")
@@ -578,6 +637,14 @@ def report(a, res: dict) -> dict:
         ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
         print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
     return ratios
+
+
+def _t5_seconds(t5: dict | None, mode: str) -> float:
+    """T5-XXL seconds per prompt in one of T5_MODES (torch fp32 if that mode was not measured)."""
+    if not t5:
+        return float("nan")
+    key = "seconds" if mode == "torch" else f"{mode}_seconds"
+    return t5.get(key, t5["seconds"])
 
 
 def _floor(machine: dict | None, batch: int, arith: str) -> float | None:

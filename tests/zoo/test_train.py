@@ -98,3 +98,22 @@ def test_decoder_finetune_keeps_the_encoder(tmp_path, tiny_family):
     dec = [k for k in first if k.startswith("decoder.")]
     assert enc and all(torch.equal(first[k], final[k]) for k in enc)
     assert any(not torch.equal(first[k], final[k]) for k in dec)
+
+
+def test_compiled_forward_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    model = torch.nn.Linear(4, 2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(train_mod.shutil, "which", lambda name: "/usr/bin/g++")
+    forward = train_mod.compiled_forward(model, enabled=True)
+    forward.compiled = broken
+    x = torch.randn(3, 4)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        out = forward(x)
+    torch.testing.assert_close(out, model(x))
+    assert forward.compiled is None  # reported once, eager from then on
+    assert train_mod.compiled_forward(model, enabled=False) is model
+    monkeypatch.setattr(train_mod.shutil, "which", lambda name: None)
+    assert train_mod.compiled_forward(model, enabled=True) is model

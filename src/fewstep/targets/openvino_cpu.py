@@ -9,6 +9,35 @@ import numpy as np
 
 from fewstep.targets.base import ComponentIO, Session, Target
 
+# For weight-compressed MatMuls (int8/int4 weights) the CPU plugin quantizes activations on
+# the fly in groups of DYNAMIC_QUANTIZATION_GROUP_SIZE input channels and runs int8 GEMMs. Its
+# default, 32, is slow for per-channel int8 weights (benchmarks/ov_dynamic_quant.py); groups
+# larger than an int4 weight group fall back to a slow path. The build writes the group into
+# the IR's runtime options, which compile_model applies.
+INT8_WEIGHTS_DQ_GROUP = 128
+
+
+def dynamic_quant_group(ir) -> int | None:
+    """The activation group for a weight-compressed model: its int4 weight group, else the
+    int8 one; None when no weights are compressed."""
+    import openvino as ov
+
+    int4 = (ov.Type.u4, ov.Type.i4)
+    int8 = (ov.Type.u8, ov.Type.i8)
+    groups, has_int8 = [], False
+    for op in ir.get_ordered_ops():
+        if op.get_type_name() != "Constant" or not any(
+            t.get_node().get_type_name() == "Convert" for t in op.output(0).get_target_inputs()
+        ):
+            continue
+        kind, shape = op.get_element_type(), op.get_output_partial_shape(0)
+        if kind in int4 and shape.rank.get_length() == 3:
+            groups.append(shape[2].get_length())
+        has_int8 |= kind in int8 and shape.rank.get_length() == 2
+    if groups:
+        return min(groups)
+    return INT8_WEIGHTS_DQ_GROUP if has_int8 else None
+
 
 class OVSession:
     def __init__(self, compiled):
@@ -38,6 +67,8 @@ class OpenVINOCPU(Target):
         ir = ov.Core().read_model(str(model)) if model.suffix == ".xml" else ov.convert_model(str(model))
         if io.static_sizes:  # reshape before compile: the CPU plugin specialises kernels
             ir.reshape({t.name: ov.PartialShape(list(t.static(io.static_sizes))) for t in io.inputs})
+        if (group := dynamic_quant_group(ir)) is not None:
+            ir.set_rt_info(str(group), ["runtime_options", "DYNAMIC_QUANTIZATION_GROUP_SIZE"])
         xml = Path(out_dir) / f"{io.name}.xml"
         # save_model compresses weights to fp16 by default; fp32 bundles must opt out.
         ov.save_model(ir, str(xml), compress_to_fp16=precision == "fp16-weights")

@@ -14,6 +14,7 @@ import csv
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,14 +203,32 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             e.lerp_(p, 1 - decay)
 
 
+class _CompiledOrEager:
+    """`torch.compile(model)`, falling back to the eager model if compiling fails (inductor
+    needs a C++ toolchain and Python headers); the fallback is reported once."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.compiled: Callable[..., object] | None = torch.compile(model)
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - any compile failure: run eager
+                warnings.warn(f"torch.compile failed, training eager: {str(err).splitlines()[0][:200]}", stacklevel=2)
+                self.compiled = None
+        return self.model(*args, **kwargs)
+
+
 def compiled_forward(model: torch.nn.Module, enabled: bool) -> Callable[..., object]:
-    """`torch.compile(model)` when asked and a C++ compiler is present (inductor needs one).
+    """The model's forward, compiled when asked and a C++ compiler is present.
 
     The compiled wrapper shares the model's parameters; checkpoints keep saving `model`
     itself, so their keys do not change.
     """
     if enabled and (shutil.which("g++") or shutil.which("c++")):
-        return torch.compile(model)
+        return _CompiledOrEager(model)
     return model
 
 
