@@ -22,6 +22,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -96,72 +97,41 @@ def main() -> None:
 
     train_mod.save_checkpoint = timed_save
     rows = []
-    with tempfile.TemporaryDirectory(prefix="fewstep-train-time-") as tmp:
-        out = Path(tmp)
-        short = TrainConfig(
-            out=out,
-            evaluator_steps=args.steps,
-            vae_steps=args.steps,
-            decoder_steps=args.steps,
-            teacher_steps=args.teacher_steps,
-            progress=False,
-            compile=False,
-        )
-        from fewstep.fsutil import atomic_dir
-        from fewstep.zoo.builder import build_pipeline
+    try:
+        with tempfile.TemporaryDirectory(prefix="fewstep-train-time-") as tmp:
+            out = Path(tmp)
+            short = TrainConfig(
+                out=out,
+                evaluator_steps=args.steps,
+                vae_steps=args.steps,
+                decoder_steps=args.steps,
+                teacher_steps=args.teacher_steps,
+                progress=False,
+                compile=False,
+            )
+            init = train_mod.init_pipeline(short)
 
-        init = out / "init"
-        with atomic_dir(init) as d:
-            build_pipeline(short.family).save_pretrained(str(d))
-        ck = full.checkpoint_every
-        rows.append(
-            _phase(
-                "evaluator",
-                lambda: train_mod.train_evaluator(short, out),
-                out / "work/evaluator",
-                full.evaluator_steps,
-                ck,
-                save_s,
-            )
-        )
-        rows.append(
-            _phase("vae", lambda: train_mod.train_vae(short, out, init), out / "work/vae", full.vae_steps, ck, save_s)
-        )
-        cache, fill_s = _filled_text_cache(init)
-        eager = _phase(
-            "teacher (eager)",
-            lambda: train_mod.train_teacher(short, out, init, dict(cache)),
-            out / "work/teacher",
-            full.teacher_steps,
-            ck,
-            save_s,
-        )
-        shutil.rmtree(out / "work/teacher")
-        shutil.rmtree(out / "transformer")
-        compiled_cfg = TrainConfig(**{**short.__dict__, "compile": True})
-        torch._dynamo.reset()
-        compiled = _phase(
-            "teacher (compiled)",
-            lambda: train_mod.train_teacher(compiled_cfg, out, init, dict(cache)),
-            out / "work/teacher",
-            full.teacher_steps,
-            ck,
-            save_s,
-        )
-        for row in (eager, compiled):  # a real run fills the cache as captions appear: add the fill once
-            row["setup_s"] = round(row["setup_s"] + fill_s, 1)
-            row["projected_min"] = round(row["projected_min"] + fill_s / 60, 2)
-        rows.append(
-            _phase(
-                "decoder",
-                lambda: train_mod.train_decoder(short, out),
-                out / "work/decoder",
-                full.decoder_steps,
-                ck,
-                save_s,
-            )
-        )
-    train_mod.save_checkpoint = real_save
+            def measure(label: str, phase: str, run) -> dict:
+                full_steps = getattr(full, f"{phase}_steps")
+                return _phase(label, run, out / "work" / phase, full_steps, full.checkpoint_every, save_s)
+
+            rows.append(measure("evaluator", "evaluator", lambda: train_mod.train_evaluator(short, out)))
+            rows.append(measure("vae", "vae", lambda: train_mod.train_vae(short, out, init)))
+            cache, fill_s = _filled_text_cache(init)
+            teachers = []
+            for label, cfg in (("teacher (eager)", short), ("teacher (compiled)", replace(short, compile=True))):
+                shutil.rmtree(out / "work" / "teacher", ignore_errors=True)
+                shutil.rmtree(out / "transformer", ignore_errors=True)
+                torch._dynamo.reset()
+                row = measure(label, "teacher", lambda c=cfg: train_mod.train_teacher(c, out, init, dict(cache)))
+                # a real run fills the cache as captions appear: add the fill once
+                row["setup_s"] = round(row["setup_s"] + fill_s, 1)
+                row["projected_min"] = round(row["projected_min"] + fill_s / 60, 2)
+                teachers.append(row)
+            eager, compiled = teachers
+            rows.append(measure("decoder", "decoder", lambda: train_mod.train_decoder(short, out)))
+    finally:
+        train_mod.save_checkpoint = real_save
     others = sum(r["projected_min"] for r in rows)
     rows.insert(2, eager)
     rows.insert(3, compiled)

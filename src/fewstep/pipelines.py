@@ -112,12 +112,13 @@ def encode_prompts(
     encoders only) keeps each caption's encoder outputs, so only unseen captions are encoded.
     """
     n = len(captions)
-    if cache is None:
-        h1, p1, h2, p2, t5 = _encode_all(pipe, captions)
-    else:
-        h1, p1, h2, p2, t5 = _encode_cached(pipe, captions, cache)
+
+    def encode(texts: list[str]) -> tuple[torch.Tensor, ...]:
+        return _encode_all(pipe, texts) if cache is None else _encode_cached(pipe, texts, cache)
+
+    h1, p1, h2, p2, t5 = encode(captions)
     if drop is not None:
-        e1, q1, e2, q2, _ = _encode_all(pipe, [""]) if cache is None else _encode_cached(pipe, [""], cache)
+        e1, q1, e2, q2, _ = encode([""])
         d = drop.view(n, 3, 1, 1).float()
         h1 = h1 * (1 - d[:, 0]) + e1 * d[:, 0]
         h2 = h2 * (1 - d[:, 1]) + e2 * d[:, 1]
