@@ -47,17 +47,38 @@ STEPS = 4
 TEACHER_STEPS = 28
 INT4_GROUP = 128  # int4 weight group of the int4-weights rows (benchmarks/ov_dynamic_quant.py)
 PROMPT = "a photo of a red fox sitting in a snowy forest, golden hour, highly detailed"
+VAE_CALIBRATION_PROMPTS = 2  # vae-int8 rows: student trajectories run in torch to calibrate the VAE
+# target/precision[/option...]; options: `no-t5` = T5 dropped, its zero slot collapsed to one null
+# token (exact: compile/null_tokens.py); `vae-int8` = VAE decoder static int8 (NNCF, calibrated).
+# Rows without `no-t5` keep the full 333-token text slot and get T5-XXL's time added.
 FEWSTEP_ROWS = [
-    ("openvino-cpu", "fp32"),
-    ("openvino-cpu", "int8"),
-    ("openvino-cpu", "int8-weights"),
-    ("openvino-cpu", "fp16-weights"),
-    ("openvino-cpu", "int4-weights"),
-    ("onnxruntime-cpu", "fp32"),
-    ("onnxruntime-cpu", "int8"),
-    ("onnxruntime-cpu", "fp16-weights"),
-    ("onnxruntime-cpu", "int4-weights"),
+    "openvino-cpu/fp32",
+    "openvino-cpu/fp32/no-t5",
+    "openvino-cpu/int8",
+    "openvino-cpu/int8-weights",
+    "openvino-cpu/int8-weights/vae-int8",
+    "openvino-cpu/int8-weights/no-t5/vae-int8",
+    "openvino-cpu/fp16-weights",
+    "openvino-cpu/int4-weights",
+    "openvino-cpu/int4-weights/no-t5",
+    "openvino-cpu/int4-weights/no-t5/vae-int8",
+    "onnxruntime-cpu/fp32",
+    "onnxruntime-cpu/fp32/no-t5",
+    "onnxruntime-cpu/int8",
+    "onnxruntime-cpu/fp16-weights",
+    "onnxruntime-cpu/int4-weights/no-t5",
 ]
+OPTIONS = ("no-t5", "vae-int8")
+
+
+def parse_row(row: str) -> tuple[str, str, set[str]]:
+    target, precision, *opts = row.split("/")
+    unknown = set(opts) - set(OPTIONS)
+    if unknown:
+        raise SystemExit(f"row {row}: unknown option(s) {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+    return target, precision, set(opts)
+
+
 OPTIMUM_PINS = [
     "torch==2.13.0",
     "optimum-intel[openvino]==2.2.*",
@@ -189,6 +210,7 @@ def w_machine(a) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from fewstep.compile.components import Transformer
     from fewstep.zoo import sd35
 
     tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
@@ -219,19 +241,23 @@ def w_machine(a) -> dict:
 
     cfg = family(a)
     s = a.resolution // 8
-    text_tokens = sd35.CLIP_LENGTH + sd35.T5_LENGTH
     counts = {}
     with torch.device("meta"):
         tr = sd35.build_transformer(cfg)
-        for batch in (1, 2):
+        # full text slot (77 CLIP + 256 T5 tokens) at batch 1 and 2 (CFG); T5 dropped: 77 + 1 null token
+        for key, batch, null in (("batch1", 1, None), ("batch2", 2, None), ("batch1_no_t5", 1, sd35.T5_LENGTH)):
+            text_tokens = sd35.CLIP_LENGTH + (1 if null else sd35.T5_LENGTH)
             with FlopCounterMode(display=False) as fc:
-                tr(
-                    hidden_states=torch.empty(batch, 16, s, s),
-                    timestep=torch.empty(batch),
-                    encoder_hidden_states=torch.empty(batch, text_tokens, cfg.transformer["joint_attention_dim"]),
-                    pooled_projections=torch.empty(batch, cfg.transformer["pooled_projection_dim"]),
+                Transformer(tr, null)(
+                    torch.empty(batch, 16, s, s),
+                    torch.empty(batch),
+                    torch.empty(batch, text_tokens, cfg.transformer["joint_attention_dim"]),
+                    torch.empty(batch, cfg.transformer["pooled_projection_dim"]),
                 )
-            counts[f"transformer_batch{batch}"] = fc.get_total_flops()
+            counts[f"transformer_{key}"] = fc.get_total_flops()
+            # attention scores and their weighted sum (batched matmuls on meta): fp32 in every bundle
+            ops = fc.get_flop_counts()["Global"]
+            counts[f"transformer_{key}_attention"] = sum(v for op, v in ops.items() if "bmm" in str(op))
         del tr
         from diffusers import AutoencoderKL
 
@@ -372,7 +398,7 @@ def w_diffusers(a) -> dict:
     }
 
 
-def _fewstep_cfg(target: str, precision: str):
+def _fewstep_cfg(target: str, precision: str, opts: set[str]):
     from fewstep.compile.config import CompileConfig
 
     quant = None
@@ -390,20 +416,26 @@ def _fewstep_cfg(target: str, precision: str):
         guidance=1.0,
         gates={"enabled": False},
         measure=False,
+        # the model has no T5: `no-t5` rows collapse its zero slot, the others keep all 256 tokens
+        restructure={"collapse_null_tokens": "no-t5" in opts},
     )
     if quant:
         kwargs["quantization"] = quant
+    if "vae-int8" in opts:
+        kwargs["component_quantization"] = {
+            "vae_decoder": {"scheme": "int8", "calibration_prompts": VAE_CALIBRATION_PROMPTS}
+        }
     return CompileConfig(**kwargs)
 
 
 def w_build(a) -> dict:
     from fewstep.compile.build import compile_bundle
 
-    target, precision = a.row.split("/")
+    target, precision, opts = parse_row(a.row)
     out = a.work / "bundles" / a.row.replace("/", "-")
     tmp = a.work / "tmp" / a.row.replace("/", "-")
     start = time.perf_counter()
-    compile_bundle(a.model, _fewstep_cfg(target, precision), out, work_dir=tmp)
+    compile_bundle(a.model, _fewstep_cfg(target, precision, opts), out, work_dir=tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     return {"build_s": time.perf_counter() - start, "build_peak_rss_mb": peak_rss_mb(), "bundle": str(out)}
 
@@ -467,7 +499,7 @@ def optimum_python(venv: Path) -> Path:
 
 def rows_of(only: list[str] | None) -> list[str]:
     rows = ["model", "machine", "t5", "diffusers", "optimum/fp32", "optimum/int8"]
-    rows += [f"{t}/{p}" for t, p in FEWSTEP_ROWS]
+    rows += FEWSTEP_ROWS
     if not only:
         return rows
     unknown = sorted(set(only) - set(rows))
@@ -571,65 +603,77 @@ def report(a, res: dict) -> dict:
     rows = []
     if teacher:
         step = teacher["step_s"]
-        rows.append(("diffusers fp32, 28 steps, CFG", teacher["e2e_28_s"] + t5_s, step, 2, teacher, "fp32"))
-        rows.append(("diffusers fp32, 4 steps, CFG", teacher["e2e_4_s"] + t5_s, step, 2, teacher, "fp32"))
+        rows.append(("diffusers fp32, 28 steps, CFG", teacher["e2e_28_s"] + t5_s, step, "batch2", teacher, "fp32"))
+        rows.append(("diffusers fp32, 4 steps, CFG", teacher["e2e_4_s"] + t5_s, step, "batch2", teacher, "fp32"))
     for mode in ("fp32", "int8"):
         d = res.get(f"optimum/{mode}")
         if d:  # its 1-layer T5 stand-in swapped for T5-XXL in OpenVINO in the same weight format
             t5_peer = _t5_seconds(t5, "openvino_fp32" if mode == "fp32" else "optimum_int8w")
             e2e = d["e2e_s"] - d["components_s"].get("text_encoder_3", 0.0) + t5_peer
             rows.append(
-                (f"optimum-intel {mode}, 4 steps", e2e, d["step_s"], 1, d, "int8" if mode == "int8" else "fp32")
+                (f"optimum-intel {mode}, 4 steps", e2e, d["step_s"], "batch1", d, "int8" if mode == "int8" else "fp32")
             )
-    for t, p in FEWSTEP_ROWS:
-        d = res.get(f"{t}/{p}")
-        if d:
-            # OpenVINO's CPU plugin quantizes activations on the fly for weight-compressed MatMuls
-            # (measured: its int8-weights step is below the fp32 floor), so those run int8 GEMMs.
-            int8_gemm = p == "int8" or (t == "openvino-cpu" and p in ("int8-weights", "int4-weights"))
-            arith = "int8" if int8_gemm else "fp32"
-            # T5 kept: OpenVINO T5-XXL, int8 weights beside a quantized transformer (torch fp32 for ORT)
-            t5_row = (
-                "torch"
-                if t != "openvino-cpu"
-                else ("openvino_fp32" if p in ("fp32", "fp16-weights") else "openvino_int8w")
-            )
-            rows.append((f"fewstep {t} {p}, 4 steps", d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], 1, d, arith))
-            rows.append((f"fewstep {t} {p}, 4 steps, T5 dropped", d["e2e_s"], d["step_s"], 1, d, arith))
+    for row in FEWSTEP_ROWS:
+        d = res.get(row)
+        if not d:
+            continue
+        t, p, opts = parse_row(row)
+        # OpenVINO's CPU plugin quantizes activations on the fly for weight-compressed MatMuls
+        # (measured: its int8-weights step is below the fp32 floor), so those run int8 GEMMs.
+        int8_gemm = p == "int8" or (t == "openvino-cpu" and p in ("int8-weights", "int4-weights"))
+        arith = "int8" if int8_gemm else "fp32"
+        label = f"fewstep {t} {p}{' + int8 VAE' if 'vae-int8' in opts else ''}, 4 steps"
+        if "no-t5" in opts:
+            rows.append((f"{label}, T5 dropped (1 null token)", d["e2e_s"], d["step_s"], "batch1_no_t5", d, arith))
+            continue
+        # T5 kept: OpenVINO T5-XXL, int8 weights beside a quantized transformer (torch fp32 for ORT)
+        t5_row = (
+            "torch" if t != "openvino-cpu" else ("openvino_fp32" if p in ("fp32", "fp16-weights") else "openvino_int8w")
+        )
+        rows.append((label, d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], "batch1", d, arith))
     print("\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | peak RSS MB | size MB |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for label, e2e, step, batch, d, arith in rows:
-        floor = _floor(machine, batch, arith)
+    for label, e2e, step, flops, d, arith in rows:
+        floor = _floor(machine, flops, arith)
         ratio = f"{step / floor:.2f}x" if floor else ""
         size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
         print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {d['peak_rss_mb']:.0f} | {size} |")
-    ov = [(e2e, lbl, d, arith) for lbl, e2e, _, _, d, arith in rows if lbl.startswith("fewstep openvino-cpu")]
+    ov = [
+        (e2e, lbl, d, arith, flops) for lbl, e2e, _, flops, d, arith in rows if lbl.startswith("fewstep openvino-cpu")
+    ]
     best = min(ov, key=lambda r: r[0]) if ov else None
     ratios: dict = {}
     print("\n## ratios (fewstep's best 4-step OpenVINO bundle)")
     peer_rows = {r[0]: r[1] for r in rows if r[0].startswith("optimum-intel")}
-    # same steps and precision: fp32 vs optimum fp32; int8 weights vs optimum's int8 weight mode
-    same: dict[str, float] = {}
+    # same steps and weight format: fp32 vs optimum fp32; int8 weights vs optimum's int8 weight mode
+    same: dict[str, tuple[float, str]] = {}
     for ours, theirs in (("fp32", "fp32"), ("int8-weights", "int8")):
         peer = peer_rows.get(f"optimum-intel {theirs}, 4 steps")
         for dropped in (False, True):
-            label = f"fewstep openvino-cpu {ours}, 4 steps" + (", T5 dropped" if dropped else "")
-            mine = next((r for r in ov if r[1] == label), None)
+            mine = [
+                r for r in ov if r[1].startswith(f"fewstep openvino-cpu {ours}") and ("T5 dropped" in r[1]) == dropped
+            ]
             if peer and mine:
-                key = f"{ours}{' T5 dropped' if dropped else ''} vs optimum {theirs}"
-                same[key] = peer / mine[0]
-                print(f"vs optimum-intel {theirs}, same steps and weight format, {label}: {same[key]:.2f}x")
-    with_t5 = {k: v for k, v in same.items() if "dropped" not in k}
-    if with_t5:  # both pipelines keep T5; the best same-precision pair
-        ratios["speedup_vs_optimum_intel"] = max(with_t5.values())
-        ratios["speedup_vs_optimum_intel_pair"] = max(with_t5, key=with_t5.get)
-    if len(same) > len(with_t5):
-        ratios["speedup_vs_optimum_intel_t5_dropped"] = max(v for k, v in same.items() if "dropped" in k)
+                fastest = min(mine, key=lambda r: r[0])
+                same[f"{theirs}{' T5 dropped' if dropped else ''}"] = (peer / fastest[0], fastest[1])
+                print(
+                    f"vs optimum-intel {theirs} (T5 kept), same steps and weight format, {fastest[1]}: "
+                    f"{peer / fastest[0]:.2f}x"
+                )
+    kept = {k: v for k, v in same.items() if "dropped" not in k}
+    if kept:  # both pipelines keep T5; the best same-precision pair
+        key = max(kept, key=lambda k: kept[k][0])
+        ratios["speedup_vs_optimum_intel"] = kept[key][0]
+        ratios["speedup_vs_optimum_intel_pair"] = f"{kept[key][1]} vs optimum-intel {key}"
+    dropped_pairs = {k: v for k, v in same.items() if "dropped" in k}
+    if dropped_pairs:
+        key = max(dropped_pairs, key=lambda k: dropped_pairs[k][0])
+        ratios["speedup_vs_optimum_intel_t5_dropped"] = dropped_pairs[key][0]
     if best and teacher:
         ratios["speedup_vs_diffusers_teacher"] = (teacher["e2e_28_s"] + t5_s) / best[0]
         print(f"vs diffusers teacher at 28 steps with CFG: {ratios['speedup_vs_diffusers_teacher']:.1f}x ({best[1]})")
     if best and machine:
-        floor = _floor(machine, 1, best[3])
+        floor = _floor(machine, best[4], best[3])
         ratios["floor_ratio"] = best[2]["step_s"] / floor
         print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
     if best and teacher:
@@ -647,12 +691,16 @@ def _t5_seconds(t5: dict | None, mode: str) -> float:
     return t5.get(key, t5["seconds"])
 
 
-def _floor(machine: dict | None, batch: int, arith: str) -> float | None:
-    """Seconds per transformer step at this machine's measured GEMM peak for that arithmetic."""
-    if not machine:
+def _floor(machine: dict | None, flops: str, arith: str) -> float | None:
+    """Seconds per transformer step at this machine's measured GEMM peaks: the projections and
+    MLPs at the peak of the bundle's arithmetic, attention (fp32 in every bundle) at the fp32 peak."""
+    if not machine or f"transformer_{flops}" not in machine["flops"]:
         return None
-    peak = (machine["int8_peak_gops"] if arith == "int8" else machine["fp32_peak_gflops"]) * 1e9
-    return machine["flops"][f"transformer_batch{batch}"] / peak
+    fp32 = machine["fp32_peak_gflops"] * 1e9
+    peak = machine["int8_peak_gops"] * 1e9 if arith == "int8" else fp32
+    total = machine["flops"][f"transformer_{flops}"]
+    attention = machine["flops"].get(f"transformer_{flops}_attention", 0)
+    return (total - attention) / peak + attention / fp32
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -197,3 +197,35 @@ def test_truncate_rejects_bad_requests():
 
     with pytest.raises(ValueError, match="unknown encoder"):
         Restructure(truncate={"keep": {"unet": 1}})
+
+
+def test_per_component_schemes_int4_transformer_with_int8_vae(tiny_student_dir, tmp_path):
+    """component_quantization: each component its own scheme; only the VAE's needs calibration."""
+    path, report, manifest = build(
+        tiny_student_dir,
+        tmp_path,
+        "openvino-cpu",
+        {"scheme": "int4-weights", "components": ["transformer"], "group_size": 16},
+        component_quantization={"vae_decoder": {"scheme": "int8", "calibration_prompts": 3}},
+    )
+    assert report.passed, [r.describe() for r in report.failures()]
+    assert manifest["precision"]["transformer"] == "int4-weights" and manifest["precision"]["vae_decoder"] == "int8"
+    assert manifest["precision"]["text_encoder"] == "fp32"
+    assert manifest["quantization"]["calibration"]["prompts"] == 3
+    assert manifest["quantization"]["components"]["vae_decoder"]["scheme"] == "int8"
+    comp = path / "components"
+    assert {"u4", "i4"} & ov_element_types(comp / "transformer.xml")
+    assert {"i8", "u8"} & ov_element_types(comp / "vae_decoder.xml")
+    vae = [r.value for r in report.results if r.gate == "tensor/vae_decoder/cosine"]
+    assert vae and min(vae) > 0.99
+
+
+def test_component_quantization_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"component_quantization: unknown component\(s\) \['unet'\]"):
+        CompileConfig(component_quantization={"unet": {"scheme": "int8"}})
+    with pytest.raises(ValueError, match=r"\['vae_decoder'\] also in component_precision"):
+        CompileConfig(
+            component_precision={"vae_decoder": "fp32"}, component_quantization={"vae_decoder": {"scheme": "int8"}}
+        )
+    with pytest.raises(ValueError, match="component_quantization.vae_decoder.scheme: 'fp8' is not supported"):
+        CompileConfig(component_quantization={"vae_decoder": {"scheme": "fp8"}})

@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from fewstep import __version__
-from fewstep.compile.components import COMPONENT_ATTR, TOKENIZER_OF, pipeline_components
+from fewstep.compile.components import (
+    COMPONENT_ATTR,
+    TOKENIZER_OF,
+    null_tokens,
+    pipeline_components,
+    t5_slot_length,
+)
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.export import export_onnx
 from fewstep.compile.restructure import apply_restructure
 from fewstep.compile.sampling import sampling_for
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.gates.check import GateReport, run_gates
-from fewstep.pipelines import encoder_length, load_pipeline, resolve_model, t5_length
+from fewstep.pipelines import encoder_length, load_pipeline, resolve_model
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
 from fewstep.targets.registry import get_target
@@ -49,6 +55,10 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> dict[str, tuple[str,
     scheme = cfg.scheme()
     plan = {}
     for name in names:
+        if name in cfg.component_quantization:
+            own = cfg.component_quantization[name]
+            plan[name] = (own.scheme, own)
+            continue
         if name in cfg.component_precision:
             p = cfg.component_precision[name]
         elif scheme is not None:
@@ -92,16 +102,24 @@ def compile_bundle(
     sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance, cfg.guidance_interval)
     restructure = apply_restructure(pipe, model_dir, sampling, cfg.restructure)
     static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
-    comps = pipeline_components(pipe)
+    collapse = cfg.restructure.collapse_null_tokens
+    comps = pipeline_components(pipe, collapse_null=collapse)
+    slot = {"t5_length": t5_slot_length(pipe, collapse), "t5_null_tokens": null_tokens(pipe, collapse)}
     plan = component_plan(cfg, list(comps))
     plan.update({k: v for k, v in (plan_override or {}).items() if k in plan})
     calibration = None
     if any(_needs_calibration(s) for _, s in plan.values()):
         from fewstep.quantize.calibration import collect
 
-        scheme = next(s for _, s in plan.values() if _needs_calibration(s))
+        scheme = max((s for _, s in plan.values() if _needs_calibration(s)), key=lambda s: s.calibration_prompts)
         calibration = collect(
-            pipe, model_dir, sampling, scheme.calibration_prompts, scheme.calibration_seed, work / "calibration"
+            pipe,
+            model_dir,
+            sampling,
+            scheme.calibration_prompts,
+            scheme.calibration_seed,
+            work / "calibration",
+            collapse_null=collapse,
         )
     components: dict[str, Any] = {}
     timings: dict[str, float] = {}
@@ -153,7 +171,7 @@ def compile_bundle(
                 "latent_shape": [tcfg.in_channels, tcfg.sample_size, tcfg.sample_size],
                 "image_size": int(pipe.vae_scale_factor * tcfg.sample_size),
                 "joint_attention_dim": tcfg.joint_attention_dim,
-                "t5_length": t5_length(pipe),
+                **slot,  # the zero T5 slot the runtime feeds without T5 (one null token when collapsed)
                 "t5": "text_encoder_3" in components,
                 "negative_prompt": "",
                 "tokenizers": tokenizers,

@@ -7,11 +7,13 @@ so the runtime needs no VAE config.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from fewstep.compile.null_tokens import null_token_attention, supports_collapse
 from fewstep.pipelines import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
@@ -42,17 +44,22 @@ class T5Encoder(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, transformer: nn.Module):
+    """The velocity model; with `null_tokens` set, the last text token stands for that many
+    zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: compile/null_tokens.py)."""
+
+    def __init__(self, transformer: nn.Module, null_tokens: int | None = None):
         super().__init__()
         self.transformer = transformer
+        self.null_tokens = null_tokens
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
-        return self.transformer(
-            hidden_states=hidden_states,
-            timestep=timestep,
-            encoder_hidden_states=encoder_hidden_states,
-            pooled_projections=pooled_projections,
-        ).sample
+        with null_token_attention(self.transformer, self.null_tokens) if self.null_tokens else nullcontext():
+            return self.transformer(
+                hidden_states=hidden_states,
+                timestep=timestep,
+                encoder_hidden_states=encoder_hidden_states,
+                pooled_projections=pooled_projections,
+            ).sample
 
 
 class VaeDecoder(nn.Module):
@@ -78,9 +85,25 @@ class Component:
     example: tuple[torch.Tensor, ...]
 
 
-def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
-    """Every component the pipeline keeps (T5 only when present)."""
-    length, t5_len = text_length(pipe), t5_length(pipe)
+def null_tokens(pipe, collapse: bool = True) -> int | None:
+    """How many zero T5-slot tokens the transformer component's one null token stands for
+    (None: no collapse, the slot is fed in full)."""
+    if not collapse or pipe.text_encoder_3 is not None or not supports_collapse(pipe.transformer):
+        return None
+    return t5_length(pipe)
+
+
+def t5_slot_length(pipe, collapse: bool = True) -> int:
+    """Tokens in the transformer's T5 slot: T5's, or the zero fill without T5 (1 when collapsed)."""
+    return 1 if null_tokens(pipe, collapse) else t5_length(pipe)
+
+
+def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True) -> dict[str, Component]:
+    """Every component the pipeline keeps (T5 only when present). Without T5 and with
+    `collapse_null`, the transformer takes one null token for the whole zero-filled T5 slot."""
+    length = text_length(pipe)
+    null = null_tokens(pipe, collapse_null)
+    t5_len = t5_slot_length(pipe, collapse_null)
     tcfg = pipe.transformer.config
     c, s = tcfg.in_channels, tcfg.sample_size
     seq = length + t5_len  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)
@@ -111,7 +134,7 @@ def pipeline_components(pipe, batch: int = 2) -> dict[str, Component]:
         torch.randn(batch, seq, tcfg.joint_attention_dim),
         torch.randn(batch, tcfg.pooled_projection_dim),
     )
-    comps["transformer"] = Component(tio, Transformer(pipe.transformer), example)
+    comps["transformer"] = Component(tio, Transformer(pipe.transformer, null), example)
     vio = ComponentIO("vae_decoder", (TensorSpec("latents", ("batch", c, s, s)),), ("image",))
     comps["vae_decoder"] = Component(vio, VaeDecoder(pipe.vae), (torch.randn(batch, c, s, s),))
     for comp in comps.values():

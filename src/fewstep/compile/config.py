@@ -45,6 +45,11 @@ class Restructure(_Config):
     truncate: Truncate = Truncate()
     t5_gate: T5Gate = Field(T5Gate(), description="the gate every restructuring must pass (T5 drop, truncation)")
     force: bool = Field(False, description="apply without the gate (families with no evaluator)")
+    collapse_null_tokens: bool = Field(
+        True,
+        description="without T5, run the transformer on one null token standing for the zero-filled T5 slot "
+        "(exact: identical tokens weigh as one key with a ln(n) attention bias)",
+    )
 
     @model_validator(mode="after")
     def _encoders(self) -> Restructure:
@@ -70,6 +75,10 @@ class CompileConfig(BaseModel):
     steps: int | None = Field(None, ge=1, le=1000, description="null: the student's K (or 28 for a plain pipeline)")
     guidance: float | None = Field(None, ge=0, le=30, description="null: the student's (1.0) or 7.0")
     quantization: QuantConfig | None = Field(None, description="scheme settings; precision follows its `scheme`")
+    component_quantization: dict[str, QuantConfig] = Field(
+        default_factory=dict,
+        description="per-component scheme overrides, e.g. int4-weights transformer with an int8 VAE decoder",
+    )
     restructure: Restructure = Restructure()
     guidance_interval: tuple[float, float] | None = Field(
         None, description="[lo, hi]: CFG only where lo <= sigma <= hi (plain pipelines)"
@@ -103,9 +112,16 @@ class CompileConfig(BaseModel):
     def _check_target(self) -> CompileConfig:
         from fewstep.targets.registry import get_target
 
-        bad = sorted(set(self.component_precision) - set(COMPONENTS))
-        if bad:
-            raise ValueError(f"component_precision: unknown component(s) {bad}; allowed: {', '.join(COMPONENTS)}")
+        for field in ("component_precision", "component_quantization"):
+            bad = sorted(set(getattr(self, field)) - set(COMPONENTS))
+            if bad:
+                raise ValueError(f"{field}: unknown component(s) {bad}; allowed: {', '.join(COMPONENTS)}")
+        both = sorted(set(self.component_precision) & set(self.component_quantization))
+        if both:
+            raise ValueError(f"component_quantization: {both} also in component_precision; give each component one")
+        mixed = sorted(k for k, v in self.component_quantization.items() if v.scheme == "mixed")
+        if mixed:
+            raise ValueError(f"component_quantization.{mixed[0]}: 'mixed' is a whole-bundle search, not per component")
         try:
             target = get_target(self.target)
         except ValueError as err:
@@ -113,6 +129,7 @@ class CompileConfig(BaseModel):
         for where, p in [
             ("precision", self.precision),
             *((f"component_precision.{k}", v) for k, v in self.component_precision.items()),
+            *((f"component_quantization.{k}.scheme", v.scheme) for k, v in self.component_quantization.items()),
         ]:
             if p not in target.precisions:
                 raise ValueError(

@@ -96,13 +96,15 @@ def reference_inputs(
     for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
         if name in comps:
             inputs[name].append({"input_ids": _token_ids(pipe, name, prompts)})
-    embeds, pooled = (t.numpy() for t in encode_prompts(pipe, prompts))
-    cond = {"encoder_hidden_states": embeds, "pooled_projections": pooled}
-    uncond = None
-    if sampling.guidance > 1.0:
-        e, p = (t.numpy() for t in encode_prompts(pipe, [""] * len(prompts)))
-        uncond = {"encoder_hidden_states": e, "pooled_projections": p}
     transformer = comps["transformer"]
+    seq = transformer.example[2].shape[1]  # shorter than the pipeline's when the zero T5 slot is collapsed
+
+    def conditioning(texts: list[str]) -> dict[str, np.ndarray]:
+        embeds, pooled = (t.numpy() for t in encode_prompts(pipe, texts))
+        return {"encoder_hidden_states": np.ascontiguousarray(embeds[:, :seq]), "pooled_projections": pooled}
+
+    cond = conditioning(prompts)
+    uncond = conditioning([""] * len(prompts)) if sampling.guidance > 1.0 else None
 
     def velocity(x, t, c):
         feeds = {"hidden_states": x, "timestep": t, **c}
@@ -117,7 +119,7 @@ def reference_inputs(
 
 
 def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig) -> list[GateResult]:
-    comps = pipeline_components(pipe)
+    comps = pipeline_components(pipe, collapse_null=bundle.pipeline.get("t5_null_tokens") is not None)
     g = cfg.tensor
     results = []
     for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():

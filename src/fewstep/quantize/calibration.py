@@ -56,23 +56,27 @@ def calibration_prompts(model_dir: Path, n: int, seed: int) -> list[str]:
     return [CALIBRATION_PROMPTS[i % len(CALIBRATION_PROMPTS)] for i in range(n)]
 
 
-def _key(model_digest: str, prompts: list[str], sampling, seed: int) -> str:
-    blob = json.dumps([model_digest, prompts, sampling.to_json(), seed], sort_keys=True)
+def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool) -> str:
+    blob = json.dumps([model_digest, prompts, sampling.to_json(), seed, collapse_null], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def collect(pipe, model_dir: Path, sampling, n: int, seed: int, cache_dir: Path | None = None) -> Calibration:
+def collect(
+    pipe, model_dir: Path, sampling, n: int, seed: int, cache_dir: Path | None = None, collapse_null: bool = True
+) -> Calibration:
     """Run the torch student on n calibration prompts; keep every component's inputs."""
+    from fewstep.compile.components import pipeline_components
     from fewstep.fsutil import tree_digest
     from fewstep.gates.check import reference_inputs
 
     prompts = calibration_prompts(model_dir, n, seed)
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"calibration-{_key(tree_digest(model_dir), prompts, sampling, seed)}.npz"
+        key = _key(tree_digest(model_dir), prompts, sampling, seed, collapse_null)
+        path = Path(cache_dir) / f"calibration-{key}.npz"
         if path.exists():
             return _load(path, prompts)
-    inputs = reference_inputs(pipe, prompts, sampling, seed)
+    inputs = reference_inputs(pipe, prompts, sampling, seed, pipeline_components(pipe, collapse_null=collapse_null))
     timesteps = sorted({round(float(f["timestep"][0]) / 1000, 6) for f in inputs["transformer"]}, reverse=True)
     calib = Calibration(inputs, timesteps, prompts)
     if path is not None:

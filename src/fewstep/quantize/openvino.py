@@ -43,7 +43,11 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
 
     ov_model = read_model(model)
     dataset = nncf.Dataset(items)
-    kwargs = dict(model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+    kwargs: dict = dict(subset_size=len(items))
+    if io.name == "vae_decoder":  # a CNN: mixed preset (asymmetric activations), no transformer patterns
+        kwargs["preset"] = nncf.QuantizationPreset.MIXED
+    else:
+        kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     hybrid = cfg.mode is Int8Mode.hybrid or (cfg.mode is Int8Mode.auto and io.name == "transformer")
     if hybrid:
         # optimum-intel's hybrid scheme: int8 weights for weighted ops, PTQ for the other activations

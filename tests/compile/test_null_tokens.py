@@ -1,0 +1,108 @@
+"""The zero-filled T5 slot collapsed to one null token: exact, restored, and used by bundles."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from fewstep.compile.components import Transformer, pipeline_components
+from fewstep.compile.null_tokens import null_token_attention, supports_collapse
+
+
+@pytest.fixture(scope="module")
+def t5_free_pipe(tiny_family):
+    from fewstep.zoo.builder import build_pipeline
+
+    torch.manual_seed(0)
+    pipe = build_pipeline(replace(tiny_family, t5_length=24, layers=2))
+    pipe.text_encoder_3 = None  # the T5 slot is zero-filled (24 tokens: the T5 tokenizer's length)
+    return pipe
+
+
+def _inputs(pipe, text: torch.Tensor):
+    cfg = pipe.transformer.config
+    g = torch.Generator().manual_seed(1)
+    return dict(
+        hidden_states=torch.randn(2, cfg.in_channels, cfg.sample_size, cfg.sample_size, generator=g),
+        timestep=torch.tensor([900.0, 300.0]),
+        encoder_hidden_states=text,
+        pooled_projections=torch.randn(2, cfg.pooled_projection_dim, generator=g),
+    )
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+@pytest.mark.parametrize("fill", ["zeros", "repeated random token"])
+def test_one_biased_token_equals_n_identical_tokens(t5_free_pipe, fill):
+    pipe = t5_free_pipe
+    width = pipe.transformer.config.joint_attention_dim
+    g = torch.Generator().manual_seed(2)
+    clip = torch.randn(2, 16, width, generator=g)
+    token = torch.zeros(2, 1, width) if fill == "zeros" else torch.randn(2, 1, width, generator=g)
+    full = torch.cat([clip, token.expand(2, 24, width)], 1)
+    short = torch.cat([clip, token], 1)
+    with torch.no_grad():
+        ref = pipe.transformer(**_inputs(pipe, full)).sample
+        collapsed = Transformer(pipe.transformer, null_tokens=24)(**_inputs(pipe, short))
+        unbiased = Transformer(pipe.transformer)(**_inputs(pipe, short))
+    assert _cos(collapsed, ref) >= 0.99999 and (collapsed - ref).abs().max() < 1e-4
+    assert _cos(unbiased, ref) < 0.9999  # without the ln(n) bias one token is not 24: the check can fail
+
+
+def test_processors_are_restored_and_unsupported_models_refused(t5_free_pipe):
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    tr = t5_free_pipe.transformer
+    assert supports_collapse(tr)
+    with null_token_attention(tr, 24):
+        assert not isinstance(tr.transformer_blocks[0].attn.processor, JointAttnProcessor2_0)
+    assert all(isinstance(b.attn.processor, JointAttnProcessor2_0) for b in tr.transformer_blocks)
+    assert not supports_collapse(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="no SD3 joint attention"), null_token_attention(torch.nn.Linear(2, 2), 24):
+        pass
+
+
+def test_components_collapse_only_without_t5(t5_free_pipe):
+    comps = pipeline_components(t5_free_pipe)
+    assert comps["transformer"].example[2].shape[1] == 16 + 1 and comps["transformer"].module.null_tokens == 24
+    full = pipeline_components(t5_free_pipe, collapse_null=False)
+    assert full["transformer"].example[2].shape[1] == 16 + 24 and full["transformer"].module.null_tokens is None
+
+
+@pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
+def test_t5_free_bundle_runs_one_null_token_and_matches_diffusers(tiny_family, tmp_path, target):
+    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.config import CompileConfig
+    from fewstep.runtime.bundle import Bundle
+    from fewstep.zoo.builder import build_pipeline
+
+    model = tmp_path / "model"
+    build_pipeline(replace(tiny_family, t5_length=24)).save_pretrained(str(model))
+    gates = {"num_prompts": 2, "distribution": {"enabled": False}}
+    slot = 16  # a dropped T5 takes its tokenizer along: the zero slot has the CLIP length (pipelines.t5_length)
+    images = {}
+    for collapse in (True, False):
+        cfg = CompileConfig(
+            target=target,
+            steps=2,
+            guidance=1.0,
+            gates=gates,
+            measure=False,
+            restructure={"drop_t5": True, "force": True, "collapse_null_tokens": collapse},
+        )
+        out, report = compile_bundle(model, cfg, tmp_path / f"bundle-{collapse}")
+        assert report.passed, report.to_json()  # image gates: against diffusers with 24 zero T5 tokens
+        manifest = json.loads((out / "manifest.json").read_text())
+        seq = manifest["components"]["transformer"]["io"]["inputs"][2]["shape"][1]
+        if collapse:
+            assert manifest["pipeline"]["t5_length"] == 1 and manifest["pipeline"]["t5_null_tokens"] == slot
+            assert seq == 16 + 1
+        else:
+            assert manifest["pipeline"]["t5_length"] == slot and manifest["pipeline"]["t5_null_tokens"] is None
+            assert seq == 16 + slot
+        images[collapse] = Bundle.open(out).generate(["a red circle", "two blue squares"], seed=5)
+    assert np.abs(images[True] - images[False]).max() < 1e-4
