@@ -17,10 +17,13 @@ Rows:
   timed, the 28- and 4-step totals = encoders + steps x median step + VAE decode;
 - `optimum/fp32`, `optimum/int8`: optimum-intel's `OVStableDiffusion3Pipeline` export (its
   own virtual environment, created here) at 4 steps, guidance 1 (a distilled student);
-- `<target>/<precision>`: fewstep bundles at 4 steps, guidance 1, T5 dropped, transformer in
-  that precision (weight-only rows: the CLIP encoders too; VAE fp32), built with gates off
-  (`fewstep gate` checks them on a machine with room for the torch reference) and deleted
-  after measuring unless --keep.
+- `<target>/<precision>[/no-t5][/vae-int8]`: fewstep bundles at 4 steps, guidance 1, transformer
+  in that precision (weight-only rows: the CLIP encoders too; int8: static W8A8 transformer and
+  VAE decoder, int8-weights CLIP; VAE fp32 otherwise). The model has no T5: plain rows keep the
+  full 77 + 256-token text slot and get T5-XXL's time added ("T5 kept"); `no-t5` rows collapse
+  the zero slot to one null token (exact) and run without T5; `vae-int8` adds a calibrated static
+  int8 VAE decoder. Built with gates off (`fewstep gate` checks them on a machine with room for
+  the torch reference) and deleted after measuring unless --keep.
 
 The last table is the ratio table; with --json the last line holds the issue's four ratios.
 """
@@ -55,6 +58,7 @@ FEWSTEP_ROWS = [
     "openvino-cpu/fp32",
     "openvino-cpu/fp32/no-t5",
     "openvino-cpu/int8",
+    "openvino-cpu/int8/no-t5",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -402,8 +406,11 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
     from fewstep.compile.config import CompileConfig
 
     quant = None
-    if precision == "int8":
-        quant = {"scheme": "int8", "mode": "full", "components": ["transformer"], "calibration_prompts": 4}
+    own: dict = {}
+    if precision == "int8":  # static W8A8 transformer and VAE; CLIP int8 weights as in the weight-only rows
+        quant = {"scheme": "int8", "mode": "full", "components": ["transformer", "vae_decoder"]}
+        quant["calibration_prompts"] = VAE_CALIBRATION_PROMPTS
+        own = {name: {"scheme": "int8-weights"} for name in ("text_encoder", "text_encoder_2")}
     elif precision in ("int8-weights", "int4-weights"):
         # as optimum-intel's weight modes: the CLIP encoders' weights too (the VAE stays fp32)
         quant = {"scheme": precision, "components": ["text_encoder", "text_encoder_2", "transformer"]}
@@ -422,9 +429,9 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
     if quant:
         kwargs["quantization"] = quant
     if "vae-int8" in opts:
-        kwargs["component_quantization"] = {
-            "vae_decoder": {"scheme": "int8", "calibration_prompts": VAE_CALIBRATION_PROMPTS}
-        }
+        own["vae_decoder"] = {"scheme": "int8", "calibration_prompts": VAE_CALIBRATION_PROMPTS}
+    if own:
+        kwargs["component_quantization"] = own
     return CompileConfig(**kwargs)
 
 
@@ -647,17 +654,21 @@ def report(a, res: dict) -> dict:
     peer_rows = {r[0]: r[1] for r in rows if r[0].startswith("optimum-intel")}
     # same steps and weight format: fp32 vs optimum fp32; int8 weights vs optimum's int8 weight mode
     same: dict[str, tuple[float, str]] = {}
-    for ours, theirs in (("fp32", "fp32"), ("int8-weights", "int8")):
+    # fewstep's int8 rows, W8A8 or weight-only, pair with optimum's int8 weight mode
+    for ours, theirs in ((("fp32",), "fp32"), (("int8-weights", "int8 ", "int8,"), "int8")):
         peer = peer_rows.get(f"optimum-intel {theirs}, 4 steps")
         for dropped in (False, True):
             mine = [
-                r for r in ov if r[1].startswith(f"fewstep openvino-cpu {ours}") and ("T5 dropped" in r[1]) == dropped
+                r
+                for r in ov
+                if r[1].startswith(tuple(f"fewstep openvino-cpu {p}" for p in ours))
+                and ("T5 dropped" in r[1]) == dropped
             ]
             if peer and mine:
                 fastest = min(mine, key=lambda r: r[0])
                 same[f"{theirs}{' T5 dropped' if dropped else ''}"] = (peer / fastest[0], fastest[1])
                 print(
-                    f"vs optimum-intel {theirs} (T5 kept), same steps and weight format, {fastest[1]}: "
+                    f"vs optimum-intel {theirs} (T5 kept), same steps and precision, {fastest[1]}: "
                     f"{peer / fastest[0]:.2f}x"
                 )
     kept = {k: v for k, v in same.items() if "dropped" not in k}

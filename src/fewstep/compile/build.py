@@ -139,11 +139,15 @@ def compile_bundle(
                 # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
                 comp = replace(comp, module=target.quantize_module(comp.module, comp.io, scheme, items))
                 scheme = None
-            io = export_onnx(comp, work / f"{name}.onnx", batch, cfg.exporter)
+            # each component in its own folder: over 2 GB the exporter writes one file per tensor,
+            # named after the tensor, and the CLIP encoders share tensor names
+            exported = work / name / f"{name}.onnx"
+            exported.parent.mkdir(exist_ok=True)
+            io = export_onnx(comp, exported, batch, cfg.exporter)
             if lean:  # the torch module is not needed past its export: free it before quantize/build
                 comps[name] = comp = None  # type: ignore[assignment]
                 release_module(pipe, name)
-            built = target.quantize(work / f"{name}.onnx", io, scheme, items, work)
+            built = target.quantize(exported, io, scheme, items, work)
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}

@@ -23,16 +23,62 @@ def save_onnx(model, path: Path) -> list[str]:
     return [path.name, data]
 
 
+DATA_ALIGNMENT = 4096  # external tensors start on page boundaries (memory-mapped by the runtimes)
+
+
+def _tensors(graph):
+    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _tensors(sub)
+
+
 def copy_onnx(src: Path, dst: Path) -> list[str]:
-    """Copy an ONNX file with its external-data side file, if any."""
+    """Copy an ONNX file and its external data, gathered into one side file `<dst>.data`.
+
+    Over 2 GB the TorchScript exporter writes one file per tensor, named after the tensor,
+    beside the model; a bundle keeps one `.data` file per component instead. Tensors are
+    copied one at a time, so memory stays at the largest tensor.
+    """
+    import onnx
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
     src, dst = Path(src), Path(dst)
-    shutil.copyfile(src, dst)
-    names = [dst.name]
-    side = src.with_name(src.name + ".data")
-    if side.exists():
-        shutil.copyfile(side, dst.with_name(dst.name + ".data"))
-        names.append(dst.name + ".data")
-    return names
+    model = onnx.load(str(src), load_external_data=False)
+    external = [t for t in _tensors(model.graph) if uses_external_data(t)]
+    if not external:
+        shutil.copyfile(src, dst)
+        return [dst.name]
+    data = dst.name + ".data"
+    tmp = dst.with_name(f".{data}.tmp")
+    with open(tmp, "wb") as out:
+        for tensor in external:
+            info = ExternalDataInfo(tensor)
+            where = src.parent / info.location
+            if not where.is_file():
+                raise FileNotFoundError(f"{src}: external data of tensor {tensor.name!r} is missing: {where}")
+            with open(where, "rb") as f:
+                f.seek(info.offset or 0)
+                blob = f.read(info.length) if info.length else f.read()
+            out.write(b"\0" * (-out.tell() % DATA_ALIGNMENT))
+            offset = out.tell()
+            out.write(blob)
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", data), ("offset", offset), ("length", len(blob))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, str(value)
+    tmp.replace(dst.with_name(data))
+    onnx.save_model(model, str(dst))
+    return [dst.name, data]
 
 
 def fp16_weights(model, min_elements: int = 16):
