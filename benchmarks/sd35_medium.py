@@ -70,6 +70,7 @@ FEWSTEP_ROWS = [
     "onnxruntime-cpu/fp32/no-t5",
     "onnxruntime-cpu/int8",
     "onnxruntime-cpu/fp16-weights",
+    "onnxruntime-cpu/int8-weights/no-t5",
     "onnxruntime-cpu/int4-weights/no-t5",
 ]
 OPTIONS = ("no-t5", "vae-int8")

@@ -76,6 +76,9 @@ def test_weight_only_schemes(tiny_student_dir, tmp_path, target, scheme):
     if target == "onnxruntime-cpu":
         ops = onnx_ops(comp / "transformer.onnx")
         assert "MatMulNBits" in ops and "Gemm" not in ops  # the AdaLN Gemms were rewritten and quantized
+        nodes = onnx.load(str(comp / "transformer.onnx")).graph.node
+        levels = {a.i for n in nodes if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "accuracy_level"}
+        assert levels == {4}  # int8 compute on activations quantized on the fly (benchmarks/ort_nbits.py)
     else:
         want = {"i8", "u8"} if scheme == "int8-weights" else {"i4", "u4"}
         assert want & ov_element_types(comp / "transformer.xml")

@@ -51,6 +51,11 @@ class WeightOnlyConfig(_Scheme):
     ratio: float = Field(1.0, gt=0, le=1, description="int4 only: share of weights in int4 (rest int8, NNCF)")
     awq: bool = Field(False, description="data-aware AWQ (OpenVINO/NNCF; needs calibration)")
     scale_estimation: bool = Field(False, description="data-aware scale estimation (OpenVINO/NNCF)")
+    accuracy_level: Literal[0, 1, 4] = Field(
+        4,
+        description="ONNX Runtime MatMulNBits compute: 4 = int8 on activations quantized on the fly (what "
+        "OpenVINO's CPU plugin does for compressed weights), 1 = fp32, 0 = the kernel's default (fp32)",
+    )
 
     @property
     def bits(self) -> int:

@@ -138,7 +138,13 @@ def weights(model: Path, io, cfg: WeightOnlyConfig, items: list[dict], out: Path
 
     def nbits(proto, bits: int, **select):
         quant = MatMulNBitsQuantizer(
-            proto, bits=bits, block_size=block, is_symmetric=cfg.symmetric, op_types_to_quantize=("MatMul",), **select
+            proto,
+            bits=bits,
+            block_size=block,
+            is_symmetric=cfg.symmetric,
+            accuracy_level=cfg.accuracy_level or None,
+            op_types_to_quantize=("MatMul",),
+            **select,
         )
         quant.process()
         return quant.model.model
