@@ -626,9 +626,9 @@ def report(a, res: dict) -> dict:
         if not d:
             continue
         t, p, opts = parse_row(row)
-        # OpenVINO's CPU plugin quantizes activations on the fly for weight-compressed MatMuls
-        # (measured: its int8-weights step is below the fp32 floor), so those run int8 GEMMs.
-        int8_gemm = p == "int8" or (t == "openvino-cpu" and p in ("int8-weights", "int4-weights"))
+        # Weight-compressed MatMuls run int8 GEMMs on activations quantized on the fly: OpenVINO's
+        # CPU plugin by default, ONNX Runtime's MatMulNBits at accuracy level 4 (fewstep's setting).
+        int8_gemm = p in ("int8", "int8-weights", "int4-weights")
         arith = "int8" if int8_gemm else "fp32"
         label = f"fewstep {t} {p}{' + int8 VAE' if 'vae-int8' in opts else ''}, 4 steps"
         if "no-t5" in opts:
