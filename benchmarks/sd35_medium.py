@@ -66,10 +66,9 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int4-weights",
     "openvino-cpu/int4-weights/no-t5",
     "openvino-cpu/int4-weights/no-t5/vae-int8",
-    "onnxruntime-cpu/fp32",
     "onnxruntime-cpu/fp32/no-t5",
-    "onnxruntime-cpu/int8",
-    "onnxruntime-cpu/fp16-weights",
+    "onnxruntime-cpu/int8/no-t5",
+    "onnxruntime-cpu/fp16-weights/no-t5",
     "onnxruntime-cpu/int8-weights/no-t5",
     "onnxruntime-cpu/int4-weights/no-t5",
 ]
