@@ -232,3 +232,44 @@ def test_component_quantization_errors_name_the_field():
         )
     with pytest.raises(ValueError, match="component_quantization.vae_decoder.scheme: 'fp8' is not supported"):
         CompileConfig(component_quantization={"vae_decoder": {"scheme": "fp8"}})
+
+
+def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
+    """Exports over 2 GB keep their weights in side files: static int8 must read and write them."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from fewstep.compile.onnx_io import copy_onnx
+    from fewstep.quantize.config import Int8Config
+    from fewstep.quantize.onnxruntime import has_external_data, int8
+    from fewstep.targets.base import ComponentIO, TensorSpec
+
+    rng = np.random.default_rng(0)
+    w1, w2 = (rng.standard_normal((64, 64)).astype(np.float32) * 0.1 for _ in range(2))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 64])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = tmp_path / "export" / "m.onnx"
+    src.parent.mkdir()
+    convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=0)
+    onnx.save_model(model, str(src))
+    assert has_external_data(src)
+    io = ComponentIO("m", (TensorSpec("x", (4, 64)),), ("y",))
+    items = [{"x": rng.standard_normal((4, 64)).astype(np.float32)} for _ in range(4)]
+    built = int8(src, io, Int8Config(), items, tmp_path)
+    out = tmp_path / "bundle" / "m.onnx"
+    out.parent.mkdir()
+    copy_onnx(built, out)
+    assert "QuantizeLinear" in onnx_ops(out)
+    x = items[0]["x"]
+    y = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
+    ref = np.maximum(x @ w1, 0) @ w2
+    assert (y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref) > 0.99

@@ -26,7 +26,7 @@ def save_onnx(model, path: Path) -> list[str]:
 DATA_ALIGNMENT = 4096  # external tensors start on page boundaries (memory-mapped by the runtimes)
 
 
-def _tensors(graph):
+def model_tensors(graph):
     """Every tensor of a graph: initializers and node attributes, subgraphs included."""
     yield from graph.initializer
     for node in graph.node:
@@ -35,9 +35,9 @@ def _tensors(graph):
                 yield attr.t
             yield from attr.tensors
             if attr.HasField("g"):
-                yield from _tensors(attr.g)
+                yield from model_tensors(attr.g)
             for sub in attr.graphs:
-                yield from _tensors(sub)
+                yield from model_tensors(sub)
 
 
 def copy_onnx(src: Path, dst: Path) -> list[str]:
@@ -53,7 +53,7 @@ def copy_onnx(src: Path, dst: Path) -> list[str]:
 
     src, dst = Path(src), Path(dst)
     model = onnx.load(str(src), load_external_data=False)
-    external = [t for t in _tensors(model.graph) if uses_external_data(t)]
+    external = [t for t in model_tensors(model.graph) if uses_external_data(t)]
     if not external:
         shutil.copyfile(src, dst)
         return [dst.name]

@@ -49,9 +49,17 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
     pre = (out / f"{io.name}.pre.onnx").resolve()
     dst = (out / f"{io.name}.int8.onnx").resolve()
     reduce_range = needs_reduce_range() if cfg.reduce_range is None else cfg.reduce_range
+    large = has_external_data(src)  # over 2 GB: weights live beside the model, and must stay there
     with _in_temp_cwd():
         # symbolic shape inference fails on SD3 exports; ONNX shape inference is enough
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quant_pre_process(
+            str(src),
+            str(pre),
+            skip_symbolic_shape=True,
+            save_as_external_data=large,
+            all_tensors_to_one_file=True,
+            external_data_location=pre.name + ".data",
+        )
         quantize_static(
             str(pre),
             str(dst),
@@ -66,8 +74,19 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
             # normalisations must stay float
             op_types_to_quantize=list(cfg.op_types),
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            use_external_data_format=large,
         )
     return dst
+
+
+def has_external_data(path: Path) -> bool:
+    """Whether an ONNX file keeps any tensor outside the model file (exports over 2 GB)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    from fewstep.compile.onnx_io import model_tensors
+
+    return any(uses_external_data(t) for t in model_tensors(onnx.load(str(path), load_external_data=False).graph))
 
 
 def gemm_to_matmul(model):
