@@ -562,6 +562,8 @@ def measure(a, row: str) -> dict | None:
         built = json.loads(record.read_text()) if record.exists() else _sub(a, "build", row)
         if built is not None:
             write_json(record, built)
+        else:  # a failed build leaves its exports (GBs): free the disk for the next row
+            shutil.rmtree(a.work / "tmp" / row.replace("/", "-"), ignore_errors=True)
         if a.build_only:
             return None
         data = None
