@@ -533,7 +533,8 @@ def _sub(a, worker: str, row: str | None = None, timeout: float | None = None) -
 
 def measure(a, row: str) -> dict | None:
     cache = a.work / "results" / f"{row.replace('/', '-')}.json"
-    if cache.exists():
+    rebuild = row == "model" and not (a.model / "model_index.json").exists()  # deleted to free the disk
+    if cache.exists() and not rebuild:
         return json.loads(cache.read_text())
     print(f"== {row}", flush=True)
     start = time.perf_counter()
