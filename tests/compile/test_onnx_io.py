@@ -89,3 +89,41 @@ def test_copy_names_a_missing_external_tensor(tmp_path):
     (tmp_path / "w").unlink()
     with pytest.raises(FileNotFoundError, match="external data of tensor 'w' is missing"):
         copy_onnx(src, tmp_path / "out.onnx")
+
+
+def test_fp16_copy_of_a_large_export_streams_and_matches(tmp_path):
+    """fp16-weights of an export with external weights: converted while copying, same outputs."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from fewstep.compile.onnx_io import copy_onnx
+
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((64, 32)).astype(np.float32)
+    w2 = rng.standard_normal((32, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = tmp_path / "export" / "m.onnx"
+    src.parent.mkdir()
+    convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=1024)  # w2 stays inline
+    onnx.save_model(model, str(src))
+    dst = tmp_path / "bundle" / "m.onnx"
+    dst.parent.mkdir()
+    assert copy_onnx(src, dst, fp16=True) == ["m.onnx", "m.onnx.data"]
+    stored = onnx.load(str(dst), load_external_data=False)
+    assert {t.name: t.data_type for t in stored.graph.initializer} == {
+        "w1__fp16": TensorProto.FLOAT16,
+        "w2__fp16": TensorProto.FLOAT16,
+    }
+    assert (dst.parent / "m.onnx.data").stat().st_size < (64 * 32 + 32 * 8) * 4
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    out = ort.InferenceSession(str(dst)).run(None, {"x": x})[0]
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x @ w1 @ w2, rtol=2e-2, atol=2e-2)

@@ -40,34 +40,76 @@ def model_tensors(graph):
                 yield from model_tensors(sub)
 
 
-def copy_onnx(src: Path, dst: Path) -> list[str]:
-    """Copy an ONNX file and its external data, gathered into one side file `<dst>.data`.
+def _external_bytes(src: Path, tensor) -> bytes:
+    from onnx.external_data_helper import ExternalDataInfo
+
+    info = ExternalDataInfo(tensor)
+    where = src.parent / info.location
+    if not where.is_file():
+        raise FileNotFoundError(f"{src}: external data of tensor {tensor.name!r} is missing: {where}")
+    with open(where, "rb") as f:
+        f.seek(info.offset or 0)
+        return f.read(info.length) if info.length else f.read()
+
+
+def _to_fp16(graph, min_elements: int) -> set[str]:
+    """Mark float32 initializers for fp16 storage: rename them, add the Cast back to float32 in
+    front of their users; their bytes are converted while copying. Returns the new names."""
+    from onnx import TensorProto, helper
+    from onnx.external_data_helper import uses_external_data
+
+    inputs = {i.name for i in graph.input}
+    renamed, casts = set(), []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or math.prod(init.dims) < min_elements or init.name in inputs:
+            continue
+        if not uses_external_data(init):  # inline: becomes raw bytes, converted like the rest
+            import numpy as np
+            from onnx import numpy_helper
+
+            init.raw_data = numpy_helper.to_array(init).astype(np.float32).tobytes()
+            del init.float_data[:]
+        name = init.name
+        init.name = name + "__fp16"
+        renamed.add(init.name)
+        casts.append(helper.make_node("Cast", [init.name], [name], to=TensorProto.FLOAT, name=name + "__cast"))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return renamed
+
+
+def copy_onnx(src: Path, dst: Path, fp16: bool = False, min_elements: int = 16) -> list[str]:
+    """Copy an ONNX file and its external data, gathered into one side file `<dst>.data`;
+    with `fp16`, float32 initializers are stored as float16 on the way (see `fp16_weights`).
 
     Over 2 GB the TorchScript exporter writes one file per tensor, named after the tensor,
     beside the model; a bundle keeps one `.data` file per component instead. Tensors are
     copied one at a time, so memory stays at the largest tensor.
     """
+    import numpy as np
     import onnx
     from onnx import TensorProto
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    from onnx.external_data_helper import uses_external_data
 
     src, dst = Path(src), Path(dst)
     model = onnx.load(str(src), load_external_data=False)
-    external = [t for t in model_tensors(model.graph) if uses_external_data(t)]
-    if not external:
+    if not any(uses_external_data(t) for t in model_tensors(model.graph)):
+        if fp16:  # small: in memory
+            return save_onnx(fp16_weights(onnx.load(str(src)), min_elements), dst)
         shutil.copyfile(src, dst)
         return [dst.name]
+    halves = _to_fp16(model.graph, min_elements) if fp16 else set()
+    moved = [t for t in model_tensors(model.graph) if uses_external_data(t) or t.name in halves]
     data = dst.name + ".data"
     tmp = dst.with_name(f".{data}.tmp")
     with open(tmp, "wb") as out:
-        for tensor in external:
-            info = ExternalDataInfo(tensor)
-            where = src.parent / info.location
-            if not where.is_file():
-                raise FileNotFoundError(f"{src}: external data of tensor {tensor.name!r} is missing: {where}")
-            with open(where, "rb") as f:
-                f.seek(info.offset or 0)
-                blob = f.read(info.length) if info.length else f.read()
+        for tensor in moved:
+            blob = _external_bytes(src, tensor) if uses_external_data(tensor) else tensor.raw_data
+            if tensor.name in halves:
+                blob = np.frombuffer(blob, np.float32).astype(np.float16).tobytes()
+                tensor.data_type = TensorProto.FLOAT16
+            tensor.ClearField("raw_data")
             out.write(b"\0" * (-out.tell() % DATA_ALIGNMENT))
             offset = out.tell()
             out.write(blob)

@@ -31,14 +31,12 @@ class OnnxRuntimeCPU(Target):
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
         self.require()
         self.check_precision(precision)
-        import onnx
 
-        from fewstep.compile.onnx_io import copy_onnx, fp16_weights, save_onnx
+        from fewstep.compile.onnx_io import copy_onnx
 
         dst = Path(out_dir) / f"{io.name}.onnx"
-        if precision == "fp16-weights":
-            return save_onnx(fp16_weights(onnx.load(str(model))), dst)
-        return copy_onnx(model, dst)
+        # fp16 storage while copying, one tensor at a time for exports over 2 GB
+        return copy_onnx(model, dst, fp16=precision == "fp16-weights")
 
     def session_options(self, threads: int | None):
         import onnxruntime as ort
