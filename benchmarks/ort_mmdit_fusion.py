@@ -13,13 +13,12 @@ fused-operator counts, ms per call of each and the ratio, and the cosine to torc
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 
 def _session(path: Path):
@@ -29,16 +28,6 @@ def _session(path: Path):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -97,7 +86,7 @@ def main() -> None:
                 sess = _session(path)
                 out = sess.run(["sample"], feeds)[0]
                 cos.append(float(np.dot(out.ravel(), ref.ravel()) / np.linalg.norm(out) / np.linalg.norm(ref)))
-                times.append(_time(lambda sess=sess, f=feeds: sess.run(["sample"], f), a.repeats) * 1e3)
+                times.append(median_seconds(lambda sess=sess, f=feeds: sess.run(["sample"], f), a.repeats) * 1e3)
                 del sess
         print(
             f"| {label} | {fused} | {times[0]:.0f} | {times[1]:.0f} | {times[0] / times[1]:.2f}x "

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
+from timing import median_seconds
 
 
 def _model(m: int, k: int, n: int, layers: int):
@@ -47,13 +46,7 @@ def _gops(model, x: np.ndarray, flops: float) -> float:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    sess.run(None, {"x": x})
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        sess.run(None, {"x": x})
-        times.append(time.perf_counter() - start)
-    return flops / statistics.median(times) / 1e9
+    return flops / median_seconds(lambda: sess.run(None, {"x": x}), 5) / 1e9
 
 
 def main() -> None:

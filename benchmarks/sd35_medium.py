@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import median_seconds
+
 from fewstep.compile.measure import dir_size
 from fewstep.fsutil import atomic_write_text
 from fewstep.runtime.memory import peak_rss_mb
@@ -160,16 +162,6 @@ def peer_model(a) -> Path:
     return peer
 
 
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _gemm_onnx(m: int, k: int, n: int, int8: bool, path: Path) -> Path:
     """One transformer-sized GEMM as ONNX; int8 = Q/DQ on activations and weights (real int8 kernels)."""
     import numpy as np
@@ -230,13 +222,13 @@ def w_machine(a) -> dict:
             {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
         )
         req = compiled.create_infer_request()
-        out[f"{label}_gflops"] = flops / _time(lambda r=req: r.infer({"x": x}), 20) / 1e9
+        out[f"{label}_gflops"] = flops / median_seconds(lambda r=req: r.infer({"x": x}), 20) / 1e9
     a_t, b_t = torch.from_numpy(x), torch.randn(k, n)
-    out["torch_fp32_gflops"] = flops / _time(lambda: a_t @ b_t, 20) / 1e9
+    out["torch_fp32_gflops"] = flops / median_seconds(lambda: a_t @ b_t, 20) / 1e9
     ai = torch.randint(-127, 127, (m, k), dtype=torch.int8)
     bi = torch.randint(-127, 127, (k, n), dtype=torch.int8)
     try:
-        out["torch_int8_gops"] = flops / _time(lambda: torch._int_mm(ai, bi), 20) / 1e9
+        out["torch_int8_gops"] = flops / median_seconds(lambda: torch._int_mm(ai, bi), 20) / 1e9
     except RuntimeError as err:
         out["torch_int8_gops"] = None
         out["torch_int8_error"] = str(err)[:200]
@@ -308,7 +300,7 @@ def _ov_t5_seconds(model, ids, mode: str) -> float:
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quant_group(ir)
     request = ov.Core().compile_model(ir, "CPU", config).create_infer_request()
     feed = ids.numpy()
-    return _time(lambda: request.infer({0: feed}), 3)
+    return median_seconds(lambda: request.infer({0: feed}), 3)
 
 
 T5_MODES = {"torch": None, "openvino_fp32": "fp32", "openvino_int8w": "int8-weights", "optimum_int8w": "int8-asym"}
@@ -328,7 +320,7 @@ def w_t5(a) -> dict:
         torch.manual_seed(0)
         model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
         with torch.no_grad():
-            per["torch"][layers] = _time(lambda m=model: m(ids), 3)
+            per["torch"][layers] = median_seconds(lambda m=model: m(ids), 3)
         for name, mode in T5_MODES.items():
             if mode is not None:
                 per[name][layers] = _ov_t5_seconds(model, ids, mode)

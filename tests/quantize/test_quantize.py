@@ -240,9 +240,9 @@ def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
     from onnx.external_data_helper import convert_model_to_external_data
 
-    from fewstep.compile.onnx_io import copy_onnx
+    from fewstep.compile.onnx_io import copy_onnx, has_external_data
     from fewstep.quantize.config import Int8Config
-    from fewstep.quantize.onnxruntime import has_external_data, int8
+    from fewstep.quantize.onnxruntime import int8
     from fewstep.targets.base import ComponentIO, TensorSpec
 
     rng = np.random.default_rng(0)

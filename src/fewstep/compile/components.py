@@ -103,7 +103,7 @@ def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True) -> dic
     `collapse_null`, the transformer takes one null token for the whole zero-filled T5 slot."""
     length = text_length(pipe)
     null = null_tokens(pipe, collapse_null)
-    t5_len = t5_slot_length(pipe, collapse_null)
+    t5_len = 1 if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
     tcfg = pipe.transformer.config
     c, s = tcfg.in_channels, tcfg.sample_size
     seq = length + t5_len  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)

@@ -55,7 +55,8 @@ def _external_bytes(src: Path, tensor) -> bytes:
 def _to_fp16(graph, min_elements: int) -> set[str]:
     """Mark float32 initializers for fp16 storage: rename them, add the Cast back to float32 in
     front of their users; their bytes are converted while copying. Returns the new names."""
-    from onnx import TensorProto, helper
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
     from onnx.external_data_helper import uses_external_data
 
     inputs = {i.name for i in graph.input}
@@ -63,10 +64,7 @@ def _to_fp16(graph, min_elements: int) -> set[str]:
     for init in graph.initializer:
         if init.data_type != TensorProto.FLOAT or math.prod(init.dims) < min_elements or init.name in inputs:
             continue
-        if not uses_external_data(init):  # inline: becomes raw bytes, converted like the rest
-            import numpy as np
-            from onnx import numpy_helper
-
+        if not uses_external_data(init):  # inline: as raw float32 bytes, converted like the rest
             init.raw_data = numpy_helper.to_array(init).astype(np.float32).tobytes()
             del init.float_data[:]
         name = init.name
@@ -79,6 +77,23 @@ def _to_fp16(graph, min_elements: int) -> set[str]:
     return renamed
 
 
+def _half(raw: bytes) -> bytes:
+    import numpy as np
+
+    return np.frombuffer(raw, np.float32).astype(np.float16).tobytes()
+
+
+def has_external_data(model) -> bool:
+    """Whether an ONNX model (a path, or a proto loaded without its data) keeps any tensor
+    outside the model file, as exports over 2 GB do."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model), load_external_data=False)
+    return any(uses_external_data(t) for t in model_tensors(model.graph))
+
+
 def copy_onnx(src: Path, dst: Path, fp16: bool = False, min_elements: int = 16) -> list[str]:
     """Copy an ONNX file and its external data, gathered into one side file `<dst>.data`;
     with `fp16`, float32 initializers are stored as float16 on the way (see `fp16_weights`).
@@ -87,14 +102,13 @@ def copy_onnx(src: Path, dst: Path, fp16: bool = False, min_elements: int = 16) 
     beside the model; a bundle keeps one `.data` file per component instead. Tensors are
     copied one at a time, so memory stays at the largest tensor.
     """
-    import numpy as np
     import onnx
     from onnx import TensorProto
     from onnx.external_data_helper import uses_external_data
 
     src, dst = Path(src), Path(dst)
     model = onnx.load(str(src), load_external_data=False)
-    if not any(uses_external_data(t) for t in model_tensors(model.graph)):
+    if not has_external_data(model):
         if fp16:  # small: in memory
             return save_onnx(fp16_weights(onnx.load(str(src)), min_elements), dst)
         shutil.copyfile(src, dst)
@@ -107,7 +121,7 @@ def copy_onnx(src: Path, dst: Path, fp16: bool = False, min_elements: int = 16) 
         for tensor in moved:
             blob = _external_bytes(src, tensor) if uses_external_data(tensor) else tensor.raw_data
             if tensor.name in halves:
-                blob = np.frombuffer(blob, np.float32).astype(np.float16).tobytes()
+                blob = _half(blob)
                 tensor.data_type = TensorProto.FLOAT16
             tensor.ClearField("raw_data")
             out.write(b"\0" * (-out.tell() % DATA_ALIGNMENT))
@@ -129,26 +143,14 @@ def fp16_weights(model, min_elements: int = 16):
     Halves the weight bytes while every op still computes in float32 (what OpenVINO's
     fp16-compressed IR does on CPU). onnxconverter-common's float16 conversion instead
     computes in fp16, which ONNX Runtime's CPU provider runs slowly or not at all.
+    In memory: for models whose weights are inline (`copy_onnx(fp16=True)` streams the rest).
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    graph = model.graph
-    input_names = {i.name for i in graph.input}
-    casts, keep = [], []
-    for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT or math.prod(init.dims) < min_elements or init.name in input_names:
-            keep.append(init)
-            continue
-        half = numpy_helper.from_array(numpy_helper.to_array(init).astype("float16"), init.name + "__fp16")
-        keep.append(half)
-        casts.append(
-            helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
-        )
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
+    halves = _to_fp16(model.graph, min_elements)
+    for init in model.graph.initializer:
+        if init.name in halves:
+            init.raw_data = _half(init.raw_data)
+            init.data_type = onnx.TensorProto.FLOAT16
     onnx.checker.check_model(model)
     return model

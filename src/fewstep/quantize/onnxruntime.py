@@ -44,6 +44,8 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from fewstep.compile.onnx_io import has_external_data
+
     out = Path(out)
     src = Path(model).resolve()  # before the working directory changes
     pre = (out / f"{io.name}.pre.onnx").resolve()
@@ -77,16 +79,6 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
             use_external_data_format=large,
         )
     return dst
-
-
-def has_external_data(path: Path) -> bool:
-    """Whether an ONNX file keeps any tensor outside the model file (exports over 2 GB)."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    from fewstep.compile.onnx_io import model_tensors
-
-    return any(uses_external_data(t) for t in model_tensors(onnx.load(str(path), load_external_data=False).graph))
 
 
 def gemm_to_matmul(model):
