@@ -55,6 +55,48 @@ def test_int8_is_calibrated_at_the_student_timesteps(tiny_student_dir, tmp_path,
         assert {"i8", "u8"} & ov_element_types(comp / "transformer.xml")
 
 
+def _fake_quantize_inputs(xml) -> list[str]:
+    """For each FakeQuantize, what it quantizes: 'weight' when its input is a constant (possibly
+    behind a decompression Convert/Subtract/Multiply chain), else 'activation'."""
+    import openvino as ov
+
+    kinds = []
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() != "FakeQuantize":
+            continue
+        src = op.input_value(0).get_node()
+        while src.get_type_name() in ("Convert", "Subtract", "Multiply") and all(
+            src.input_value(i).get_node().get_type_name() in ("Constant", "Convert", "Subtract")
+            for i in range(src.get_input_size())
+        ):
+            src = src.input_value(0).get_node()
+        kinds.append("weight" if src.get_type_name() == "Constant" else "activation")
+    return kinds
+
+
+def test_weights_first_int8_is_static_w8a8_on_compressed_weights(tiny_student_dir, tmp_path):
+    """`mode: weights-first`: int8 per-channel weight constants, static activation ranges, and no
+    float weights anywhere (the fp32 model is never compiled for statistics)."""
+    quant = {"scheme": "int8", "mode": "weights-first", "calibration_prompts": 2, "components": ["transformer"]}
+    path, report, manifest = build(tiny_student_dir, tmp_path, "openvino-cpu", quant)
+    assert report.passed, [r.describe() for r in report.failures()]
+    assert manifest["quantization"]["scheme"]["mode"] == "weights-first"
+    assert min(transformer_cosines(report)) > 0.98
+    xml = path / "components" / "transformer.xml"
+    kinds = _fake_quantize_inputs(xml)
+    assert kinds and set(kinds) == {"activation"}  # weights are int8 constants, not fake-quantized floats
+    assert "i8" in ov_element_types(xml)
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    float_weights = [
+        op.get_friendly_name()
+        for op in model.get_ops()
+        if op.get_type_name() == "MatMul" and op.input_value(1).get_node().get_type_name() == "Constant"
+    ]
+    assert not float_weights
+
+
 def test_calibration_prompts_are_disjoint_from_gate_prompts(tiny_student_dir):
     from fewstep.gates.check import gate_prompts
     from fewstep.quantize.calibration import calibration_prompts

@@ -28,6 +28,10 @@ class Int8Mode(str, Enum):
     auto = "auto"  # OpenVINO: hybrid for the transformer, full for the text encoders
     full = "full"  # every supported op: weights and activations in int8
     hybrid = "hybrid"  # weighted ops: int8 weights only; the remaining activations PTQ (optimum-intel's scheme)
+    # static W8A8 at a fraction of `full`'s memory: weights compressed to per-channel int8 first, then
+    # activation ranges calibrated on the compressed model (no SmoothQuant or bias correction, which
+    # need float weights); for models whose fp32 PTQ does not fit in memory
+    weights_first = "weights-first"
 
 
 class Int8Config(_Scheme):
