@@ -315,3 +315,49 @@ def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
     y = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
     ref = np.maximum(x @ w1, 0) @ w2
     assert (y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref) > 0.99
+
+
+def test_ort_int8_calibrated_apart_matches_quantize_static(tmp_path):
+    """fewstep calibrates before quantize_static (to hold the weights once, not three times): the
+    quantized model must equal quantize_static's own one-shot calibration, initializer for initializer."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from fewstep.quantize.config import Int8Config
+    from fewstep.quantize.onnxruntime import _Reader, int8
+    from fewstep.targets.base import ComponentIO, TensorSpec
+
+    rng = np.random.default_rng(1)
+    w1, w2 = (rng.standard_normal((32, 32)).astype(np.float32) * 0.2 for _ in range(2))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Gelu", ["h"], ["r"], domain="com.microsoft"),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 32])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 8
+    src = tmp_path / "m.onnx"
+    onnx.save_model(model, str(src))
+    items = [{"x": (rng.standard_normal((8, 32)) * (i + 1)).astype(np.float32)} for i in range(3)]
+    cfg = Int8Config(reduce_range=False)
+    ours = int8(src, ComponentIO("m", (TensorSpec("x", (8, 32)),), ("y",)), cfg, items, tmp_path)
+    theirs = tmp_path / "reference.onnx"
+    quantize_static(
+        str(tmp_path / "m.pre.onnx"), str(theirs), _Reader(items), quant_format=QuantFormat.QDQ, per_channel=True,
+        reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(cfg.op_types),
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+    )  # fmt: skip
+
+    def inits(path):
+        return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+
+    a, b = inits(ours), inits(theirs)
+    assert a.keys() == b.keys() and any(k.endswith("_scale") for k in a)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
