@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -44,6 +45,7 @@ def _calibrate(model: Path, op_types: list[str], items: list[dict], cache: Path,
     a calibration cache that quantize_static then reads. Run inside quantize_static, the
     calibration session and the calibrator's copy of the model sit beside quantize_static's own
     copy: three times the weights, which for the 9 GB SD3.5-Medium transformer exceeds 24 GiB."""
+    import onnx
     from onnxruntime.quantization.calibrate import MinMaxCalibrater, save_tensors_data
 
     with tempfile.TemporaryDirectory(prefix="fewstep.calibrate.", dir=model.parent) as tmp:
@@ -51,6 +53,12 @@ def _calibrate(model: Path, op_types: list[str], items: list[dict], cache: Path,
             str(model), op_types, str(Path(tmp) / "augmented.onnx"), use_external_data_format=large
         )
         calibrator.augment_graph()
+        # saving the augmented model moved its weights to its data file, but the loaded model's
+        # memory stays allocated until the message is dropped: keep a weightless copy instead
+        weightless = onnx.ModelProto()
+        weightless.CopyFrom(calibrator.model)
+        calibrator.model = weightless
+        gc.collect()
         calibrator.create_inference_session()
         calibrator.collect_data(_Reader(items))
         ranges = calibrator.compute_data()
