@@ -76,12 +76,12 @@ def build_ir(layers: int, work: Path) -> Path:
 
 
 def worker(mode: str, xml: Path, out: Path) -> dict:
-    from fewstep.quantize.config import Int8Config, WeightOnlyConfig
-    from fewstep.quantize.registry import quantize_model
+    from fewstep.quantize import Int8Config, WeightOnlyConfig, load_handlers, quantize_model
     from fewstep.runtime.memory import peak_rss_mb
     from fewstep.targets.base import ComponentIO
 
     cfg = WeightOnlyConfig(scheme="int8-weights") if mode == "int8-weights" else Int8Config(mode=mode)
+    load_handlers("openvino")
     io = ComponentIO("transformer", (), ("sample",))
     start = time.perf_counter()
     result = quantize_model("openvino", xml, io, cfg, [_feeds(i + 1) for i in range(CALIBRATION)], out)
@@ -125,7 +125,9 @@ def main() -> None:
     results = {}
     for mode in MODES:
         cmd = [sys.executable, __file__, "--layers", str(args.layers), "--work", str(args.work), "--worker", mode]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{mode} failed:\n{proc.stderr[-3000:]}")
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     fp32_s, ref, _ = timed(xml, None)
     head = f"SD3.5-Medium transformer, {args.layers} real-width blocks: fp32 IR {fp32_gb:.2f} GB"
