@@ -97,6 +97,54 @@ def test_weights_first_int8_is_static_w8a8_on_compressed_weights(tiny_student_di
     assert not float_weights
 
 
+def test_full_ptq_is_refused_up_front_when_it_cannot_fit(tmp_path, monkeypatch):
+    """`mode: full` needs ~2.9x the fp32 model in memory: refuse before starting (naming the
+    mode that fits) instead of being killed minutes in; `weights-first` goes ahead."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    import fewstep.runtime.memory as memory
+    from fewstep.quantize.config import Int8Config
+    from fewstep.quantize.openvino import int8, model_bytes
+    from fewstep.targets.base import ComponentIO, TensorSpec
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([4, 64], np.float32, name="x")
+    w = ops.constant(rng.standard_normal((64, 64)).astype(np.float32))
+    y = ops.matmul(ops.relu(ops.matmul(x, w, False, True)), w, False, True)
+    y.output(0).get_tensor().set_names({"y"})
+    xml = tmp_path / "m.xml"
+    ov.save_model(ov.Model([y], [x]), str(xml), compress_to_fp16=False)
+    assert model_bytes(xml) == xml.with_suffix(".bin").stat().st_size >= 64 * 64 * 4
+    io = ComponentIO("transformer", (TensorSpec("x", (4, 64)),), ("y",))
+    items = [{"x": rng.standard_normal((4, 64)).astype(np.float32)} for _ in range(2)]
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2 * model_bytes(xml))
+    with pytest.raises(MemoryError, match="weights-first"):
+        int8(xml, io, Int8Config(mode="full"), items, tmp_path)
+    assert int8(xml, io, Int8Config(mode="weights-first"), items, tmp_path).exists()
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 3 * model_bytes(xml))
+    assert int8(xml, io, Int8Config(mode="full"), items, tmp_path).exists()
+
+
+def test_onnx_model_bytes_count_external_data(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fewstep.compile.onnx_io import model_bytes
+
+    w = np.ones((128, 128), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 128])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save_model(helper.make_model(graph), str(path), save_as_external_data=True, location="m.data")
+    assert model_bytes(path) == path.stat().st_size + (tmp_path / "m.data").stat().st_size
+    assert (tmp_path / "m.data").stat().st_size >= w.nbytes
+
+
 def test_calibration_prompts_are_disjoint_from_gate_prompts(tiny_student_dir):
     from fewstep.gates.check import gate_prompts
     from fewstep.quantize.calibration import calibration_prompts

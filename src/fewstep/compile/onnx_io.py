@@ -94,6 +94,17 @@ def has_external_data(model) -> bool:
     return any(uses_external_data(t) for t in model_tensors(model.graph))
 
 
+def model_bytes(path: Path) -> int:
+    """Bytes of an ONNX model on disk: the model file and every external data file it names."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    files = {ExternalDataInfo(t).location for t in model_tensors(model.graph) if uses_external_data(t)}
+    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in files)
+
+
 def copy_onnx(src: Path, dst: Path, fp16: bool = False, min_elements: int = 16) -> list[str]:
     """Copy an ONNX file and its external data, gathered into one side file `<dst>.data`;
     with `fp16`, float32 initializers are stored as float16 on the way (see `fp16_weights`).

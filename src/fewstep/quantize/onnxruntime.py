@@ -46,6 +46,7 @@ def _calibrate(model: Path, op_types: list[str], items: list[dict], cache: Path,
     calibration session and the calibrator's copy of the model sit beside quantize_static's own
     copy: three times the weights, which for the 9 GB SD3.5-Medium transformer exceeds 24 GiB."""
     import onnx
+    import onnxruntime as ort
     from onnxruntime.quantization.calibrate import MinMaxCalibrater, save_tensors_data
 
     with tempfile.TemporaryDirectory(prefix="fewstep.calibrate.", dir=model.parent) as tmp:
@@ -59,7 +60,15 @@ def _calibrate(model: Path, op_types: list[str], items: list[dict], cache: Path,
         weightless.CopyFrom(calibrator.model)
         calibrator.model = weightless
         gc.collect()
-        calibrator.create_inference_session()
+        # calibrator.create_inference_session's settings, plus: no pre-packed weight copies (the
+        # session reads the weights memory-mapped from the data file) and no memory arena
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        calibrator.infer_session = ort.InferenceSession(
+            calibrator.augmented_model_path, sess_options=options, providers=["CPUExecutionProvider"]
+        )
         calibrator.collect_data(_Reader(items))
         ranges = calibrator.compute_data()
         del calibrator

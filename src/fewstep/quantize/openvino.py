@@ -37,10 +37,43 @@ def weighted_ops(model) -> list[str]:
     return names
 
 
+# Peak RSS of NNCF's `full` PTQ per byte of fp32 model: 2.90x for 4 real-width SD3.5-Medium
+# blocks, against 1.47x for `weights-first` (benchmarks/ov_ptq_memory.py)
+FULL_PTQ_MEMORY = 2.9
+
+
+def model_bytes(model: Path) -> int:
+    model = Path(model)
+    if model.suffix == ".xml":
+        return model.with_suffix(".bin").stat().st_size
+    from fewstep.compile.onnx_io import model_bytes as onnx_bytes
+
+    return onnx_bytes(model)
+
+
+def check_full_ptq_fits(model: Path, component: str) -> None:
+    """Refuse a `full` PTQ that cannot fit in memory before it starts, rather than be killed
+    by the kernel minutes into it (possibly with the machine's other work)."""
+    from fewstep.runtime.memory import available_memory_bytes
+
+    available = available_memory_bytes()
+    need = FULL_PTQ_MEMORY * model_bytes(model)
+    if available is not None and need > available:
+        raise MemoryError(
+            f"{component}: int8 `mode: full` needs about {need / 1e9:.1f} GB ({FULL_PTQ_MEMORY}x the "
+            f"{model_bytes(model) / 1e9:.1f} GB fp32 model) and {available / 1e9:.1f} GB is available; "
+            "set the int8 scheme's `mode: weights-first` (static W8A8 in about half the memory) or free memory"
+        )
+
+
 @register_quantizer("openvino", Int8Config)
 def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path:
     import nncf
 
+    hybrid = cfg.mode is Int8Mode.hybrid or (cfg.mode is Int8Mode.auto and io.name == "transformer")
+    full = not hybrid and cfg.mode is not Int8Mode.weights_first
+    if full:
+        check_full_ptq_fits(model, io.name)
     ov_model = read_model(model)
     dataset = nncf.Dataset(items)
     kwargs: dict = dict(subset_size=len(items))
@@ -48,7 +81,6 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
         kwargs["preset"] = nncf.QuantizationPreset.MIXED
     else:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-    hybrid = cfg.mode is Int8Mode.hybrid or (cfg.mode is Int8Mode.auto and io.name == "transformer")
     if hybrid:
         # optimum-intel's hybrid scheme: int8 weights for weighted ops, PTQ for the other activations
         ignored = nncf.IgnoredScope(names=weighted_ops(ov_model))
