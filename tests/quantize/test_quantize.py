@@ -31,6 +31,26 @@ def onnx_ops(path):
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
+def two_matmul_onnx(w1: np.ndarray, w2: np.ndarray, rows: int, activation: tuple[str, str]):
+    """x @ w1 -> activation (op type, domain) -> @ w2, as an opset-17 ONNX model."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    op, domain = activation
+    n = w1.shape[0]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node(op, ["h"], ["r"], domain=domain),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model
+
+
 def ov_element_types(xml):
     import openvino as ov
 
@@ -327,7 +347,6 @@ def test_component_quantization_errors_name_the_field():
 def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
     """Exports over 2 GB keep their weights in side files: static int8 must read and write them."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
     from onnx.external_data_helper import convert_model_to_external_data
 
     from fewstep.compile.onnx_io import copy_onnx, has_external_data
@@ -337,16 +356,7 @@ def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
 
     rng = np.random.default_rng(0)
     w1, w2 = (rng.standard_normal((64, 64)).astype(np.float32) * 0.1 for _ in range(2))
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w2"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 64])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
-    )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = two_matmul_onnx(w1, w2, 4, ("Relu", ""))
     src = tmp_path / "export" / "m.onnx"
     src.parent.mkdir()
     convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=0)
@@ -368,7 +378,7 @@ def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
 def test_ort_int8_calibrated_apart_matches_quantize_static(tmp_path):
     """fewstep calibrates before quantize_static (to hold the weights once, not three times): the
     quantized model must equal quantize_static's own one-shot calibration, initializer for initializer."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from fewstep.quantize.config import Int8Config
@@ -377,18 +387,7 @@ def test_ort_int8_calibrated_apart_matches_quantize_static(tmp_path):
 
     rng = np.random.default_rng(1)
     w1, w2 = (rng.standard_normal((32, 32)).astype(np.float32) * 0.2 for _ in range(2))
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Gelu", ["h"], ["r"], domain="com.microsoft"),
-         helper.make_node("MatMul", ["r", "w2"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 32])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
-    )  # fmt: skip
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    )
-    model.ir_version = 8
+    model = two_matmul_onnx(w1, w2, 8, ("Gelu", "com.microsoft"))
     src = tmp_path / "m.onnx"
     onnx.save_model(model, str(src))
     items = [{"x": (rng.standard_normal((8, 32)) * (i + 1)).astype(np.float32)} for i in range(3)]

@@ -57,11 +57,12 @@ def check_full_ptq_fits(model: Path, component: str) -> None:
     from fewstep.runtime.memory import available_memory_bytes
 
     available = available_memory_bytes()
-    need = FULL_PTQ_MEMORY * model_bytes(model)
+    size = model_bytes(model)
+    need = FULL_PTQ_MEMORY * size
     if available is not None and need > available:
         raise MemoryError(
             f"{component}: int8 `mode: full` needs about {need / 1e9:.1f} GB ({FULL_PTQ_MEMORY}x the "
-            f"{model_bytes(model) / 1e9:.1f} GB fp32 model) and {available / 1e9:.1f} GB is available; "
+            f"{size / 1e9:.1f} GB fp32 model) and {available / 1e9:.1f} GB is available; "
             "set the int8 scheme's `mode: weights-first` (static W8A8 in about half the memory) or free memory"
         )
 
@@ -70,29 +71,25 @@ def check_full_ptq_fits(model: Path, component: str) -> None:
 def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path:
     import nncf
 
-    hybrid = cfg.mode is Int8Mode.hybrid or (cfg.mode is Int8Mode.auto and io.name == "transformer")
-    full = not hybrid and cfg.mode is not Int8Mode.weights_first
-    if full:
+    mode = cfg.mode
+    if mode is Int8Mode.auto:
+        mode = Int8Mode.hybrid if io.name == "transformer" else Int8Mode.full
+    if mode is Int8Mode.full:
         check_full_ptq_fits(model, io.name)
     ov_model = read_model(model)
-    dataset = nncf.Dataset(items)
     kwargs: dict = dict(subset_size=len(items))
     if io.name == "vae_decoder":  # a CNN: mixed preset (asymmetric activations), no transformer patterns
         kwargs["preset"] = nncf.QuantizationPreset.MIXED
     else:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-    if hybrid:
+    if mode is Int8Mode.hybrid:
         # optimum-intel's hybrid scheme: int8 weights for weighted ops, PTQ for the other activations
-        ignored = nncf.IgnoredScope(names=weighted_ops(ov_model))
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=weighted_ops(ov_model))
+    if mode is not Int8Mode.full:
+        # hybrid, weights-first: int8 weights first, so the fp32 model is never compiled for statistics
+        # (benchmarks/ov_ptq_memory.py: peak RSS and speed of weights-first against `full`)
         ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_SYM)
-        ov_model = nncf.quantize(ov_model, dataset, ignored_scope=ignored, **kwargs)
-    elif cfg.mode is Int8Mode.weights_first:
-        # the fp32 model is never compiled for statistics: int8 weights first, then activation ranges
-        # (benchmarks/ov_ptq_memory.py: peak RSS and speed against `full`)
-        ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_SYM)
-        ov_model = nncf.quantize(ov_model, dataset, **kwargs)
-    else:
-        ov_model = nncf.quantize(ov_model, dataset, **kwargs)
+    ov_model = nncf.quantize(ov_model, nncf.Dataset(items), **kwargs)
     return _save(ov_model, out, f"{io.name}.int8")
 
 
