@@ -85,6 +85,11 @@ def compile_cmd(
     out.print(f'try: fewstep generate {path} "a red circle left of a blue square" -o image.png')
 
 
+def _kind(gate: str) -> str:
+    """tensor, image, distribution or cpu, also for ISA-prefixed names (`avx2:tensor/...`)."""
+    return gate.split(":", 1)[-1].split("/", 1)[0]
+
+
 def junit_xml(bundle: str, report) -> str:
     suite = ET.Element(
         "testsuite",
@@ -106,24 +111,39 @@ def gate(
     config: Annotated[Path | None, typer.Option("--config", help="YAML GateConfig overriding the bundle's")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="write a JUnit XML report here")] = None,
+    isa: Annotated[
+        str | None,
+        typer.Option(
+            "--isa",
+            help="comma-separated CPUs to gate on, e.g. avx2,avx512_core_vnni,native: the runtime restricted to "
+            "each (default: the bundle's gates.isa, else native)",
+        ),
+    ] = None,
 ) -> None:
     """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
     import yaml
 
     from fewstep.compile.sampling import Sampling
-    from fewstep.gates.check import run_gates
+    from fewstep.gates.isa import gate_isas
     from fewstep.gates.config import GateConfig
     from fewstep.pipelines import load_pipeline, resolve_model
-    from fewstep.runtime.bundle import Bundle, BundleError
+    from fewstep.runtime.bundle import BundleError, read_manifest
+    from fewstep.runtime.restrict import IsaUnavailable
 
     try:
-        b = Bundle.open(bundle)
+        manifest = read_manifest(bundle)
     except (BundleError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    manifest = b.manifest
     gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
     if config:
         gates_cfg = GateConfig(**yaml.safe_load(config.read_text()))
+    from pydantic import ValidationError
+
+    try:
+        if isa:
+            gates_cfg = GateConfig(**{**gates_cfg.model_dump(), "isa": [x.strip() for x in isa.split(",") if x.strip()]})
+    except ValidationError as e:
+        _fail("; ".join(f"--isa: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()))
     gates_cfg = gates_cfg.model_copy(update={"enabled": True})  # a build-only bundle is gated here
     try:
         model_dir = resolve_model(model or manifest["source"]["path"])
@@ -133,16 +153,22 @@ def gate(
     interval = tuple(p["guidance_interval"]) if p.get("guidance_interval") else None
     call = tuple(p["call_sigmas"]) if p.get("call_sigmas") else None
     sampling = Sampling(p["steps"], p["guidance"], call, tuple(p["sigmas"]), p["student"], interval)
-    report = run_gates(b, load_pipeline(model_dir), model_dir, sampling, gates_cfg)
+    try:
+        report = gate_isas(bundle, gates_cfg.isa, load_pipeline(model_dir), model_dir, sampling, gates_cfg)
+    except (IsaUnavailable, BundleError) as e:
+        _fail(str(e))
     if junit:
         junit.write_text(junit_xml(str(bundle), report))
     if as_json:
         _print_json(report.to_json())
     else:
         for r in report.results:
-            if not r.passed or not r.gate.startswith("tensor/"):
+            if not r.passed or _kind(r.gate) != "tensor":
                 out.print(r.describe(), highlight=False)
-        n_tensor = sum(r.gate.startswith("tensor/") and r.passed for r in report.results)
+        for name, isa_report in report.extra.get("isa", {}).items():
+            how = isa_report["restriction"]
+            out.print(f"{name} ({how['how']}): gates {'passed' if isa_report['passed'] else 'FAILED'}", highlight=False)
+        n_tensor = sum(_kind(r.gate) == "tensor" and r.passed for r in report.results)
         out.print(f"{n_tensor} tensor checks passed; gates {'passed' if report.passed else 'FAILED'}")
     if not report.passed:
         for r in report.failures():
@@ -159,12 +185,18 @@ def generate(
     seed: Annotated[int, typer.Option(min=0)] = 0,
     num_images: Annotated[int, typer.Option("--num-images", "-n", min=1)] = 1,
     threads: Annotated[int | None, typer.Option(min=1, help="runtime threads")] = None,
+    allow_isa_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-isa-mismatch", help="run a bundle whose int8 needs a CPU feature this CPU lacks (with a warning)"
+        ),
+    ] = False,
 ) -> None:
     """Generate images from a bundle with the target's runtime only (no torch)."""
     from fewstep.runtime.bundle import Bundle, BundleError, save_png
 
     try:
-        b = Bundle.open(bundle, threads=threads)
+        b = Bundle.open(bundle, threads=threads, allow_isa_mismatch=allow_isa_mismatch)
         images = b.generate([prompt], seed=seed, num_images=num_images)
     except (BundleError, FileNotFoundError, ValueError, ImportError) as e:
         _fail(str(e))

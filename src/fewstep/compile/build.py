@@ -23,10 +23,11 @@ from fewstep.compile.export import export_onnx
 from fewstep.compile.restructure import apply_restructure
 from fewstep.compile.sampling import sampling_for
 from fewstep.fsutil import atomic_dir, tree_digest
-from fewstep.gates.check import GateReport, run_gates
+from fewstep.gates.check import GateReport
+from fewstep.gates.isa import gate_isas
 from fewstep.pipelines import encoder_length, load_pipeline, resolve_model
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
-from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, bundle_files
+from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, bundle_files
 from fewstep.targets.registry import get_target
 
 
@@ -70,6 +71,25 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> dict[str, tuple[str,
     return plan
 
 
+def apply_cpu_policy(plan: dict[str, tuple[str, Any]], cfg: CompileConfig, target) -> tuple[dict, dict | None]:
+    """Resolve `cfg.cpu` into each int8 scheme's weight range (7-bit unless every CPU the bundle
+    targets has VNNI) and the manifest's record of what the bundle needs of a CPU."""
+    if not target.cpu_isa_aware:
+        return plan, None
+    from fewstep.quantize.cpu import plan_cpu
+
+    cpu = plan_cpu(cfg.cpu)
+    out, full_range = {}, []
+    for name, (precision, scheme) in plan.items():
+        if isinstance(scheme, Int8Config):
+            if scheme.reduce_range is None:
+                scheme = scheme.model_copy(update={"reduce_range": not cpu.full_range})
+            if not scheme.reduce_range and name in scheme.components:
+                full_range.append(name)
+        out[name] = (precision, scheme)
+    return out, cpu.record(full_range)
+
+
 def release_module(pipe, component: str) -> None:
     """Drop the pipeline's torch module behind `component` and give its memory back."""
     setattr(pipe, COMPONENT_ATTR.get(component, component), None)
@@ -107,6 +127,7 @@ def compile_bundle(
     slot = {"t5_length": t5_slot_length(pipe, collapse), "t5_null_tokens": null_tokens(pipe, collapse)}
     plan = component_plan(cfg, list(comps))
     plan.update({k: v for k, v in (plan_override or {}).items() if k in plan})
+    plan, cpu_record = apply_cpu_policy(plan, cfg, target)
     calibration = None
     if any(_needs_calibration(s) for _, s in plan.values()):
         from fewstep.quantize.calibration import collect
@@ -187,6 +208,7 @@ def compile_bundle(
                 "calibration": calibration.record() if calibration is not None else None,
             },
             "restructure": restructure,
+            "cpu": cpu_record,
             "source": {"model": str(model), "path": str(model_dir), "digest": tree_digest(model_dir)},
             "config": cfg.model_dump(mode="json"),
             "build_seconds": timings,
@@ -195,7 +217,7 @@ def compile_bundle(
         if not cfg.gates.enabled:
             # nothing checked yet: `fewstep gate BUNDLE` checks it later
             return out, GateReport(extra={"skipped": "gates.enabled is false"})
-        report = run_gates(Bundle.open(tmp), pipe, model_dir, sampling, cfg.gates)
+        report = gate_isas(tmp, cfg.gates.isa, pipe, model_dir, sampling, cfg.gates)
         manifest["gates"] = report.to_json()
         write_manifest(tmp, manifest)
         if cfg.require_gates and not report.passed:

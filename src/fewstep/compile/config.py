@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fewstep.compile.export import Exporter
 from fewstep.gates.config import GateConfig, _Config, default_gates
@@ -83,6 +83,12 @@ class CompileConfig(BaseModel):
     guidance_interval: tuple[float, float] | None = Field(
         None, description="[lo, hi]: CFG only where lo <= sigma <= hi (plain pipelines)"
     )
+    cpu: str | tuple[str, ...] = Field(
+        "portable",
+        description="CPU targets: the CPUs the int8 must be exact on. portable: every x86-64 CPU (7-bit int8 "
+        "weights); native: this machine's ISA (full range where it has VNNI; the bundle then refuses CPUs "
+        "without); or a list of ISAs, e.g. [avx2, avx512_core_vnni]",
+    )
     gates: GateConfig = GateConfig()
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
     measure: bool = Field(True, description="measure latency and peak memory of bundle and torch model")
@@ -103,6 +109,13 @@ class CompileConfig(BaseModel):
         if gates is None or isinstance(gates, dict):  # quantized precisions start from looser thresholds
             data = {**data, "gates": default_gates(str(data.get("precision", "fp32")), gates)}
         return data
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> Any:
+        from fewstep.quantize.cpu import check_policy
+
+        return check_policy(value)
 
     def scheme(self) -> Any:
         """The quantization scheme config (None for float precisions)."""

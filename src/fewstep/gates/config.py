@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Config(BaseModel):
@@ -45,9 +45,28 @@ class GateConfig(_Config):
     )
     num_prompts: int = Field(8, ge=1, le=1024, description="held-out prompts for the tensor and image gates")
     seed: int = Field(4242, ge=0)
+    isa: tuple[str, ...] = Field(
+        ("native",),
+        description="CPUs to gate on: `native` and/or ISA names (avx2, avx512_core_vnni, ...); each runs the "
+        "gates with the bundle's runtime restricted to that ISA (CPU targets)",
+    )
     tensor: TensorGates = TensorGates()
     image: ImageGates = ImageGates()
     distribution: DistributionGates = DistributionGates()
+
+
+    @field_validator("isa", mode="before")
+    @classmethod
+    def _isa(cls, value: Any) -> Any:
+        from fewstep.runtime.isa import ISA_NAMES
+
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"isa: {value!r}; give a list of native, {', '.join(ISA_NAMES)}")
+        bad = [v for v in values if v != "native" and v not in ISA_NAMES]
+        if bad:
+            raise ValueError(f"isa: unknown {bad}; allowed: native, {', '.join(ISA_NAMES)}")
+        return tuple(dict.fromkeys(values))
 
 
 # Starting thresholds per precision; a recipe's `gates:` block is merged over them.

@@ -42,7 +42,9 @@ class Int8Config(_Scheme):
     per_channel: bool = True
     op_types: tuple[str, ...] = Field(("MatMul", "Gemm", "Conv"), description="ONNX Runtime: op types to quantize")
     reduce_range: bool | None = Field(
-        None, description="7-bit weights for CPUs without VNNI (null: detected); avoids u8 x s8 saturation"
+        None,
+        description="7-bit int8 weights, which no u8 x s8 kernel can saturate (CPUs without VNNI); null: from "
+        "the compile config's `cpu:` (portable: true)",
     )
 
 

@@ -1,27 +1,68 @@
-"""CPU features that decide quantization settings."""
+"""Which CPUs a bundle's int8 must be exact on, and what that means for its weights.
+
+The compile config's `cpu:` is `portable` (every x86-64 CPU: 7-bit int8 weights, which no
+u8 x s8 kernel can saturate), `native` (the build machine's ISA: full-range weights where it
+has VNNI) or a list of ISA names (the fleet's CPUs: full range only if every one has VNNI).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+from fewstep.runtime.isa import Isa, cpu_flags, detect, effective, get_isa, int8_full_range_exact
 
-
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return frozenset()
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+PORTABLE, NATIVE = "portable", "native"
 
 
 def needs_reduce_range(flags: frozenset[str] | None = None) -> bool:
     """True on x86 CPUs without VNNI: their u8 x s8 kernel (vpmaddubsw) adds pairs of
     products into int16 with saturation, so full-range int8 weights can overflow."""
-    flags = cpu_flags() if flags is None else flags
-    is_x86 = "avx2" in flags or "sse4_2" in flags
-    return is_x86 and not any(f in flags for f in VNNI_FLAGS)
+    if flags is None:  # this process: the CPU, lowered by a oneDNN cap if one is set
+        return not int8_full_range_exact(effective())
+    return not int8_full_range_exact(detect(flags))
+
+
+def check_policy(value: Any) -> str | tuple[str, ...]:
+    """Validate a `cpu:` value; errors name the allowed values."""
+    if isinstance(value, str) and value in (PORTABLE, NATIVE):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(get_isa(v).name for v in value)
+    from fewstep.runtime.isa import ISA_NAMES
+
+    raise ValueError(f"cpu: {value!r}; allowed: portable, native, or a non-empty list of {', '.join(ISA_NAMES)}")
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """The resolved `cpu:` policy of one build."""
+
+    mode: str  # portable | native | fleet
+    isas: tuple[str, ...]  # the ISAs the int8 must be exact on (empty: every x86-64 level)
+    full_range: bool  # full-range int8 weights allowed (every target ISA has VNNI)
+    built_on: str | None
+
+    def record(self, full_range_components: list[str]) -> dict[str, Any]:
+        """The manifest's `cpu` block: what the bundle needs of the CPU that opens it."""
+        return {
+            "mode": self.mode,
+            "isa": list(self.isas),
+            "built_on": self.built_on,
+            "int8_full_range": sorted(full_range_components),
+            "requires": ["int8-vnni"] if full_range_components else [],
+        }
+
+
+def plan_cpu(policy: str | tuple[str, ...], flags: frozenset[str] | None = None) -> CpuPlan:
+    here: Isa | None = effective() if flags is None else detect(flags)
+    built_on = here.name if here else None
+    if policy == PORTABLE:
+        return CpuPlan(PORTABLE, (), False, built_on)
+    if policy == NATIVE:
+        return CpuPlan(NATIVE, (built_on,) if built_on else (), int8_full_range_exact(here), built_on)
+    isas = tuple(get_isa(n) for n in policy)
+    return CpuPlan("fleet", tuple(i.name for i in isas), all(i.vnni for i in isas), built_on)
+
+
+__all__ = ["CpuPlan", "check_policy", "cpu_flags", "needs_reduce_range", "plan_cpu"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewstep.quantize.config import Int8Config, Int8Mode, WeightOnlyConfig
+from fewstep.quantize.cpu import needs_reduce_range
 from fewstep.quantize.registry import register_quantizer
 
 
@@ -67,17 +68,55 @@ def check_full_ptq_fits(model: Path, component: str) -> None:
         )
 
 
+def int8_weights_to_7bit(model) -> int:
+    """Halve NNCF's symmetric int8 weight constants (i8 -> Convert -> Multiply by scale) into
+    [-64, 63] and double their scales: the 7-bit weights of NNCF's overflow fix, for weights
+    compressed before PTQ (weights-first), where `overflow_fix` does not reach them. Returns
+    how many constants were changed."""
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    changed = 0
+    for const in model.get_ordered_ops():
+        if const.get_type_name() != "Constant" or const.get_output_element_type(0) != ov.Type.i8:
+            continue
+        users = [t.get_node() for t in const.output(0).get_target_inputs()]
+        if len(users) != 1 or users[0].get_type_name() != "Convert":
+            continue
+        mults = [t.get_node() for t in users[0].output(0).get_target_inputs()]
+        if len(mults) != 1 or mults[0].get_type_name() != "Multiply":
+            continue
+        scale = mults[0].input_value(1).get_node()
+        if scale.get_type_name() != "Constant":
+            continue
+        q = const.data.astype(np.int16)
+        halved = ops.constant(np.clip(np.round(q / 2.0), -64, 63).astype(np.int8))
+        doubled = ops.constant((scale.data * 2).astype(scale.data.dtype))
+        for t in const.output(0).get_target_inputs():
+            t.replace_source_output(halved.output(0))
+        mults[0].input(1).replace_source_output(doubled.output(0))
+        changed += 1
+    return changed
+
+
 @register_quantizer("openvino", Int8Config)
 def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path:
     import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
+    # 7-bit weights where some target CPU lacks VNNI (compile resolves `cpu:` into reduce_range)
+    seven_bit = needs_reduce_range() if cfg.reduce_range is None else cfg.reduce_range
     mode = cfg.mode
     if mode is Int8Mode.auto:
         mode = Int8Mode.hybrid if io.name == "transformer" else Int8Mode.full
     if mode is Int8Mode.full:
         check_full_ptq_fits(model, io.name)
     ov_model = read_model(model)
-    kwargs: dict = dict(subset_size=len(items))
+    overflow = OverflowFix.ENABLE if seven_bit else OverflowFix.DISABLE
+    kwargs: dict = dict(
+        subset_size=len(items), advanced_parameters=AdvancedQuantizationParameters(overflow_fix=overflow)
+    )
     if io.name == "vae_decoder":  # a CNN: mixed preset (asymmetric activations), no transformer patterns
         kwargs["preset"] = nncf.QuantizationPreset.MIXED
     else:
@@ -89,6 +128,10 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
         # hybrid, weights-first: int8 weights first, so the fp32 model is never compiled for statistics
         # (benchmarks/ov_ptq_memory.py: peak RSS and speed of weights-first against `full`)
         ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_SYM)
+        if seven_bit and mode is Int8Mode.weights_first:
+            # static W8A8 on these weights: u8 activations x full-range s8 weights would saturate
+            # without VNNI. Hybrid keeps them: its weighted ops see float activations.
+            int8_weights_to_7bit(ov_model)
     ov_model = nncf.quantize(ov_model, nncf.Dataset(items), **kwargs)
     return _save(ov_model, out, f"{io.name}.int8")
 

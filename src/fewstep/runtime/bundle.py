@@ -63,6 +63,65 @@ def verify(root: Path, manifest: dict[str, Any]) -> None:
         raise BundleError(f"bundle {root} does not match its manifest ({'; '.join(problems)}); rebuild it")
 
 
+def read_manifest(root: Path, check: bool = True) -> dict[str, Any]:
+    if not (root / MANIFEST).is_file():
+        raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
+    manifest = json.loads((root / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{root / MANIFEST}: not a fewstep bundle manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise BundleError(f"{root}: bundle format {manifest['format_version']} is newer than this fewstep reads")
+    if check:
+        verify(root, manifest)
+    return manifest
+
+
+def load_tokenizers(root: Path, manifest: dict[str, Any]) -> dict[str, PromptTokenizer]:
+    return {
+        name: PromptTokenizer(root / spec["path"], TokenizerSpec(**spec))
+        for name, spec in manifest["pipeline"]["tokenizers"].items()
+    }
+
+
+ALLOW_ISA_ENV = "FEWSTEP_ALLOW_ISA_MISMATCH"
+
+
+def cpu_problem(manifest: dict[str, Any], target) -> str | None:
+    """Why this CPU cannot run the bundle's int8 exactly, or None."""
+    needs = (manifest.get("cpu") or {}).get("requires", [])
+    if "int8-vnni" not in needs:
+        return None
+    from fewstep.runtime.isa import effective
+    from fewstep.runtime.probe import int8_saturates
+
+    if not int8_saturates(target):
+        return None
+    cpu = manifest["cpu"]
+    here = effective()
+    return (
+        f"its full-range int8 weights ({', '.join(cpu.get('int8_full_range', []))}) were built with "
+        f"`cpu: {cpu.get('mode')}` on {cpu.get('built_on')} and need VNNI; this CPU "
+        f"({here.name if here else 'unknown ISA'}) has no VNNI for {target.name}, whose int8 kernel saturates "
+        "here (wrong images). Rebuild with `cpu: portable` (or list this CPU's ISA in `cpu:`)"
+    )
+
+
+def check_cpu(root: Path, manifest: dict[str, Any], target, allow: bool) -> None:
+    import os
+    import warnings
+
+    problem = cpu_problem(manifest, target)
+    if problem is None:
+        return
+    if allow or os.environ.get(ALLOW_ISA_ENV) == "1":
+        warnings.warn(f"bundle {root}: {problem}; running anyway as asked", RuntimeWarning, stacklevel=3)
+        return
+    raise BundleError(
+        f"bundle {root} cannot run exactly on this CPU: {problem}; or pass --allow-isa-mismatch "
+        f"({ALLOW_ISA_ENV}=1) to run it anyway"
+    )
+
+
 @dataclass
 class Bundle:
     """A loaded bundle: call `generate` for images (N, H, W, 3) float32 in [0, 1]."""
@@ -73,30 +132,39 @@ class Bundle:
     tokenizers: dict[str, PromptTokenizer]
 
     @classmethod
-    def open(cls, path: str | Path, check: bool = True, threads: int | None = None) -> Bundle:
+    def open(
+        cls, path: str | Path, check: bool = True, threads: int | None = None, allow_isa_mismatch: bool = False
+    ) -> Bundle:
         from fewstep.targets.base import ComponentIO
         from fewstep.targets.registry import get_target
 
         root = Path(path)
-        if not (root / MANIFEST).is_file():
-            raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
-        manifest = json.loads((root / MANIFEST).read_text())
-        if manifest.get("format") != FORMAT:
-            raise BundleError(f"{root / MANIFEST}: not a fewstep bundle manifest")
-        if manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise BundleError(f"{root}: bundle format {manifest['format_version']} is newer than this fewstep reads")
-        if check:
-            verify(root, manifest)
+        manifest = read_manifest(root, check)
         target = get_target(manifest["target"])
+        check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
         for name, comp in manifest["components"].items():
             io = ComponentIO.from_json(comp["io"])
             sessions[name] = target.load(root / "components", comp["files"], io, threads=threads)
-        tokenizers = {
-            name: PromptTokenizer(root / spec["path"], TokenizerSpec(**spec))
-            for name, spec in manifest["pipeline"]["tokenizers"].items()
-        }
-        return cls(root, manifest, sessions, tokenizers)
+        return cls(root, manifest, sessions, load_tokenizers(root, manifest))
+
+    @classmethod
+    def open_restricted(cls, path: str | Path, isa: str, threads: int | None = None) -> tuple[Bundle, Any]:
+        """The bundle with its components run as a CPU of `isa` would (see `restrict.py`); the
+        second value is the worker (`.restriction`, `.saturates`, `.close()`)."""
+        from fewstep.runtime.restrict import RemoteSession, RestrictedRuntime, check_in_force, restriction_for
+        from fewstep.targets.registry import get_target
+
+        root = Path(path)
+        manifest = read_manifest(root, check=True)
+        target = get_target(manifest["target"])
+        restriction = restriction_for(target, isa)
+        if restriction.how == "native":
+            return cls.open(root, threads=threads, allow_isa_mismatch=True), None
+        runtime = RestrictedRuntime(root, restriction, threads)
+        check_in_force(runtime, target.name)
+        sessions = {name: RemoteSession(runtime, name) for name in manifest["components"]}
+        return cls(root, manifest, sessions, load_tokenizers(root, manifest)), runtime
 
     # -- pipeline pieces -------------------------------------------------------------
     @property

@@ -87,6 +87,9 @@ class Target(ABC):
     prefers_static: ClassVar[bool] = False  # static shapes run faster on this target
     quant_backend: ClassVar[str | None] = None  # fewstep.quantize handler set used by `quantize`
     quantizes_before_export: ClassVar[bool] = False  # quantize the torch module (e.g. ModelOpt), then export
+    # int8 numerics depend on the x86 ISA (VNNI or not): the compile config's `cpu:` applies,
+    # bundles record what they need of the CPU, and gates can run under a lower ISA
+    cpu_isa_aware: ClassVar[bool] = False
 
     def quantize_module(self, module: Any, io: ComponentIO, scheme: Any, calibration: list[dict]) -> Any:
         """Quantize a torch module before export (targets with `quantizes_before_export`)."""
@@ -137,6 +140,14 @@ class Target(ABC):
     @abstractmethod
     def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
         """Open a built component for inference."""
+
+    def isa_restriction(self, isa: Any) -> Any:
+        """How this runtime can be made to run as a CPU of `isa` (a `fewstep.runtime.isa.Isa`
+        this CPU includes): a `fewstep.runtime.restrict.Restriction`. The default emulates the
+        CPU with qemu-user; targets with an ISA switch of their own override this."""
+        from fewstep.runtime.restrict import emulated
+
+        return emulated(isa, self.name)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ class OnnxRuntimeCPU(Target):
     extra: ClassVar[str] = "onnxruntime"
     requires: ClassVar[tuple[str, ...]] = ("onnxruntime", "onnx")
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
+    cpu_isa_aware: ClassVar[bool] = True
     quant_backend: ClassVar[str | None] = "onnxruntime"
     providers: ClassVar[tuple[str, ...]] = ("CPUExecutionProvider",)
 

@@ -12,6 +12,7 @@ class OnnxRuntimeCUDA(OnnxRuntimeCPU):
     description: ClassVar[str] = "ONNX Runtime, CUDA execution provider (NVIDIA GPU)"
     extra: ClassVar[str] = "onnxruntime-gpu"
     device: ClassVar[str] = "cuda"
+    cpu_isa_aware: ClassVar[bool] = False  # int8 runs on the GPU
     providers: ClassVar[tuple[str, ...]] = ("CUDAExecutionProvider",)
 
     def unavailable_reason(self) -> str | None:

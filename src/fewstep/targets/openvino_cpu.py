@@ -55,8 +55,19 @@ class OpenVINOCPU(Target):
     extra: ClassVar[str] = "openvino"
     requires: ClassVar[tuple[str, ...]] = ("openvino",)
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
+    cpu_isa_aware: ClassVar[bool] = True
     quant_backend: ClassVar[str | None] = "openvino"
     prefers_static: ClassVar[bool] = True
+
+    def isa_restriction(self, isa):
+        """oneDNN's cap (native speed), except where qemu can emulate the level: with OpenVINO
+        2026.4 under ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU, MatMuls with compressed weights
+        fail to compile ("could not create a primitive descriptor for the inner product")."""
+        from fewstep.runtime.restrict import emulated, onednn_cap, qemu_binary
+
+        if isa.qemu_cpu is not None and qemu_binary() is not None:
+            return emulated(isa, self.name)
+        return onednn_cap(isa)
 
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
         self.require()
