@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 EXTRAS ?= dev,openvino,onnxruntime,modelopt
 STAMP  := $(VENV)/.fewstep-installed
 
-.PHONY: install demo test test-all lint format clean
+.PHONY: install emulator demo test test-all lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,13 @@ $(STAMP): pyproject.toml
 	# CPU build of torch, pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@$(MAKE) --no-print-directory emulator
 	touch $(STAMP)
+
+# qemu-user >= 8 lets the gates (and tests) run bundles as an AVX2-only CPU would on any x86
+# machine (`fewstep gate --isa avx2`). Best effort: without it those runs use oneDNN's cap or skip.
+emulator:
+	@bash tools/install_emulator.sh
 
 install: $(STAMP)
 

@@ -51,6 +51,43 @@ def targets(
     out.print(table)
 
 
+def doctor_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """This CPU's ISA, installed runtimes, and per CPU target which precisions are exact and fast here."""
+    from fewstep.doctor import doctor
+
+    report = doctor()
+    if as_json:
+        _print_json(report)
+        return
+    cpu = report["cpu"]
+    out.print(f"CPU: {cpu['model']}", highlight=False)
+    out.print(f"ISA: {cpu['isa']} (flags: {' '.join(cpu['flags'])})", highlight=False)
+    if cpu["onednn_cap"]:
+        out.print(f"oneDNN capped at {cpu['onednn_cap']} (ONEDNN_MAX_CPU_ISA)", highlight=False)
+    vnni = "yes: full-range int8 is exact" if cpu["int8_vnni"] else "no: full-range int8 saturates; use cpu: portable"
+    out.print(f"int8 VNNI: {vnni}", highlight=False)
+    out.print("runtimes: " + ", ".join(f"{k} {v}" for k, v in report["runtimes"].items() if v), highlight=False)
+    for name, t in report["targets"].items():
+        note = f" ({t['note']})" if "note" in t else ""
+        out.print(f"{name}: {t['status']}{note}", highlight=False, markup=False)
+        if "exact" not in t:
+            continue
+        native = "exact" if not t["int8_saturates"] else "SATURATES (no VNNI): build with cpu: portable"
+        speed = f"{t['int8_matmul_speedup']}x" if t["int8_matmul_speedup"] else "not measured"
+        out.print(
+            f"  fp32, fp16-weights, int8-weights, int4-weights: exact; int8 portable: exact; int8 native: {native}",
+            highlight=False,
+            markup=False,
+        )
+        out.print(f"  static int8 MatMul (256x1024x1024) here: {speed} the fp32 speed", highlight=False, markup=False)
+        ok = [
+            f"{isa} ({how.split('(', 1)[1].rstrip(')')})"
+            for isa, how in t["gate_isa"].items()
+            if not how.startswith("unavailable")
+        ]
+        out.print(f"  gates can run as: {', '.join(ok) or 'this CPU only'}", highlight=False, markup=False)
+
+
 def compile_cmd(
     model: Annotated[str, typer.Argument(help="zoo:<name> or a diffusers SD3-family pipeline directory")],
     output: Annotated[Path, typer.Option("-o", "--output", help="bundle directory to write")],
@@ -124,8 +161,8 @@ def gate(
     import yaml
 
     from fewstep.compile.sampling import Sampling
-    from fewstep.gates.isa import gate_isas
     from fewstep.gates.config import GateConfig
+    from fewstep.gates.isa import gate_isas
     from fewstep.pipelines import load_pipeline, resolve_model
     from fewstep.runtime.bundle import BundleError, read_manifest
     from fewstep.runtime.restrict import IsaUnavailable
@@ -141,7 +178,9 @@ def gate(
 
     try:
         if isa:
-            gates_cfg = GateConfig(**{**gates_cfg.model_dump(), "isa": [x.strip() for x in isa.split(",") if x.strip()]})
+            gates_cfg = GateConfig(
+                **{**gates_cfg.model_dump(), "isa": [x.strip() for x in isa.split(",") if x.strip()]}
+            )
     except ValidationError as e:
         _fail("; ".join(f"--isa: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()))
     gates_cfg = gates_cfg.model_copy(update={"enabled": True})  # a build-only bundle is gated here
@@ -230,6 +269,7 @@ def conformance(
 def register(app: typer.Typer) -> None:
     app.command("conformance")(conformance)
     app.command("targets")(targets)
+    app.command("doctor")(doctor_cmd)
     app.command("compile")(compile_cmd)
     app.command("gate")(gate)
     app.command("generate")(generate)

@@ -194,14 +194,9 @@ def test_weight_only_schemes(tiny_student_dir, tmp_path, target, scheme):
         assert want & ov_element_types(comp / "transformer.xml")
 
 
-def test_reduce_range_follows_the_cpu(tmp_path, monkeypatch):
-    """u8 x s8 kernels without VNNI add pairs of products into int16 with saturation: on such
-    CPUs the int8 handler must quantize weights to 7 bits (reduce_range)."""
-    assert needs_reduce_range(frozenset({"sse4_2", "avx2", "fma"}))
-    assert not needs_reduce_range(frozenset({"avx2", "avx512_vnni"}))
-    assert not needs_reduce_range(frozenset({"avx2", "avx_vnni"}))
-    assert not needs_reduce_range(frozenset({"asimd"}))  # not x86
-
+def test_ort_reduce_range_gives_7bit_weights(tmp_path, monkeypatch):
+    """`reduce_range` (what `cpu: portable` sets) quantizes weights to 7 bits; full range is only
+    exact where the int8 kernel has VNNI (elsewhere u8 x s8 pair sums saturate int16)."""
     import torch
     from onnx import numpy_helper
 
@@ -239,7 +234,8 @@ def test_reduce_range_follows_the_cpu(tmp_path, monkeypatch):
 
         y = ort.InferenceSession(q.SerializeToString()).run(None, {"x": x.numpy()})[0]
         ref = model(x).detach().numpy()
-        assert (y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref) > 0.999
+        if reduce or not needs_reduce_range():
+            assert (y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref) > 0.999
     assert ranges[True] <= 64 < ranges[False]  # 7-bit weights with reduce_range
 
 

@@ -115,6 +115,11 @@ def compile_bundle(
     model_dir = resolve_model(model)
     target = get_target(cfg.target)
     target.require()
+    if cfg.gates.enabled and target.cpu_isa_aware and cfg.gates.isa != ("native",):
+        from fewstep.runtime.restrict import restriction_for
+
+        for isa in cfg.gates.isa:  # before the build: an ISA that cannot be gated here fails now
+            restriction_for(target, isa)
     out = Path(out)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))
     work.mkdir(parents=True, exist_ok=True)

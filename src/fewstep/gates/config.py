@@ -54,7 +54,6 @@ class GateConfig(_Config):
     image: ImageGates = ImageGates()
     distribution: DistributionGates = DistributionGates()
 
-
     @field_validator("isa", mode="before")
     @classmethod
     def _isa(cls, value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Gates per instruction set: the same gates with the bundle's runtime restricted to each ISA
 of the fleet (`gates.isa`, `fewstep gate --isa`), so one machine checks what CPUs of a lower
-ISA will compute. Result names get the ISA as a prefix (`avx2:tensor/...`) when more than the
-native CPU is gated."""
+ISA will compute. Result names get the ISA as a prefix (`avx2:tensor/...`; the native CPU by its
+ISA name, e.g. `avx512_core_vnni:`) when more than the native CPU is gated."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fewstep.compile.sampling import Sampling
 from fewstep.gates.check import GateReport, run_gates
 from fewstep.gates.config import GateConfig, GateResult
 from fewstep.runtime.bundle import Bundle, cpu_problem
+from fewstep.runtime.isa import detect
 from fewstep.runtime.restrict import NATIVE
 
 
@@ -29,7 +30,8 @@ def gate_isa(root: Path, isa: str, pipe, model_dir: Path, sampling: Sampling, cf
     bundle, runtime = Bundle.open_restricted(root, isa)
     try:
         if runtime is None:
-            restriction = {"isa": isa, "how": "native"}
+            here = detect()
+            restriction = {"isa": here.name if here else NATIVE, "how": "native"}
             saturates = int8_saturates(get_target(bundle.manifest["target"]))
         else:
             restriction, saturates = runtime.restriction.to_json(), runtime.saturates
@@ -49,9 +51,12 @@ def gate_isas(root: Path, isas: tuple[str, ...], pipe, model_dir: Path, sampling
     if tuple(isas) == (NATIVE,):
         return gate_isa(root, NATIVE, pipe, model_dir, sampling, cfg)
     merged = GateReport(extra={"isa": {}})
+    here = detect()
+    # `native` and this CPU's own ISA name are one run
+    isas = tuple(dict.fromkeys(here.name if (isa == NATIVE and here) else isa for isa in isas))
     for isa in isas:
         report = gate_isa(root, isa, pipe, model_dir, sampling, cfg)
-        name = report.extra["restriction"]["isa"] if isa == NATIVE else isa
+        name = report.extra["restriction"]["isa"]  # native: this CPU's ISA name
         for r in report.results:
             r.gate = f"{name}:{r.gate}"
         merged.results += report.results

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,8 +58,26 @@ class Restriction:
         return {"isa": self.isa, "how": self.how, "env": self.env, "prefix": list(self.prefix)}
 
 
+MIN_QEMU = 8  # qemu 7.x mis-emulates AVX2 (OpenVINO's tanh-GELU off by 2.4)
+
+
+@lru_cache(maxsize=1)
 def qemu_binary() -> str | None:
-    return shutil.which("qemu-x86_64") or shutil.which("qemu-x86_64-static")
+    """qemu-user for x86-64, version >= MIN_QEMU, or None."""
+    for name in ("qemu-x86_64", "qemu-x86_64-static"):
+        path = shutil.which(name)
+        if path and (qemu_version(path) or 0) >= MIN_QEMU:
+            return path
+    return None
+
+
+def qemu_version(path: str) -> int | None:
+    try:
+        text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"version (\d+)\.", text)
+    return int(match.group(1)) if match else None
 
 
 def onednn_cap(isa: Isa) -> Restriction:
@@ -75,7 +95,8 @@ def emulated(isa: Isa, target: str) -> Restriction:
     if qemu is None:
         raise IsaUnavailable(
             f"{target}: cannot restrict to {isa.name}: this runtime has no ISA cap; emulate the CPU with "
-            "qemu-user (Debian/Ubuntu: apt-get install qemu-user) or gate on a machine of that kind"
+            f"qemu-user >= {MIN_QEMU} (tools/install_emulator.sh; apt-get install qemu-user) or gate on a "
+            "machine of that kind"
         )
     return Restriction(isa.name, "qemu", {}, (qemu, "-cpu", isa.qemu_cpu))
 
@@ -91,6 +112,29 @@ def restriction_for(target, isa_name: str) -> Restriction:
     if not includes(host.name, isa.name):
         raise IsaUnavailable(f"this CPU ({host.name}) lacks {isa.name}: gate it on a machine that has it")
     return target.isa_restriction(isa)
+
+
+def lowest_saturating_isa(target) -> str:
+    """A level without VNNI that `target` can be restricted to here (avx2 first): the ISA under
+    which a VNNI machine sees what a CPU without VNNI computes."""
+    host = detect()
+    if host is None:
+        raise IsaUnavailable("not an x86 CPU: there is no x86 ISA to restrict to")
+    # emulated avx2 is the real thing; under a oneDNN cap OpenVINO's own kernels (snippets, FCs with
+    # compressed weights) may still pick AVX-512 paths, so a capped avx512_core is the next best
+    order = ("avx2", "avx512_core", "sse41") if qemu_binary() else ("avx512_core", "avx2", "sse41")
+    for name in order:
+        if not includes(host.name, name):
+            continue
+        try:
+            restriction_for(target, name)
+        except IsaUnavailable:
+            continue
+        return name
+    raise IsaUnavailable(
+        f"{target.name}: no ISA without VNNI can be put in force on this {host.name} CPU "
+        "(install qemu-user to emulate avx2)"
+    )
 
 
 # -- the worker protocol: length-prefixed npz messages (no pickle) ------------------------
@@ -125,7 +169,7 @@ class RestrictedRuntime:
 
     def __init__(self, root: Path, restriction: Restriction, threads: int | None = None):
         self.restriction = restriction
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker; closed in close()
         cmd = [*restriction.prefix, sys.executable, "-m", "fewstep.runtime.worker", str(root)]
         if threads:
             cmd += ["--threads", str(threads)]
@@ -133,8 +177,9 @@ class RestrictedRuntime:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
         hello = self._recv()
         self.isa = str(hello["isa"])
-        probe = int(hello["saturates"])
+        probe, faithful = int(hello["saturates"]), int(hello["faithful"])
         self.saturates = None if probe < 0 else bool(probe)
+        self.faithful = None if faithful < 0 else bool(faithful)
 
     def _stderr(self) -> str:
         self.log.seek(0)
@@ -146,8 +191,11 @@ class RestrictedRuntime:
             msg = recv(self.proc.stdout)
         except EOFError:
             self.proc.wait()
+            hint = ""
+            if self.restriction.how == "onednn-cap":
+                hint = "\n(a oneDNN cap is partial; qemu-user emulates the whole CPU: apt-get install qemu-user)"
             raise IsaUnavailable(
-                f"the {self.restriction.describe()} worker exited ({self.proc.returncode}):\n{self._stderr()}"
+                f"the {self.restriction.describe()} worker exited ({self.proc.returncode}):\n{self._stderr()}{hint}"
             ) from None
         if "__error__" in msg:
             raise RuntimeError(f"under {self.restriction.describe()}: {msg['__error__']}")
@@ -178,7 +226,16 @@ class RemoteSession:
 
 def check_in_force(runtime: RestrictedRuntime, target: str) -> None:
     """Refuse a restriction that did not change the int8 kernels the way its ISA would."""
-    if runtime.saturates is None or runtime.restriction.how == "native":
+    if runtime.restriction.how == "native":
+        return
+    if runtime.faithful is False:
+        runtime.close()
+        raise IsaUnavailable(
+            f"{target} under {runtime.restriction.describe()}: float math is wrong there (tanh-GELU probe), "
+            "so its gate numbers would be the emulator's, not the CPU's; qemu-user 7.x mis-emulates AVX2: "
+            "install qemu-user >= 8 (Debian bookworm: bookworm-backports)"
+        )
+    if runtime.saturates is None:
         return
     expected = not get_isa(runtime.restriction.isa).vnni
     if runtime.saturates != expected:

@@ -24,16 +24,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from fewstep.runtime.bundle import Bundle
     from fewstep.runtime.isa import effective
-    from fewstep.runtime.probe import int8_saturates
+    from fewstep.runtime.probe import float_math_faithful, int8_saturates
     from fewstep.runtime.restrict import recv, send
     from fewstep.targets.registry import get_target
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the caller gates the ISA requirement itself
         bundle = Bundle.open(args.bundle, threads=args.threads, allow_isa_mismatch=True)
-    sat = int8_saturates(get_target(bundle.manifest["target"]))
+    target = get_target(bundle.manifest["target"])
+    sat, faithful = int8_saturates(target), float_math_faithful(target)
     isa = effective()
-    send(proto_out, {"isa": np.array(isa.name if isa else "unknown"), "saturates": np.array(-1 if sat is None else int(sat))})
+    hello = {
+        "isa": np.array(isa.name if isa else "unknown"),
+        "saturates": np.array(-1 if sat is None else int(sat)),
+        "faithful": np.array(-1 if faithful is None else int(faithful)),
+    }
+    send(proto_out, hello)
     while True:
         try:
             request = recv(proto_in)
