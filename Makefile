@@ -27,14 +27,16 @@ demo: $(STAMP)
 	$(BIN)/fewstep run recipes/demo.yaml
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

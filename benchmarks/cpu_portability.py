@@ -38,14 +38,13 @@ from timing import median_seconds  # noqa: E402
 def toy(args) -> None:
     from fewstep.compile.build import compile_bundle
     from fewstep.compile.config import CompileConfig
-    from fewstep.runtime.bundle import Bundle
-    from fewstep.runtime.restrict import IsaUnavailable, restriction_for
-    from fewstep.targets.registry import get_target
-
+    from fewstep.cpu.restriction import IsaUnavailable, restriction_for
     from fewstep.gates.config import GateConfig
     from fewstep.gates.isa import gate_isa
     from fewstep.pipelines import load_pipeline, resolve_model
-    from fewstep.compile.sampling import sampling_for
+    from fewstep.runtime.bundle import Bundle
+    from fewstep.sampling import sampling_for
+    from fewstep.targets.registry import get_target
 
     low = None
     try:
@@ -102,10 +101,9 @@ def toy(args) -> None:
                     }
                 )  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
-    print(
-        "\n| cpu | gated as | images | seeds passed | min cosine | PSNR dB | SSIM | FID ratio | alignment drop | step ms |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    head = ("cpu", "gated as", "images", "seeds passed", "min cosine", "PSNR dB", "SSIM", "FID ratio", "alignment drop")
+    print("\n| " + " | ".join((*head, "step ms")) + " |")
+    print("|" + " --- |" * (len(head) + 1))
     for cpu in ("portable", "native"):
         for isa in dict.fromkeys(r["isa"] for r in rows):
             sel = [r for r in rows if r["cpu"] == cpu and r["isa"] == isa]
@@ -116,10 +114,9 @@ def toy(args) -> None:
                 v = np.array([r[key] for r in sel])
                 return f"{v.mean():.4g} ± {v.std():.2g}"
 
-            print(
-                f"| {cpu} | {isa} | {sel[0]['images']} | {sum(r['passed'] for r in sel)}/{len(sel)} | {ms('min_cosine')} | {ms('psnr')} | "
-                f"{ms('ssim')} | {ms('fid_ratio')} | {ms('alignment_drop')} | {ms('step_ms')} |"
-            )
+            cells = [cpu, isa, str(sel[0]["images"]), f"{sum(r['passed'] for r in sel)}/{len(sel)}"]
+            cells += [ms(k) for k in ("min_cosine", "psnr", "ssim", "fid_ratio", "alignment_drop", "step_ms")]
+            print("| " + " | ".join(cells) + " |")
 
 
 # -- real width ------------------------------------------------------------------------------
@@ -174,7 +171,7 @@ def run_worker(xml: Path, repeats: int) -> dict:
 def real(args) -> None:
     import ov_ptq_memory as base
 
-    from fewstep.runtime.restrict import qemu_binary
+    from fewstep.cpu.restriction import qemu_binary
 
     xml = base.build_ir(args.layers, args.work)
     files = {"fp32": xml}

@@ -39,8 +39,8 @@ def main() -> None:
 
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from fewstep.compile.components import Component, Transformer
-    from fewstep.compile.export import export_onnx, torch_outputs
+    from fewstep.compile.export import export_onnx
+    from fewstep.components import Component, Transformer, torch_outputs
     from fewstep.targets.base import ComponentIO, TensorSpec
     from fewstep.zoo import sd35
 

@@ -206,7 +206,7 @@ def w_machine(a) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fewstep.compile.components import Transformer
+    from fewstep.components import Transformer
     from fewstep.zoo import sd35
 
     tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
@@ -285,7 +285,7 @@ def _ov_t5_seconds(model, ids, mode: str) -> float:
     import openvino as ov
     import torch
 
-    from fewstep.compile.components import T5Encoder
+    from fewstep.components import T5Encoder
     from fewstep.targets.openvino_cpu import dynamic_quant_group
 
     with torch.no_grad():

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from fewstep.zoo.evaluate import EvalConfig, evaluate
+from fewstep.evaluation import evaluate
+from fewstep.sampling import GenerationConfig
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     rows = []
     for steps in args.steps:
         start = time.perf_counter()
-        cfg = EvalConfig(
+        cfg = GenerationConfig(
             steps=steps,
             num_images=args.num_images,
             seed=args.seed,

@@ -4,7 +4,8 @@ import pytest
 
 import fewstep.stages  # noqa: F401  (registers the real stages first)
 from fewstep.recipe import parse_recipe
-from fewstep.runner import STAGES, run_recipe
+from fewstep.runner import run_recipe
+from fewstep.stages.base import STAGES
 
 
 class FakeEval:

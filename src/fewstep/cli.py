@@ -138,9 +138,9 @@ def recipe_schema() -> None:
 
 def _student_steps(model: str) -> int | None:
     """A distilled student's K (None for a plain pipeline, a bundle or an unknown path)."""
-    from fewstep.distill.api import student_info
     from fewstep.pipelines import resolve_model
     from fewstep.runtime.bundle import is_bundle
+    from fewstep.student import student_info
 
     if not model.startswith("zoo:") and is_bundle(model):
         return None
@@ -175,8 +175,9 @@ def eval_cmd(
     MODEL is zoo:<name>, a diffusers pipeline directory, or a bundle directory (run through
     the torch-free runtime with the bundle's own steps and guidance).
     """
+    from fewstep.evaluation import evaluate
     from fewstep.runtime.bundle import BundleError
-    from fewstep.zoo.evaluate import EvalConfig, evaluate
+    from fewstep.sampling import GenerationConfig
 
     interval = None
     if guidance_interval:
@@ -189,7 +190,7 @@ def eval_cmd(
         steps = _student_steps(model) or 28
     name = model.replace("zoo:", "").replace("/", "_").strip("_.") or "model"
     grid = grid or Path("runs") / "eval" / f"{name}-{steps}steps.png"
-    cfg = EvalConfig(
+    cfg = GenerationConfig(
         steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval
     )
     try:

@@ -160,12 +160,12 @@ def gate(
     """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
     import yaml
 
-    from fewstep.compile.sampling import Sampling
+    from fewstep.cpu.restriction import IsaUnavailable
     from fewstep.gates.config import GateConfig
     from fewstep.gates.isa import gate_isas
     from fewstep.pipelines import load_pipeline, resolve_model
     from fewstep.runtime.bundle import BundleError, read_manifest
-    from fewstep.runtime.restrict import IsaUnavailable
+    from fewstep.sampling import Sampling
 
     try:
         manifest = read_manifest(bundle)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from fewstep.runtime.isa import ISA_NAMES, cpu_flags, detect, effective, onednn_cap
+from fewstep.cpu.isa import ISA_NAMES, cpu_flags, detect, effective, onednn_cap
 
 PACKAGES = (
     "openvino",
@@ -51,7 +51,7 @@ def runtimes() -> dict[str, str | None]:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
             out[name] = None
-    from fewstep.runtime.restrict import qemu_binary
+    from fewstep.cpu.restriction import qemu_binary
 
     out["qemu-user"] = qemu_binary()
     return out
@@ -118,8 +118,8 @@ def int8_speedup(target, repeats: int = 20) -> float | None:
 
 
 def target_report(target) -> dict[str, Any]:
+    from fewstep.cpu.restriction import IsaUnavailable, restriction_for
     from fewstep.runtime.probe import int8_saturates
-    from fewstep.runtime.restrict import IsaUnavailable, restriction_for
 
     saturates = int8_saturates(target)
     speedup = int8_speedup(target)

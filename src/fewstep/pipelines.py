@@ -14,16 +14,14 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusion3Pipeline
 
-ZOO_PREFIX = "zoo:"
-
 
 def resolve_model(model: str | Path) -> Path:
     """A pipeline directory for `zoo:<name>` or a path; errors name what is missing."""
-    text = str(model)
-    if text.startswith(ZOO_PREFIX):
-        from fewstep.zoo.registry import zoo_path
+    from fewstep.families import resolve_prefixed
 
-        return zoo_path(text[len(ZOO_PREFIX) :])
+    text = str(model)
+    if (resolved := resolve_prefixed(text)) is not None:  # e.g. zoo:<name>, owned by a family
+        return resolved
     path = Path(text)
     if not (path / "model_index.json").exists():
         raise FileNotFoundError(f"not a diffusers pipeline directory (no model_index.json): {path}")

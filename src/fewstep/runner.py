@@ -16,61 +16,14 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fewstep import __version__
 from fewstep.fsutil import atomic_dir, hash_tree, tree_digest
 from fewstep.recipe import Recipe, stage_name
-
-MANIFEST = "manifest.json"
-
-
-@dataclass
-class StageContext:
-    recipe: Recipe
-    run_dir: Path
-    outputs: dict[str, Path] = field(default_factory=dict)
-    progress: bool = True
-    model_override: Path | None = None
-    stage: str = ""  # name of the stage being run (its output directory is a temporary one)
-
-    def model_dir(self, ref: str = "teacher") -> Path:
-        """The directory a stage's `model` reference points at."""
-        if ref == "teacher":
-            from fewstep.pipelines import resolve_model
-
-            return self.model_override or resolve_model(self.recipe.model)
-        if ref in self.outputs:
-            return self.outputs[ref]
-        from fewstep.pipelines import resolve_model
-
-        return resolve_model(ref)
-
-    def work_dir(self, name: str) -> Path:
-        path = self.run_dir / ".work" / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-class StageImpl(Protocol):
-    def inputs(self, cfg: Any, ctx: StageContext) -> dict[str, Path]: ...
-
-    def run(self, cfg: Any, ctx: StageContext, out: Path) -> dict[str, Any]: ...
-
-
-STAGES: dict[str, StageImpl] = {}
-
-
-def register_stage(kind: str) -> Callable[[type], type]:
-    """Class decorator: register a stage implementation for recipe stages of `kind`."""
-
-    def deco(cls: type) -> type:
-        STAGES[kind] = cls()
-        return cls
-
-    return deco
+from fewstep.stages.base import MANIFEST, STAGES, StageContext
 
 
 @dataclass

@@ -7,9 +7,10 @@ from safetensors.torch import load_file
 
 from fewstep.distill import api as api_mod
 from fewstep.distill import trainer as trainer_mod
-from fewstep.distill.api import distill, student_info
+from fewstep.distill.api import distill
 from fewstep.distill.config import DistributionMatching, FlashConfig, TrajectoryGuidance
 from fewstep.pipelines import load_pipeline
+from fewstep.student import student_info
 
 TINY = FlashConfig(
     steps=2,

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from fewstep.distill.api import distill, student_info
+from fewstep.distill.api import distill
 from fewstep.distill.config import DistributionMatching, FlashConfig, SplitTimestep, TrajectoryGuidance
 from fewstep.distill.split import branch_steps, merge, select_ratio
+from fewstep.student import student_info
 
 
 def test_branches_partition_the_student_steps():

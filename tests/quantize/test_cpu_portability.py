@@ -10,8 +10,8 @@ import pytest
 
 from fewstep.compile.build import compile_bundle
 from fewstep.compile.config import CompileConfig
-from fewstep.runtime.isa import detect
-from fewstep.runtime.restrict import IsaUnavailable, lowest_saturating_isa
+from fewstep.cpu.isa import detect
+from fewstep.cpu.restriction import IsaUnavailable, lowest_saturating_isa
 from fewstep.targets.registry import get_target
 
 GATES = {
@@ -90,7 +90,7 @@ def test_native_full_range_int8_is_recorded_and_caught_without_vnni(tiny_student
 
 
 def test_an_isa_that_cannot_be_gated_fails_before_the_build(tiny_student_dir, tmp_path, monkeypatch):
-    from fewstep.runtime import restrict
+    from fewstep.cpu import restriction as restrict
 
     monkeypatch.setattr(restrict, "qemu_binary", lambda: None)
     monkeypatch.setattr(restrict, "detect", lambda: HOST)

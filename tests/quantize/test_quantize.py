@@ -149,7 +149,7 @@ def test_full_ptq_is_refused_up_front_when_it_cannot_fit(tmp_path, monkeypatch):
 def test_onnx_model_bytes_count_external_data(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
-    from fewstep.compile.onnx_io import model_bytes
+    from fewstep.onnx_io import model_bytes
 
     w = np.ones((128, 128), np.float32)
     graph = helper.make_graph(
@@ -345,7 +345,7 @@ def test_ort_int8_keeps_external_weights_of_large_exports(tmp_path):
     import onnxruntime as ort
     from onnx.external_data_helper import convert_model_to_external_data
 
-    from fewstep.compile.onnx_io import copy_onnx, has_external_data
+    from fewstep.onnx_io import copy_onnx, has_external_data
     from fewstep.quantize.config import Int8Config
     from fewstep.quantize.onnxruntime import int8
     from fewstep.targets.base import ComponentIO, TensorSpec

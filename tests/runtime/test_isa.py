@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+from fewstep.cpu import isa as isa_mod
+from fewstep.cpu.restriction import IsaUnavailable, lowest_saturating_isa, restriction_for
 from fewstep.quantize.cpu import check_policy, needs_reduce_range, plan_cpu
-from fewstep.runtime import isa as isa_mod
-from fewstep.runtime.restrict import IsaUnavailable, lowest_saturating_isa, restriction_for
 from fewstep.targets.registry import get_target
 
 AVX2 = frozenset({"sse4_1", "sse4_2", "avx", "avx2", "fma"})
@@ -107,18 +107,18 @@ def test_the_restriction_really_changes_the_int8_kernel(target):
 @x86
 def test_onednn_cap_reaches_openvino():
     """ONEDNN_MAX_CPU_ISA alone (no emulation) caps OpenVINO's CPU plugin."""
-    from fewstep.runtime.restrict import onednn_cap
+    from fewstep.cpu.restriction import onednn_cap
 
     assert _probe_in("openvino-cpu", onednn_cap(isa_mod.get_isa("avx2"))) == pytest.approx(32.4, abs=0.5)
 
 
 def test_restriction_above_this_cpu_is_refused_with_the_reason(monkeypatch):
     monkeypatch.setattr(isa_mod, "cpu_flags", lambda: AVX2)
-    monkeypatch.setattr("fewstep.runtime.restrict.detect", lambda: isa_mod.detect(AVX2))
+    monkeypatch.setattr("fewstep.cpu.restriction.detect", lambda: isa_mod.detect(AVX2))
     with pytest.raises(IsaUnavailable, match=r"this CPU \(avx2\) lacks avx512_core_vnni"):
         restriction_for(get_target("openvino-cpu"), "avx512_core_vnni")
-    monkeypatch.setattr("fewstep.runtime.restrict.qemu_binary", lambda: None)
-    monkeypatch.setattr("fewstep.runtime.restrict.detect", lambda: isa_mod.detect(AVX512 | {"avx512_vnni"}))
+    monkeypatch.setattr("fewstep.cpu.restriction.qemu_binary", lambda: None)
+    monkeypatch.setattr("fewstep.cpu.restriction.detect", lambda: isa_mod.detect(AVX512 | {"avx512_vnni"}))
     with pytest.raises(IsaUnavailable, match="no ISA cap; emulate the CPU with qemu-user"):
         restriction_for(get_target("onnxruntime-cpu"), "avx2")
     with pytest.raises(IsaUnavailable, match="emulates at most avx2"):

@@ -8,7 +8,7 @@ import torch
 from fewstep.pipelines import load_pipeline
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
-from fewstep.zoo.evaluate import EvalConfig, generate, sample_torch
+from fewstep.sampling import GenerationConfig, generate, sample_torch
 
 
 def test_noise_convention_is_per_image():
@@ -32,14 +32,14 @@ def test_runtime_tokenizers_match_transformers(tiny_pipeline_dir, tmp_path):
 def test_fewstep_sampler_equals_the_diffusers_pipeline_call(tiny_pipeline_dir):
     pipe = load_pipeline(tiny_pipeline_dir)
     prompts = ["a red circle", "two blue squares"]
-    cfg = EvalConfig(steps=3, guidance=2.5, seed=1, progress=False)
+    cfg = GenerationConfig(steps=3, guidance=2.5, seed=1, progress=False)
     ref = generate(pipe, prompts, cfg)  # diffusers StableDiffusion3Pipeline.__call__
     noise = torch.from_numpy(initial_noise(1, 2, (4, 8, 8)))
     mine = sample_torch(pipe, prompts, noise, cfg)
     assert np.abs(mine - ref).max() < 1e-5
     # interval guidance changes the result, and (0, 1) is plain CFG
-    full = sample_torch(pipe, prompts, noise, EvalConfig(steps=3, guidance=2.5, guidance_interval=(0.0, 1.0)))
-    part = sample_torch(pipe, prompts, noise, EvalConfig(steps=3, guidance=2.5, guidance_interval=(0.0, 0.5)))
+    full = sample_torch(pipe, prompts, noise, GenerationConfig(steps=3, guidance=2.5, guidance_interval=(0.0, 1.0)))
+    part = sample_torch(pipe, prompts, noise, GenerationConfig(steps=3, guidance=2.5, guidance_interval=(0.0, 0.5)))
     assert np.abs(full - ref).max() < 1e-5 and np.abs(part - ref).max() > 1e-3
 
 

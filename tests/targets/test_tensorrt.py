@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from fewstep.compile.components import pipeline_components
+from fewstep.compile.build import quantize_for
+from fewstep.components import pipeline_components
 from fewstep.pipelines import load_pipeline
 from fewstep.quantize.config import Int8Config, ModelOptConfig
 from fewstep.targets.base import ComponentIO, TensorSpec
@@ -52,7 +53,7 @@ def test_modelopt_fake_quant_numerics_on_cpu(transformer, scheme, floor):
     args = [torch.from_numpy(feeds[t.name]) for t in comp.io.inputs]
     with torch.no_grad():
         ref = comp.module(*args).numpy()
-        q = target.quantize_module(copy.deepcopy(comp.module), comp.io, scheme, items)
+        q = quantize_for(target, copy.deepcopy(comp.module), comp.io, scheme, items, None)
         out = q(*args).numpy()
     assert floor < cosine(out, ref) < 1.0  # quantized: close to fp32, not identical
 
@@ -65,7 +66,7 @@ def test_int8_qdq_onnx_runs_in_onnxruntime(transformer, tmp_path):
 
     comp, items = transformer
     comp = copy.copy(comp)
-    comp.module = get_target("tensorrt").quantize_module(copy.deepcopy(comp.module), comp.io, Int8Config(), items)
+    comp.module = quantize_for(get_target("tensorrt"), copy.deepcopy(comp.module), comp.io, Int8Config(), items, None)
     export_onnx(comp, tmp_path / "t.onnx")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "t.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # explicit Q/DQ for a strongly typed network

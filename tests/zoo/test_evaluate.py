@@ -1,15 +1,16 @@
 import numpy as np
 
 from fewstep.pipelines import load_pipeline
+from fewstep.sampling import GenerationConfig, generate
 from fewstep.zoo import shapes_data as sd
-from fewstep.zoo.evaluate import EvalConfig, generate, score
+from fewstep.zoo.evaluate import score
 
 
 def test_images_do_not_depend_on_batch_size(tiny_pipeline_dir):
     pipe = load_pipeline(tiny_pipeline_dir)
     prompts = [sd.caption(s) for s in sd.eval_prompts(6)]
-    a = generate(pipe, prompts, EvalConfig(steps=2, batch=6, progress=False))
-    b = generate(pipe, prompts, EvalConfig(steps=2, batch=4, progress=False))
+    a = generate(pipe, prompts, GenerationConfig(steps=2, batch=6, progress=False))
+    b = generate(pipe, prompts, GenerationConfig(steps=2, batch=4, progress=False))
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from fewstep.families import open_source
 from fewstep.zoo import train as train_mod
-from fewstep.zoo.datasets import open_source
 from fewstep.zoo.train import TrainConfig, train_all
 
 

@@ -11,23 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from fewstep import __version__
-from fewstep.compile.components import (
+from fewstep.compile.config import CompileConfig, Shapes
+from fewstep.compile.export import export_onnx
+from fewstep.compile.restructure import apply_restructure
+from fewstep.components import (
     COMPONENT_ATTR,
     TOKENIZER_OF,
     null_tokens,
     pipeline_components,
     t5_slot_length,
 )
-from fewstep.compile.config import CompileConfig, Shapes
-from fewstep.compile.export import export_onnx
-from fewstep.compile.restructure import apply_restructure
-from fewstep.compile.sampling import sampling_for
+from fewstep.families import family_for
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.gates.check import GateReport
 from fewstep.gates.isa import gate_isas
 from fewstep.pipelines import encoder_length, load_pipeline, resolve_model
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, bundle_files
+from fewstep.sampling import sampling_for
 from fewstep.targets.registry import get_target
 
 
@@ -90,6 +91,20 @@ def apply_cpu_policy(plan: dict[str, tuple[str, Any]], cfg: CompileConfig, targe
     return out, cpu.record(full_range)
 
 
+def quantize_for(target, model: Any, io, scheme: Any, items: list[dict], out: Path) -> Any:
+    """The target's own quantizer if it has one, else fewstep's handler for its backend."""
+    if scheme is None:
+        return model
+    own = target.quantize(model, io, scheme, items, out)
+    if own is not None:
+        return own
+    if target.quant_backend is None:
+        raise ValueError(f"target {target.name!r} has no quantizer for scheme {scheme.scheme!r}")
+    from fewstep.quantize.registry import quantize_model
+
+    return quantize_model(target.quant_backend, model, io, scheme, items, out)
+
+
 def release_module(pipe, component: str) -> None:
     """Drop the pipeline's torch module behind `component` and give its memory back."""
     setattr(pipe, COMPONENT_ATTR.get(component, component), None)
@@ -116,7 +131,7 @@ def compile_bundle(
     target = get_target(cfg.target)
     target.require()
     if cfg.gates.enabled and target.cpu_isa_aware and cfg.gates.isa != ("native",):
-        from fewstep.runtime.restrict import restriction_for
+        from fewstep.cpu.restriction import restriction_for
 
         for isa in cfg.gates.isa:  # before the build: an ISA that cannot be gated here fails now
             restriction_for(target, isa)
@@ -163,7 +178,7 @@ def compile_bundle(
             items = calibration.items(name, batch or 1) if calibration is not None else []
             if scheme is not None and target.quantizes_before_export:
                 # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
-                comp = replace(comp, module=target.quantize_module(comp.module, comp.io, scheme, items))
+                comp = replace(comp, module=quantize_for(target, comp.module, comp.io, scheme, items, work))
                 scheme = None
             # each component in its own folder: over 2 GB the exporter writes one file per tensor,
             # named after the tensor, and the CLIP encoders share tensor names
@@ -173,7 +188,7 @@ def compile_bundle(
             if lean:  # the torch module is not needed past its export: free it before quantize/build
                 comps[name] = comp = None  # type: ignore[assignment]
                 release_module(pipe, name)
-            built = target.quantize(exported, io, scheme, items, work)
+            built = quantize_for(target, exported, io, scheme, items, work)
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
@@ -215,6 +230,7 @@ def compile_bundle(
             "restructure": restructure,
             "cpu": cpu_record,
             "source": {"model": str(model), "path": str(model_dir), "digest": tree_digest(model_dir)},
+            "family": family_for(model_dir).name,
             "config": cfg.model_dump(mode="json"),
             "build_seconds": timings,
         }

@@ -7,10 +7,9 @@ from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from fewstep.compile.components import Component
+from fewstep.components import Component
 
 
 class Exporter(str, Enum):
@@ -53,12 +52,3 @@ def export_onnx(
             comp.module, example, str(path), input_names=names_in, output_names=list(io.outputs), **kwargs
         )
     return io
-
-
-def torch_outputs(comp: Component, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the torch component on numpy inputs; outputs by name."""
-    args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in comp.io.inputs]
-    with torch.no_grad():
-        out = comp.module(*args)
-    out = out if isinstance(out, tuple) else (out,)
-    return {name: o.float().numpy() for name, o in zip(comp.io.outputs, out)}

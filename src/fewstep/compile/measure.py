@@ -48,9 +48,8 @@ def dir_size(path: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from fewstep.compile.sampling import sampling_for
     from fewstep.pipelines import load_pipeline
-    from fewstep.zoo.evaluate import EvalConfig, generate
+    from fewstep.sampling import GenerationConfig, generate, sampling_for
 
     ap = argparse.ArgumentParser(description="latency and peak RSS of a torch pipeline, one image at a time")
     ap.add_argument("model")
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sampling_for(pipe, Path(args.model), args.steps, args.guidance)
     times = []
     for i in range(args.repeats + 1):
-        cfg = EvalConfig(steps=s.steps, seed=i, guidance=s.guidance, sigmas=s.call_sigmas, progress=False)
+        cfg = GenerationConfig(steps=s.steps, seed=i, guidance=s.guidance, sigmas=s.call_sigmas, progress=False)
         start = time.perf_counter()
         generate(pipe, [args.prompt], cfg)
         times.append(time.perf_counter() - start)

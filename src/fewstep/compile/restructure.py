@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from fewstep.compile.components import TOKENIZER_OF
 from fewstep.compile.config import Restructure
+from fewstep.components import TOKENIZER_OF
 from fewstep.pipelines import encoder_length
 
 
@@ -25,23 +25,22 @@ def _bytes(module) -> int:
 
 def gate_change(pipe, model_dir: Path, sampling, cfg: Restructure, apply: Callable, revert: Callable) -> dict[str, Any]:
     """Score the model with and without a change; leave it applied only if the gate passes."""
-    from fewstep.gates.check import has_evaluator, torch_images
+    from fewstep.families import family_for
+    from fewstep.gates.check import torch_images
 
     if cfg.force:
         apply()
         return {"accepted": True, "reason": "forced (no gate)"}
-    if not has_evaluator(model_dir):
-        reason = "no evaluator for this model family; set restructure.force to apply ungated"
+    family = family_for(model_dir)
+    evaluation = family.evaluation()
+    if evaluation is None:
+        reason = f"the {family.name!r} family has no evaluator; set restructure.force to apply ungated"
         return {"accepted": False, "reason": reason}
-    from fewstep.zoo import shapes_data as sd
-    from fewstep.zoo.evaluate import score
-
     gate = cfg.t5_gate
-    specs = sd.eval_prompts(gate.num_images)
-    prompts = [sd.caption(s) for s in specs]
-    before = score(torch_images(pipe, prompts, sampling, 0), specs)
+    prompts, specs = evaluation.held_out(gate.num_images)
+    before = evaluation.score(torch_images(pipe, prompts, sampling, 0), specs)
     apply()
-    after = score(torch_images(pipe, prompts, sampling, 0), specs)
+    after = evaluation.score(torch_images(pipe, prompts, sampling, 0), specs)
     drop = before["alignment"] - after["alignment"]
     ratio = after["fid"] / max(before["fid"], 1e-9)
     accepted = drop <= gate.alignment_drop_max + 1e-9 and ratio <= gate.fid_ratio_max

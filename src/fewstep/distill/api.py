@@ -19,19 +19,12 @@ from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
 from fewstep.fsutil import atomic_dir, tree_digest
 from fewstep.pipelines import load_pipeline, resolve_model
-
-STUDENT_FILE = "fewstep_student.json"
+from fewstep.student import STUDENT_FILE
 
 
 def unshift(t: float, shift: float) -> float:
     """Inverse of SD3's shift: the sigma that the scheduler shifts to t."""
     return t / (shift - (shift - 1) * t)
-
-
-def student_info(path: Path) -> dict | None:
-    """The student's record (steps, timesteps, sigmas), or None for a plain pipeline."""
-    f = Path(path) / STUDENT_FILE
-    return json.loads(f.read_text()) if f.exists() else None
 
 
 def distill(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fewstep.checkpoint import latest_checkpoint
@@ -17,6 +16,7 @@ from fewstep.distill.config import FlashConfig
 from fewstep.distill.schedule import student_sample
 from fewstep.distill.trainer import conditioning, train_student
 from fewstep.distill.trajectories import Trajectories
+from fewstep.families import Evaluation, data_family
 
 PAPER_RATIO = 0.3  # the paper's 3:7, used when the data has no evaluator
 
@@ -40,18 +40,13 @@ def merge(a: torch.nn.Module, b: torch.nn.Module, r: float) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def student_scores(pipe, transformer, timesteps: list[float], t5_free: bool, n: int, seed: int) -> dict:
-    """Alignment and domain FID of the student's images on n training-split prompts (zoo:shapes).
-
-    FID is against real images rendered for the same training-split scenes, so the held-out
-    evaluation prompts stay unseen.
-    """
-    from fewstep.zoo import shapes_data as sd
-    from fewstep.zoo.evaluate import score
-
-    rng = np.random.default_rng(seed)
-    specs = [sd.training_spec(rng) for _ in range(n)]
-    cond = conditioning(pipe, [sd.caption(s) for s in specs], t5_free).student
+def student_scores(
+    pipe, transformer, timesteps: list[float], t5_free: bool, n: int, seed: int, evaluation: Evaluation
+) -> dict:
+    """Alignment and domain FID of the student's images on n training-split prompts of the data's
+    family, so its held-out evaluation prompts stay unseen."""
+    prompts, specs = evaluation.training(n, seed)
+    cond = conditioning(pipe, prompts, t5_free).student
     cfg = transformer.config
     noise = torch.randn(
         (n, cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=torch.Generator().manual_seed(seed)
@@ -60,7 +55,7 @@ def student_scores(pipe, transformer, timesteps: list[float], t5_free: bool, n: 
     vae = pipe.vae
     images = vae.decode(x0 / vae.config.scaling_factor + vae.config.shift_factor).sample
     images = ((images + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    result = score(images, specs)
+    result = evaluation.score(images, specs)
     return {"alignment": float(result["alignment"]), "fid": float(result["fid"])}
 
 
@@ -95,10 +90,18 @@ def split_timestep_finetune(
         bw.mkdir(parents=True, exist_ok=True)
         branches[name] = train_student(pipe, traj, branch_cfg, bw, progress, allowed_steps=steps, init=init, ema=sp.ema)
     record: dict = {"boundary": sp.boundary, "branch_a_steps": a_steps, "branch_b_steps": b_steps}
-    if cfg.data == "shapes":
+    family = data_family(cfg.data)
+    evaluation = family.evaluation() if family is not None else None
+    if evaluation is not None:
         scores = {
             r: student_scores(
-                pipe, merge(branches["a"], branches["b"], r), traj.timesteps, cfg.t5_free, sp.eval_images, cfg.seed + 99
+                pipe,
+                merge(branches["a"], branches["b"], r),
+                traj.timesteps,
+                cfg.t5_free,
+                sp.eval_images,
+                cfg.seed + 99,
+                evaluation,
             )
             for r in sp.ratios
         }

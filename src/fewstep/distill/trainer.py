@@ -28,8 +28,8 @@ from fewstep.distill.gan import DiscriminatorHeads, discriminate, discriminator_
 from fewstep.distill.schedule import student_sample
 from fewstep.distill.trajectories import Trajectories
 from fewstep.distill.trajectory_guidance import trajectory_guidance_loss
+from fewstep.families import open_source
 from fewstep.pipelines import encode_prompts
-from fewstep.zoo.datasets import open_source
 
 
 @dataclass

@@ -17,9 +17,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from fewstep.distill.schedule import teacher_trajectory
+from fewstep.families import open_source
 from fewstep.fsutil import atomic_write_text
 from fewstep.pipelines import encode_prompts
-from fewstep.zoo.datasets import open_source
 
 
 @dataclass

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,48 +16,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewstep.compile.components import TOKENIZER_OF, pipeline_components
-from fewstep.compile.export import torch_outputs
-from fewstep.compile.sampling import Sampling
+from fewstep.components import TOKENIZER_OF, pipeline_components, torch_outputs
+from fewstep.families import family_for
 from fewstep.gates import metrics
 from fewstep.gates.config import GateConfig, GateResult
 from fewstep.pipelines import encoder_length
 from fewstep.runtime.bundle import Bundle
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
-
-GENERIC_PROMPTS = (
-    "a photo of a red apple on a wooden table",
-    "a watercolor painting of a lighthouse at dusk",
-    "two cats sleeping on a blue sofa",
-    "a city street in the rain at night, neon signs",
-    "a bowl of ramen, studio lighting",
-    "an astronaut riding a horse on the moon",
-    "a snowy mountain above a green valley",
-    "a yellow sports car parked by the sea",
-)
+from fewstep.sampling import GenerationConfig, Sampling, generate
 
 
 def gate_prompts(model_dir: Path, n: int) -> tuple[list[str], list | None]:
-    """Held-out prompts of the family (with their specs when it has an evaluator)."""
-    if has_evaluator(model_dir):
-        from fewstep.zoo import shapes_data as sd
-
-        specs = sd.eval_prompts(n)
-        return [sd.caption(s) for s in specs], specs
-    return [GENERIC_PROMPTS[i % len(GENERIC_PROMPTS)] for i in range(n)], None
+    """The family's held-out prompts (with their specs when it has an evaluation)."""
+    family = family_for(model_dir)
+    evaluation = family.evaluation()
+    if evaluation is not None:
+        return evaluation.held_out(n)
+    return family.held_out_prompts(n), None
 
 
 def has_evaluator(model_dir: Path) -> bool:
-    """The zoo:shapes evaluator applies to models built with the zoo family's tokenizers."""
-    from fewstep.zoo.registry import WEIGHTS
-
-    mine = Path(model_dir) / "tokenizer" / "tokenizer.json"
-    zoo = WEIGHTS / "shapes" / "tokenizer" / "tokenizer.json"
-    if not (mine.exists() and zoo.exists()):
-        return False
-    # Same vocabulary and merges; padding/truncation settings may differ between saves.
-    return json.loads(mine.read_text()).get("model") == json.loads(zoo.read_text()).get("model")
+    return family_for(model_dir).evaluation() is not None
 
 
 @dataclass
@@ -147,9 +126,7 @@ def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, c
 
 def torch_images(pipe, prompts: list[str], sampling: Sampling, seed: int, batch: int = 200) -> np.ndarray:
     """The diffusers pipeline's images for the same prompts and noise as the bundle's."""
-    from fewstep.zoo.evaluate import EvalConfig, generate
-
-    cfg = EvalConfig(
+    cfg = GenerationConfig(
         steps=sampling.steps,
         seed=seed,
         guidance=sampling.guidance,
@@ -169,15 +146,16 @@ def image_gates(bundle_images: np.ndarray, reference: np.ndarray, cfg: GateConfi
     ]
 
 
-def distribution_gates(bundle: Bundle, pipe, sampling: Sampling, cfg: GateConfig) -> tuple[list[GateResult], dict]:
-    from fewstep.zoo import shapes_data as sd
-    from fewstep.zoo.evaluate import score
-
+def distribution_gates(
+    bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig
+) -> tuple[list[GateResult], dict]:
     g = cfg.distribution
-    specs = sd.eval_prompts(g.num_images)
-    prompts = [sd.caption(s) for s in specs]
-    ref = score(torch_images(pipe, prompts, sampling, cfg.seed), specs)
-    got = score(bundle.generate(prompts, seed=cfg.seed), specs)
+    evaluation = family_for(model_dir).evaluation()
+    if evaluation is None:
+        raise ValueError(f"distribution gates need an evaluator; the {family_for(model_dir).name!r} family has none")
+    prompts, specs = evaluation.held_out(g.num_images)
+    ref = evaluation.score(torch_images(pipe, prompts, sampling, cfg.seed), specs)
+    got = evaluation.score(bundle.generate(prompts, seed=cfg.seed), specs)
     ratio = got["fid"] / max(ref["fid"], 1e-9)
     drop = ref["alignment"] - got["alignment"]
     results = [
@@ -202,7 +180,7 @@ def run_gates(bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: Ga
     if enabled is None:
         enabled = has_evaluator(model_dir)
     if enabled:
-        results, numbers = distribution_gates(bundle, pipe, sampling, cfg)
+        results, numbers = distribution_gates(bundle, pipe, model_dir, sampling, cfg)
         report.results += results
         report.extra["distribution"] = numbers
     return report

@@ -57,7 +57,7 @@ class GateConfig(_Config):
     @field_validator("isa", mode="before")
     @classmethod
     def _isa(cls, value: Any) -> Any:
-        from fewstep.runtime.isa import ISA_NAMES
+        from fewstep.cpu.isa import ISA_NAMES
 
         values = [value] if isinstance(value, str) else value
         if not isinstance(values, (list, tuple)) or not values:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fewstep.compile.sampling import Sampling
+from fewstep.cpu.isa import detect
+from fewstep.cpu.restriction import NATIVE
 from fewstep.gates.check import GateReport, run_gates
 from fewstep.gates.config import GateConfig, GateResult
 from fewstep.runtime.bundle import Bundle, cpu_problem
-from fewstep.runtime.isa import detect
-from fewstep.runtime.restrict import NATIVE
+from fewstep.sampling import Sampling
 
 
 def requirement_gate(bundle: Bundle, saturates: bool | None) -> GateResult:

@@ -14,17 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-CALIBRATION_PROMPTS = (
-    "a portrait of an old fisherman, dramatic light",
-    "a red bicycle leaning on a brick wall",
-    "a plate of pancakes with berries",
-    "a forest path in autumn",
-    "a robot reading a book in a library",
-    "a sailboat on a calm lake at sunrise",
-    "a bowl of oranges on a kitchen counter",
-    "a dog running on the beach",
-)
-
 
 @dataclass
 class Calibration:
@@ -47,13 +36,10 @@ class Calibration:
 
 
 def calibration_prompts(model_dir: Path, n: int, seed: int) -> list[str]:
-    from fewstep.gates.check import has_evaluator
+    """The family's training prompts: never its held-out gate prompts."""
+    from fewstep.families import family_for
 
-    if has_evaluator(model_dir):
-        from fewstep.distill.trajectories import training_prompts
-
-        return training_prompts("shapes", n, seed)
-    return [CALIBRATION_PROMPTS[i % len(CALIBRATION_PROMPTS)] for i in range(n)]
+    return family_for(model_dir).training_prompts(n, seed)
 
 
 def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool) -> str:
@@ -65,7 +51,7 @@ def collect(
     pipe, model_dir: Path, sampling, n: int, seed: int, cache_dir: Path | None = None, collapse_null: bool = True
 ) -> Calibration:
     """Run the torch student on n calibration prompts; keep every component's inputs."""
-    from fewstep.compile.components import pipeline_components
+    from fewstep.components import pipeline_components
     from fewstep.fsutil import tree_digest
     from fewstep.gates.check import reference_inputs
 

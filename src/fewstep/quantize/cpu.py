@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fewstep.runtime.isa import Isa, cpu_flags, detect, effective, get_isa, int8_full_range_exact
+from fewstep.cpu.isa import Isa, cpu_flags, detect, effective, get_isa, int8_full_range_exact
 
 PORTABLE, NATIVE = "portable", "native"
 
@@ -29,7 +29,7 @@ def check_policy(value: Any) -> str | tuple[str, ...]:
         return value
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return tuple(get_isa(v).name for v in value)
-    from fewstep.runtime.isa import ISA_NAMES
+    from fewstep.cpu.isa import ISA_NAMES
 
     raise ValueError(f"cpu: {value!r}; allowed: portable, native, or a non-empty list of {', '.join(ISA_NAMES)}")
 

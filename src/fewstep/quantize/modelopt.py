@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fewstep.quantize.config import Int8Config, ModelOptConfig
+from fewstep.quantize.registry import register_quantizer
 
 CONFIGS = {
     "int8": "INT8_DEFAULT_CFG",
@@ -36,8 +37,12 @@ def modelopt_config(scheme: Any) -> dict:
     return getattr(mtq, CONFIGS[scheme.scheme])
 
 
-def quantize_module(module: torch.nn.Module, input_names: list[str], scheme: Any, items: list[dict[str, np.ndarray]]):
-    """Fake-quantize `module` in place, calibrated by running it on `items`; return it."""
+@register_quantizer("modelopt", Int8Config)
+@register_quantizer("modelopt", ModelOptConfig)
+def quantize_module(module: torch.nn.Module, io: Any, scheme: Any, items: list[dict[str, np.ndarray]], out: Any = None):
+    """Fake-quantize the torch `module` in place, calibrated by running it on `items`; return it
+    (the quantizer registry's handler for the `modelopt` backend: a module in, a module out)."""
+    input_names = [t.name for t in io.inputs]
     import modelopt.torch.quantization as mtq
 
     if not items:

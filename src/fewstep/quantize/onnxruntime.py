@@ -80,7 +80,7 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from fewstep.compile.onnx_io import has_external_data
+    from fewstep.onnx_io import has_external_data
 
     out = Path(out)
     src = Path(model).resolve()  # before the working directory changes
@@ -176,7 +176,7 @@ def weights(model: Path, io, cfg: WeightOnlyConfig, items: list[dict], out: Path
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from fewstep.compile.onnx_io import save_onnx
+    from fewstep.onnx_io import save_onnx
 
     proto = gemm_to_matmul(onnx.load(str(model)))
     block = 128 if cfg.group_size <= 0 else max(16, cfg.group_size)

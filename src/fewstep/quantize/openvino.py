@@ -47,7 +47,7 @@ def model_bytes(model: Path) -> int:
     model = Path(model)
     if model.suffix == ".xml":
         return model.with_suffix(".bin").stat().st_size
-    from fewstep.compile.onnx_io import model_bytes as onnx_bytes
+    from fewstep.onnx_io import model_bytes as onnx_bytes
 
     return onnx_bytes(model)
 

@@ -18,10 +18,14 @@ def register_quantizer(backend: str, config_type: type) -> Callable[[Handler], H
     return deco
 
 
-def quantize_model(backend: str, model: Path, io: Any, cfg: Any, calibration: list[dict], out: Path) -> Path:
-    """Run the handler for `type(cfg)` on `backend`; errors list what the backend supports."""
+def quantize_model(backend: str, model: Any, io: Any, cfg: Any, calibration: list[dict], out: Path) -> Any:
+    """Run the handler for `type(cfg)` on `backend` (a model file in, a file out; for torch-level
+    backends such as ModelOpt a module in, a module out); errors list what the backend supports."""
+    import importlib
+
+    importlib.import_module(f"fewstep.quantize.{backend}")  # registers its handlers; SDKs load lazily
     handler = HANDLERS.get((backend, type(cfg)))
     if handler is None:
-        known = sorted(c.model_fields["scheme"].default for b, c in HANDLERS if b == backend)
+        known = sorted({c.model_fields["scheme"].default for b, c in HANDLERS if b == backend})
         raise ValueError(f"{backend}: no quantizer for scheme {cfg.scheme!r}; available: {', '.join(known)}")
     return handler(model, io, cfg, calibration, Path(out))

@@ -91,7 +91,7 @@ def cpu_problem(manifest: dict[str, Any], target) -> str | None:
     needs = (manifest.get("cpu") or {}).get("requires", [])
     if "int8-vnni" not in needs:
         return None
-    from fewstep.runtime.isa import effective
+    from fewstep.cpu.isa import effective
     from fewstep.runtime.probe import int8_saturates
 
     if not int8_saturates(target):
@@ -152,7 +152,8 @@ class Bundle:
     def open_restricted(cls, path: str | Path, isa: str, threads: int | None = None) -> tuple[Bundle, Any]:
         """The bundle with its components run as a CPU of `isa` would (see `restrict.py`); the
         second value is the worker (`.restriction`, `.saturates`, `.close()`)."""
-        from fewstep.runtime.restrict import RemoteSession, RestrictedRuntime, check_in_force, restriction_for
+        from fewstep.cpu.restriction import restriction_for
+        from fewstep.runtime.restrict import RemoteSession, RestrictedRuntime, check_in_force
         from fewstep.targets.registry import get_target
 
         root = Path(path)

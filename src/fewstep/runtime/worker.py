@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     proto_in = sys.stdin.buffer
 
+    from fewstep.cpu.isa import effective
     from fewstep.runtime.bundle import Bundle
-    from fewstep.runtime.isa import effective
     from fewstep.runtime.probe import float_math_faithful, int8_saturates
     from fewstep.runtime.restrict import recv, send
     from fewstep.targets.registry import get_target

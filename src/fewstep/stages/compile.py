@@ -8,9 +8,9 @@ from typing import Any
 
 from fewstep.compile.build import compile_bundle
 from fewstep.compile.measure import dir_size, measure_bundle, measure_torch
+from fewstep.evaluation import save_grid
 from fewstep.recipe import CompileStage
-from fewstep.runner import StageContext, register_stage
-from fewstep.zoo.evaluate import save_grid
+from fewstep.stages.base import StageContext, register_stage
 
 
 @register_stage("compile")

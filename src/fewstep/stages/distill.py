@@ -12,7 +12,7 @@ import numpy as np
 from fewstep.distill.api import distill
 from fewstep.distill.config import FlashConfig
 from fewstep.recipe import DistillStage
-from fewstep.runner import StageContext, register_stage
+from fewstep.stages.base import StageContext, register_stage
 
 
 @register_stage("distill")

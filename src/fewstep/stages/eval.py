@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fewstep.evaluation import evaluate
 from fewstep.recipe import EvalStage
-from fewstep.runner import StageContext, register_stage
-from fewstep.zoo.evaluate import EvalConfig, evaluate
+from fewstep.sampling import GenerationConfig
+from fewstep.stages.base import StageContext, register_stage
 from fewstep.zoo.registry import zoo_path
 
 
@@ -18,7 +19,7 @@ class EvalStageImpl:
         return {"model": ctx.model_dir(cfg.model), "evaluator": zoo_path("shapes-evaluator")}
 
     def run(self, cfg: EvalStage, ctx: StageContext, out: Path) -> dict[str, Any]:
-        ecfg = EvalConfig(
+        ecfg = GenerationConfig(
             steps=cfg.steps,
             num_images=cfg.num_images,
             seed=cfg.seed,

@@ -11,7 +11,7 @@ from typing import Any
 
 from fewstep import __version__
 from fewstep.recipe import ReportStage
-from fewstep.runner import MANIFEST, StageContext, register_stage
+from fewstep.stages.base import MANIFEST, StageContext, register_stage
 
 METRIC_COLUMNS = ("steps", "guidance", "images", "fid", "fid_real", "alignment", "seconds_per_image")
 BUNDLE_COLUMNS = (
@@ -113,14 +113,17 @@ bundle grids show the gate prompts and seed for the torch model and for each bun
 
 def _teacher_grid(ctx: StageContext, metrics: dict[str, Any], out: Path) -> str | None:
     """The recipe's teacher on a compile stage's gate prompts and seed (28 steps)."""
+    from fewstep.evaluation import save_grid
     from fewstep.pipelines import load_pipeline
-    from fewstep.zoo.evaluate import EvalConfig, generate, save_grid
+    from fewstep.sampling import GenerationConfig, generate
 
     evals = [s for s in ctx.recipe.stages if s.kind == "eval" and s.model == "teacher"]
     guidance = evals[0].guidance if evals else 2.0
     interval = evals[0].guidance_interval if evals else None
     pipe = load_pipeline(ctx.model_dir("teacher"))
-    cfg = EvalConfig(steps=28, seed=metrics["seed"], guidance=guidance, guidance_interval=interval, progress=False)
+    cfg = GenerationConfig(
+        steps=28, seed=metrics["seed"], guidance=guidance, guidance_interval=interval, progress=False
+    )
     save_grid(generate(pipe, metrics["prompts"], cfg), out / "teacher-gate-prompts.png")
     return "teacher-gate-prompts.png"
 

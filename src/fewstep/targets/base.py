@@ -85,15 +85,11 @@ class Target(ABC):
     export_format: ClassVar[str] = "onnx"
     device: ClassVar[str] = "cpu"
     prefers_static: ClassVar[bool] = False  # static shapes run faster on this target
-    quant_backend: ClassVar[str | None] = None  # fewstep.quantize handler set used by `quantize`
+    quant_backend: ClassVar[str | None] = None  # the fewstep.quantize handler set (by backend name) it uses
     quantizes_before_export: ClassVar[bool] = False  # quantize the torch module (e.g. ModelOpt), then export
     # int8 numerics depend on the x86 ISA (VNNI or not): the compile config's `cpu:` applies,
     # bundles record what they need of the CPU, and gates can run under a lower ISA
     cpu_isa_aware: ClassVar[bool] = False
-
-    def quantize_module(self, module: Any, io: ComponentIO, scheme: Any, calibration: list[dict]) -> Any:
-        """Quantize a torch module before export (targets with `quantizes_before_export`)."""
-        raise NotImplementedError(f"target {self.name!r} quantizes exported models, not torch modules")
 
     def missing(self) -> list[str]:
         """Modules this target needs that are not installed (found without importing them)."""
@@ -118,20 +114,13 @@ class Target(ABC):
                 f"target {self.name!r} does not support precision {precision!r}; allowed: {', '.join(self.precisions)}"
             )
 
-    def quantize(self, model: Path, io: ComponentIO, scheme: Any, calibration: list[dict], out_dir: Path) -> Path:
-        """Apply a quantization scheme config (None: float) and return the model file to build from.
-
-        The default dispatches to the `fewstep.quantize` handler registered for this target's
-        backend and the scheme's config type; vendors may override it with their own quantizer.
-        """
-        if scheme is None:
-            return model
-        if self.quant_backend is None:
-            raise ValueError(f"target {self.name!r} has no quantizer for scheme {scheme.scheme!r}")
-        from fewstep.quantize import load_handlers, quantize_model
-
-        load_handlers(self.quant_backend)
-        return quantize_model(self.quant_backend, model, io, scheme, calibration, out_dir)
+    def quantize(
+        self, model: Any, io: ComponentIO, scheme: Any, calibration: list[dict], out_dir: Path
+    ) -> Path | Any | None:
+        """A vendor's own quantizer: return the quantized model (a file; a torch module for targets
+        that quantize before export), or None (the default) to use the `fewstep.quantize` handler
+        registered for this target's `quant_backend` and the scheme's config type."""
+        return None
 
     @abstractmethod
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:
@@ -142,10 +131,10 @@ class Target(ABC):
         """Open a built component for inference."""
 
     def isa_restriction(self, isa: Any) -> Any:
-        """How this runtime can be made to run as a CPU of `isa` (a `fewstep.runtime.isa.Isa`
+        """How this runtime can be made to run as a CPU of `isa` (a `fewstep.cpu.isa.Isa`
         this CPU includes): a `fewstep.runtime.restrict.Restriction`. The default emulates the
         CPU with qemu-user; targets with an ISA switch of their own override this."""
-        from fewstep.runtime.restrict import emulated
+        from fewstep.cpu.restriction import emulated
 
         return emulated(isa, self.name)
 

@@ -33,7 +33,7 @@ class OnnxRuntimeCPU(Target):
         self.require()
         self.check_precision(precision)
 
-        from fewstep.compile.onnx_io import copy_onnx
+        from fewstep.onnx_io import copy_onnx
 
         dst = Path(out_dir) / f"{io.name}.onnx"
         # fp16 storage while copying, one tensor at a time for exports over 2 GB

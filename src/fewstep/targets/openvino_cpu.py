@@ -63,7 +63,7 @@ class OpenVINOCPU(Target):
         """oneDNN's cap (native speed), except where qemu can emulate the level: with OpenVINO
         2026.4 under ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU, MatMuls with compressed weights
         fail to compile ("could not create a primitive descriptor for the inner product")."""
-        from fewstep.runtime.restrict import emulated, onednn_cap, qemu_binary
+        from fewstep.cpu.restriction import emulated, onednn_cap, qemu_binary
 
         if isa.qemu_cpu is not None and qemu_binary() is not None:
             return emulated(isa, self.name)

@@ -13,7 +13,7 @@ TensorRT wheels come from NVIDIA's package index (`pip install tensorrt` there);
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class TensorRT(Target):
     export_format: ClassVar[str] = "onnx-qdq"
     device: ClassVar[str] = "cuda"
     quantizes_before_export: ClassVar[bool] = True
+    quant_backend: ClassVar[str | None] = "modelopt"  # fake-quant of the torch module, exported as Q/DQ
     batch_profile: tuple[int, int, int] = (1, 1, 4)
 
     def unavailable_reason(self) -> str | None:
@@ -71,11 +72,6 @@ class TensorRT(Target):
         import torch
 
         return None if torch.cuda.is_available() else "no CUDA device"
-
-    def quantize_module(self, module: Any, io: ComponentIO, scheme: Any, calibration: list[dict]) -> Any:
-        from fewstep.quantize.modelopt import quantize_module
-
-        return quantize_module(module, [t.name for t in io.inputs], scheme, calibration)
 
     def build(self, model: Path, io: ComponentIO, precision: str, out_dir: Path) -> list[str]:  # pragma: no cover
         self.require()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fewstep.compile.components import Transformer, pipeline_components
-from fewstep.compile.null_tokens import null_token_attention, supports_collapse
+from fewstep.components import Transformer, pipeline_components
+from fewstep.null_tokens import null_token_attention, supports_collapse
 
 
 @pytest.fixture(scope="module")

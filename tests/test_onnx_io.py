@@ -3,7 +3,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from fewstep.compile.onnx_io import fp16_weights
+from fewstep.onnx_io import fp16_weights
 
 
 def test_fp16_weights_halves_storage_and_computes_in_fp32(tmp_path):
@@ -28,7 +28,7 @@ def test_copy_gathers_per_tensor_external_data_into_one_side_file(tmp_path):
     a bundle component gets one aligned `.data` file, and runs the same."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from fewstep.compile.onnx_io import DATA_ALIGNMENT, copy_onnx
+    from fewstep.onnx_io import DATA_ALIGNMENT, copy_onnx
 
     rng = np.random.default_rng(0)
     w, b = rng.standard_normal((64, 32)).astype(np.float32), rng.standard_normal(32).astype(np.float32)
@@ -68,7 +68,7 @@ def test_copy_gathers_per_tensor_external_data_into_one_side_file(tmp_path):
 def test_copy_names_a_missing_external_tensor(tmp_path):
     import pytest
 
-    from fewstep.compile.onnx_io import copy_onnx
+    from fewstep.onnx_io import copy_onnx
 
     w = np.ones((4, 4), np.float32)
     graph = onnx.helper.make_graph(
@@ -96,7 +96,7 @@ def test_fp16_copy_of_a_large_export_streams_and_matches(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
     from onnx.external_data_helper import convert_model_to_external_data
 
-    from fewstep.compile.onnx_io import copy_onnx
+    from fewstep.onnx_io import copy_onnx
 
     rng = np.random.default_rng(0)
     w1 = rng.standard_normal((64, 32)).astype(np.float32)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from fewstep.compile.null_tokens import null_token_attention, supports_collapse
+from fewstep.null_tokens import null_token_attention, supports_collapse
 from fewstep.pipelines import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
@@ -140,3 +141,12 @@ def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True) -> dic
     for comp in comps.values():
         comp.module.eval()
     return comps
+
+
+def torch_outputs(comp: Component, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the torch component on numpy inputs; outputs by name."""
+    args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in comp.io.inputs]
+    with torch.no_grad():
+        out = comp.module(*args)
+    out = out if isinstance(out, tuple) else (out,)
+    return {name: o.float().numpy() for name, o in zip(comp.io.outputs, out)}

@@ -1,0 +1,1 @@
+"""Compile: restructure, export, calibrate, quantize, build and gate a bundle (`build.compile_bundle`)."""

@@ -1,0 +1,113 @@
+"""`fewstep eval`: generate a family's held-out prompts with a pipeline or a bundle and score
+them with the family's evaluation (the toy family's evaluator network; a family without one is
+refused by name, never scored with another family's evaluator).
+
+Each image i uses the i-th held-out prompt and initial noise from seed + i, so results do not
+depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fewstep.families import Evaluation, family_for, family_named
+from fewstep.pipelines import load_pipeline, resolve_model
+from fewstep.sampling import GenerationConfig, generate
+from fewstep.student import student_info
+
+
+def evaluation_of(model_dir: Path | None, family_name: str | None = None) -> Evaluation:
+    family = family_named(family_name) if family_name else family_for(model_dir)
+    evaluation = family.evaluation()
+    if evaluation is None:
+        raise ValueError(
+            f"{model_dir}: the {family.name!r} family has no evaluator, so there is nothing to score its images "
+            "with; use `fewstep gate` (tensor and image gates against the torch model) instead"
+        )
+    return evaluation
+
+
+def save_grid(images: np.ndarray, path: Path, captions: list[str] | None = None, cols: int = 8, scale: int = 4) -> Path:
+    """Write up to 64 images as a PNG grid (nearest-neighbour upscaled)."""
+    images = images[: cols * cols]
+    rows = -(-len(images) // cols)
+    h, w = images.shape[1:3]
+    grid = np.zeros((rows * h, cols * w, 3), np.float32)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
+    pil = Image.fromarray((grid.clip(0, 1) * 255).round().astype(np.uint8))
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil.save(path)
+    return path
+
+
+def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
+    """Score a compiled bundle through the torch-free runtime (its own steps and guidance)."""
+    from fewstep.runtime.bundle import Bundle
+
+    bundle = Bundle.open(path)
+    p = bundle.pipeline
+    evaluation = evaluation_of(Path(bundle.manifest["source"]["path"]), bundle.manifest.get("family"))
+    prompts, specs = evaluation.held_out(cfg.num_images)
+    start = time.perf_counter()
+    images = bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch)
+    seconds = time.perf_counter() - start
+    result = evaluation.score(images, specs)
+    result.update(
+        steps=p["steps"],
+        images=len(images),
+        guidance=p["guidance"],
+        guidance_interval=p.get("guidance_interval"),
+        seed=cfg.seed,
+        bundle=str(path),
+        target=bundle.manifest["target"],
+        precision=bundle.manifest["precision"],
+        seconds_per_image=seconds / len(images),
+    )
+    if grid is not None:
+        result["grid"] = str(save_grid(images, grid))
+    return result
+
+
+def evaluate(model: str | Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
+    """Generate `cfg.num_images` held-out prompts with `model` and score them.
+
+    `model` is a zoo name, a diffusers pipeline directory or a fewstep bundle directory.
+    """
+    from fewstep.runtime.bundle import is_bundle
+
+    if not str(model).startswith("zoo:") and is_bundle(model):
+        return evaluate_bundle(Path(model), cfg, grid)
+    model_dir = resolve_model(model)
+    evaluation = evaluation_of(model_dir)
+    info = student_info(model_dir)
+    if info and cfg.steps == info["steps"] and cfg.sigmas is None:
+        # A distilled student samples on its own timesteps, without CFG.
+        cfg = replace(cfg, sigmas=tuple(info["sigmas"]), guidance=info["guidance"])
+    pipe = load_pipeline(model_dir, drop_t5=cfg.drop_t5)
+    prompts, specs = evaluation.held_out(cfg.num_images)
+    start = time.perf_counter()
+    images = generate(pipe, prompts, cfg)
+    seconds = time.perf_counter() - start
+    result = evaluation.score(images, specs)
+    result.update(
+        steps=cfg.steps,
+        images=len(images),
+        guidance=cfg.guidance,
+        guidance_interval=list(cfg.guidance_interval) if cfg.guidance_interval else None,
+        seed=cfg.seed,
+        drop_t5=cfg.drop_t5,
+        student=bool(info),
+        seconds_per_image=seconds / len(images),
+    )
+    if grid is not None:
+        result["grid"] = str(save_grid(images, grid))
+    return result

@@ -1,0 +1,71 @@
+"""The family seam: what the core asks of a model family, never of a particular one.
+
+A family recognises its pipeline directories, supplies held-out prompts (for gates) and
+training prompts (for calibration and fine-tunes, disjoint from the held-out ones), captioned
+training data, and optionally an `Evaluation` (a domain FID and a prompt-alignment score, as
+the toy family's evaluator network gives). SD3-family pipelines in diffusers layout are the
+generic family (`sd3.py`); `zoo` registers its shapes family through the `fewstep.families`
+entry-point group exactly as a third-party package would.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+@dataclass
+class CaptionedBatch:
+    images: np.ndarray  # N, H, W, 3 float32 in [0, 1]
+    captions: list[str]
+
+
+class DataSource(Protocol):
+    def sample(self, rng: np.random.Generator, n: int) -> CaptionedBatch: ...
+
+
+class Evaluation(ABC):
+    """Scores images generated for prompts whose content is known (`specs`)."""
+
+    @abstractmethod
+    def held_out(self, n: int) -> tuple[list[str], list[Any]]:
+        """n held-out prompts and their specs (never used for training or calibration)."""
+
+    @abstractmethod
+    def training(self, n: int, seed: int) -> tuple[list[str], list[Any]]:
+        """n training-split prompts and specs (for choices made during distillation)."""
+
+    @abstractmethod
+    def score(self, images: np.ndarray, specs: list[Any]) -> dict[str, Any]:
+        """At least `fid`, `fid_real` and `alignment` (overall), plus `per_category`."""
+
+
+class Family(ABC):
+    """A model family: how to recognise its pipelines and what to evaluate them with."""
+
+    name: ClassVar[str]
+    model_prefix: ClassVar[str | None] = None  # e.g. "zoo": `zoo:<name>` resolves through `resolve`
+    data_sources: ClassVar[tuple[str, ...]] = ()  # `--data` names it provides
+
+    @abstractmethod
+    def matches(self, model_dir: Path) -> bool:
+        """True when `model_dir` is one of this family's pipelines."""
+
+    @abstractmethod
+    def held_out_prompts(self, n: int) -> list[str]: ...
+
+    @abstractmethod
+    def training_prompts(self, n: int, seed: int) -> list[str]: ...
+
+    def evaluation(self) -> Evaluation | None:
+        return None
+
+    def resolve(self, name: str) -> Path:
+        raise FileNotFoundError(f"family {self.name!r} resolves no model names")
+
+    def data_source(self, name: str, arg: str, resolution: int) -> DataSource:
+        raise ValueError(f"family {self.name!r} provides no data source {name!r}")
