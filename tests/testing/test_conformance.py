@@ -1,11 +1,14 @@
+import pytest
 from typer.testing import CliRunner
 
 from fewstep.cli import app
 from fewstep.testing import run_conformance
 
 
-def test_builtin_target_passes_the_conformance_suite(tmp_path):
-    results = run_conformance("onnxruntime-cpu", ["fp32", "int8-weights"], work=tmp_path)
+@pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
+def test_builtin_cpu_targets_pass_the_conformance_suite(tmp_path, target):
+    """Every built-in CPU target, fp32 and a quantized precision: no declared failures."""
+    results = run_conformance(target, ["fp32", "int8-weights"], work=tmp_path)
     assert {r.check for r in results} == {
         "build",
         "gates pass",

@@ -18,7 +18,7 @@ def register_quantizer(backend: str, config_type: type) -> Callable[[Handler], H
     return deco
 
 
-def quantize_model(backend: str, model: Any, io: Any, cfg: Any, calibration: list[dict], out: Path) -> Any:
+def quantize_model(backend: str, model: Any, io: Any, cfg: Any, calibration: list[dict], out: Path | None) -> Any:
     """Run the handler for `type(cfg)` on `backend` (a model file in, a file out; for torch-level
     backends such as ModelOpt a module in, a module out); errors list what the backend supports."""
     import importlib
@@ -28,4 +28,4 @@ def quantize_model(backend: str, model: Any, io: Any, cfg: Any, calibration: lis
     if handler is None:
         known = sorted({c.model_fields["scheme"].default for b, c in HANDLERS if b == backend})
         raise ValueError(f"{backend}: no quantizer for scheme {cfg.scheme!r}; available: {', '.join(known)}")
-    return handler(model, io, cfg, calibration, Path(out))
+    return handler(model, io, cfg, calibration, None if out is None else Path(out))
