@@ -29,3 +29,33 @@ def test_hashes_change_with_content(tmp_path):
     assert list(hash_tree(tmp_path / "d")) == ["x.txt"]
     atomic_write_text(tmp_path / "d" / "x.txt", "2")
     assert tree_digest(tmp_path / "d") != before
+
+
+def test_an_existing_user_directory_is_never_replaced(tmp_path):
+    """`compile -o DIR` onto a directory fewstep did not write is refused before any work, and
+    the directory is left intact; --overwrite replaces it."""
+    from typer.testing import CliRunner
+
+    from fewstep.cli import app
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "keep.txt").write_text("hi")
+    res = CliRunner().invoke(app, ["compile", "zoo:shapes-flash", "-o", str(out), "-t", "onnxruntime-cpu"])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    assert (out / "keep.txt").read_text() == "hi" and (out / "sub").is_dir()
+    res = CliRunner().invoke(app, ["distill", "zoo:shapes", "-o", str(out), "--steps", "2"])
+    assert res.exit_code == 2 and "--overwrite" in res.output and (out / "keep.txt").exists()
+
+
+def test_fewstep_outputs_and_empty_directories_may_be_replaced(tmp_path):
+    import json
+
+    from fewstep.fsutil import check_replaceable
+
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty")
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps({"fewstep_version": "0.1.0"}))
+    check_replaceable(tmp_path / "bundle")
+    check_replaceable(tmp_path / "missing")

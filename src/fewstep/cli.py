@@ -215,18 +215,22 @@ def distill_cmd(
     steps: Annotated[int | None, typer.Option(help="student steps (1, 2, 4 or 8)")] = None,
     t5_free: Annotated[bool | None, typer.Option("--t5-free/--with-t5", help="zero-fill the student's T5")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing output that fewstep did not write")
+    ] = False,
 ) -> None:
     """Distil a teacher into a K-step student (SD3.5-Flash). Works under `accelerate launch`."""
-    import yaml
     from pydantic import ValidationError
 
     from fewstep.distill import FlashConfig, distill
+    from fewstep.yamlio import YamlInputError, load_mapping
 
     fields: dict[str, Any] = {}
     if config is not None:
-        if not config.exists():
-            _fail(f"config not found: {config}")
-        fields = yaml.safe_load(config.read_text()) or {}
+        try:
+            fields = load_mapping(config, "distill config")
+        except (FileNotFoundError, YamlInputError) as e:
+            _fail(str(e))
     fields.update({k: v for k, v in {"steps": steps, "t5_free": t5_free}.items() if v is not None})
     try:
         cfg = FlashConfig(**fields)
@@ -236,8 +240,8 @@ def distill_cmd(
             + "\n".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']} (got {x['input']!r})" for x in e.errors())
         )
     try:
-        path = distill(model, cfg, output, progress=progress)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+        path = distill(model, cfg, output, progress=progress, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     out.print(f"student: {path}")
 

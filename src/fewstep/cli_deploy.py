@@ -95,25 +95,31 @@ def compile_cmd(
     precision: Annotated[str, typer.Option("--precision", "-p")] = "fp32",
     config: Annotated[Path | None, typer.Option("--config", help="YAML with more CompileConfig fields")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing output that fewstep did not write")
+    ] = False,
 ) -> None:
     """Export, build and gate a bundle for one target (the recipe's `compile` stage)."""
-    import yaml
     from pydantic import ValidationError
 
     from fewstep.compile.build import GateFailure, compile_bundle
     from fewstep.compile.config import CompileConfig
+    from fewstep.yamlio import YamlInputError, load_mapping
 
-    fields: dict[str, Any] = yaml.safe_load(config.read_text()) if config else {}
+    try:
+        fields: dict[str, Any] = load_mapping(config, "compile config") if config else {}
+    except (FileNotFoundError, YamlInputError) as e:
+        _fail(str(e))
     fields.update(target=target, precision=precision)
     try:
         cfg = CompileConfig(**fields)
     except ValidationError as e:
         _fail("; ".join(f"{'.'.join(map(str, x['loc'])) or 'config'}: {x['msg']}" for x in e.errors()))
     try:
-        path, report = compile_bundle(model, cfg, output)
+        path, report = compile_bundle(model, cfg, output, overwrite=overwrite)
     except GateFailure as e:
         _fail(str(e), code=1)
-    except (FileNotFoundError, KeyError, ImportError) as e:
+    except (FileNotFoundError, FileExistsError, KeyError, ImportError) as e:
         _fail(str(e).strip("'\""))
     if as_json:
         _print_json({"bundle": str(path), **report.to_json()})
@@ -144,7 +150,15 @@ def junit_xml(bundle: str, report) -> str:
 
 def gate(
     bundle: Annotated[Path, typer.Argument(help="bundle directory")],
-    model: Annotated[str | None, typer.Option("--model", help="torch reference (default: the bundle's source)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            "--model",
+            help="torch reference to gate against, explicitly (default: the bundle's source, accepted only if its "
+            "digest matches the one recorded at build time)",
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML GateConfig overriding the bundle's")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="write a JUnit XML report here")] = None,
@@ -158,8 +172,6 @@ def gate(
     ] = None,
 ) -> None:
     """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
-    import yaml
-
     from fewstep.cpu.restriction import IsaUnavailable
     from fewstep.gates.config import GateConfig
     from fewstep.gates.isa import gate_isas
@@ -171,11 +183,18 @@ def gate(
         manifest = read_manifest(bundle)
     except (BundleError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
-    if config:
-        gates_cfg = GateConfig(**yaml.safe_load(config.read_text()))
     from pydantic import ValidationError
 
+    from fewstep.yamlio import YamlInputError, load_mapping
+
+    gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
+    try:
+        if config:
+            gates_cfg = GateConfig(**load_mapping(config, "gate config"))
+    except (FileNotFoundError, YamlInputError) as e:
+        _fail(str(e))
+    except ValidationError as e:
+        _fail("; ".join(f"{config}: {'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()))
     try:
         if isa:
             gates_cfg = GateConfig(
@@ -187,7 +206,16 @@ def gate(
     try:
         model_dir = resolve_model(model or manifest["source"]["path"])
     except (FileNotFoundError, KeyError) as e:
-        _fail(f"torch reference not found ({e}); pass --model")
+        _fail(f"torch reference not found ({e}); pass --reference DIR")
+    if model is None:  # the bundle names its own reference: only trust it if it is what built the bundle
+        from fewstep.fsutil import tree_digest
+
+        recorded = manifest.get("source", {}).get("digest")
+        if recorded is None or tree_digest(model_dir) != recorded:
+            _fail(
+                f"the bundle's recorded torch reference {model_dir} does not match the digest recorded at build time; "
+                "pass --reference DIR to gate against a model you trust"
+            )
     p = manifest["pipeline"]
     interval = tuple(p["guidance_interval"]) if p.get("guidance_interval") else None
     call = tuple(p["call_sigmas"]) if p.get("call_sigmas") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -36,6 +37,34 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def written_by_fewstep(path: Path) -> bool:
+    """A directory fewstep made: a bundle or stage manifest with a fewstep version, or a student."""
+    path = Path(path)
+    if (path / "fewstep_student.json").is_file():
+        return True
+    try:
+        return "fewstep_version" in json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def check_replaceable(target: Path, overwrite: bool = False) -> None:
+    """Refuse to replace an existing output that fewstep did not write (unless `overwrite`): a
+    user's directory given as `-o` by mistake is never deleted. Empty directories are fine."""
+    target = Path(target)
+    if not target.exists() or overwrite:
+        return
+    if target.is_dir() and not any(target.iterdir()):
+        return
+    if target.is_dir() and written_by_fewstep(target):
+        return
+    kind = "directory" if target.is_dir() else "file"
+    raise FileExistsError(
+        f"{target} is an existing {kind} that fewstep did not write; refusing to replace it "
+        "(choose another output, or pass --overwrite to replace it)"
+    )
 
 
 def atomic_write_text(path: Path, text: str) -> None:

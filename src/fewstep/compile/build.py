@@ -22,7 +22,7 @@ from fewstep.components import (
     t5_slot_length,
 )
 from fewstep.families import family_for
-from fewstep.fsutil import atomic_dir, tree_digest
+from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
 from fewstep.gates.check import GateReport
 from fewstep.gates.isa import gate_isas
 from fewstep.pipelines import encoder_length, load_pipeline, resolve_model
@@ -117,6 +117,7 @@ def compile_bundle(
     out: Path,
     work_dir: Path | None = None,
     plan_override: dict[str, tuple[str, Any]] | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, GateReport]:
     """Build a gated bundle for `cfg.target` at `out` (written atomically).
 
@@ -127,6 +128,7 @@ def compile_bundle(
         from fewstep.compile.mixed import compile_mixed
 
         return compile_mixed(model, cfg, out, work_dir)
+    check_replaceable(Path(out), overwrite)  # before any work: a user's directory is never deleted
     model_dir = resolve_model(model)
     target = get_target(cfg.target)
     target.require()

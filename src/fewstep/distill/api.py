@@ -17,7 +17,7 @@ from fewstep.distill.schedule import student_timesteps
 from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
-from fewstep.fsutil import atomic_dir, tree_digest
+from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
 from fewstep.pipelines import load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
 
@@ -34,10 +34,13 @@ def distill(
     work_dir: Path | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Distil `teacher` (zoo name or diffusers dir) into a student at `out_dir`."""
-    teacher_dir = resolve_model(teacher)
+    """Distil `teacher` (zoo name or diffusers dir) into a student at `out_dir` (an existing
+    directory fewstep did not write is refused unless `overwrite`)."""
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, overwrite)
+    teacher_dir = resolve_model(teacher)
     work = Path(work_dir or out_dir.with_name(f".{out_dir.name}.work"))
     work.mkdir(parents=True, exist_ok=True)
     pipe = load_pipeline(teacher_dir)

@@ -63,14 +63,59 @@ def verify(root: Path, manifest: dict[str, Any]) -> None:
         raise BundleError(f"bundle {root} does not match its manifest ({'; '.join(problems)}); rebuild it")
 
 
+def _inside(rel: Any, where: str) -> str:
+    """A manifest path: relative, POSIX, no `..`, no drive; else BundleError naming the field."""
+    from pathlib import PurePosixPath
+
+    if not isinstance(rel, str) or not rel or "\\" in rel:
+        raise BundleError(f"manifest {where}: {str(rel)[:80]!r} is not a relative path inside the bundle")
+    parts = PurePosixPath(rel).parts
+    if PurePosixPath(rel).is_absolute() or ".." in parts or ":" in parts[0]:
+        raise BundleError(f"manifest {where}: {rel[:80]!r} points outside the bundle; only relative paths are read")
+    return rel
+
+
+def check_closed(root: Path, manifest: dict[str, Any]) -> None:
+    """Every file the runtime will open is named relative to the bundle, inside it, in the hashed
+    `files` set, and no path in the bundle is a symlink (which could lead outside it)."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{root / MANIFEST}: no `files` table; rebuild the bundle")
+    for rel in files:
+        _inside(rel, "files")
+    links = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_symlink()]
+    if links:
+        raise BundleError(f"bundle {root} holds symlinks ({', '.join(sorted(links)[:5])}); a bundle is plain files")
+    for field in ("target", "components", "pipeline"):
+        if field not in manifest:
+            raise BundleError(f"{root / MANIFEST}: missing `{field}`; rebuild the bundle")
+    for name, comp in manifest["components"].items():
+        for f in comp.get("files", []):
+            rel = "components/" + _inside(f, f"components.{name}.files")
+            if rel not in files:
+                raise BundleError(f"manifest components.{name}.files: {f!r} is not among the bundle's hashed files")
+    for name, spec in manifest["pipeline"].get("tokenizers", {}).items():
+        rel = _inside(spec.get("path"), f"pipeline.tokenizers.{name}.path").rstrip("/") + "/tokenizer.json"
+        if rel not in files:
+            raise BundleError(f"manifest pipeline.tokenizers.{name}.path: {rel!r} is not among the hashed files")
+
+
 def read_manifest(root: Path, check: bool = True) -> dict[str, Any]:
+    root = Path(root)
     if not (root / MANIFEST).is_file():
         raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
-    manifest = json.loads((root / MANIFEST).read_text())
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{root / MANIFEST}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{root / MANIFEST}: not a fewstep bundle manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise BundleError(f"{root}: bundle format {manifest['format_version']} is newer than this fewstep reads")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(f"{root / MANIFEST}: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{root}: bundle format {version} is newer than this fewstep reads ({FORMAT_VERSION})")
+    check_closed(root, manifest)
     if check:
         verify(root, manifest)
     return manifest
