@@ -10,12 +10,19 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fewstep import __version__
 from fewstep.cli_deploy import register as register_deploy_commands
 
-app = typer.Typer(help="fewstep: distil and deploy few-step rectified-flow text-to-image models.", no_args_is_help=True)
+EXIT_CODES = "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error (re-run with --debug)."
+app = typer.Typer(
+    help="fewstep: distil and deploy few-step rectified-flow text-to-image models.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 recipe_app = typer.Typer(help="Check recipes and print their schema.", no_args_is_help=True)
 zoo_app = typer.Typer(help="The built-in toy model family (zoo:shapes).", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -29,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -321,8 +328,55 @@ def zoo_train(
 register_deploy_commands(app)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """fewstep's own error types for bad input: a one-line message and exit code 2."""
+    from pydantic import ValidationError
+
+    from fewstep.cpu.restriction import IsaUnavailable
+    from fewstep.recipe import RecipeError
+    from fewstep.runtime.bundle import BundleError
+    from fewstep.targets.base import MissingExtraError
+    from fewstep.yamlio import YamlInputError
+
+    return (
+        RecipeError,
+        BundleError,
+        YamlInputError,
+        IsaUnavailable,
+        MissingExtraError,
+        ValidationError,
+        FileNotFoundError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `fewstep` console script: no traceback reaches a user unless `--debug` is given."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("FEWSTEP_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="fewstep")
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, _user_errors()):
+            err.print(f"[bold red]error:[/] {escape(str(e).strip())}", highlight=False)
+            sys.exit(2)
+        err.print(
+            f"[bold red]internal error:[/] {escape(type(e).__name__)}: {escape(str(e).strip()[:500])}\n"
+            "this is a bug in fewstep or a library it uses; re-run with --debug for the traceback",
+            highlight=False,
+        )
+        sys.exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,40 @@
+"""No traceback reaches a user: fewstep's own errors exit 2 with one line, anything else exits 3
+with a hint to re-run with --debug; markup in user text is printed as typed."""
+
+import pytest
+
+from fewstep import cli
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out + captured.err
+
+
+def test_an_unexpected_error_is_an_internal_error_with_exit_3(monkeypatch, capsys):
+    import fewstep.targets.registry as registry
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(registry, "discover", broken)
+    code, output = run(["targets"], capsys)
+    assert code == 3 and "internal error" in output and "--debug" in output and "Traceback" not in output
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["targets", "--debug"])
+
+
+def test_bad_input_exits_2_and_markup_is_not_eaten(tmp_path, capsys):
+    bundle = tmp_path / "[red]not-a-bundle"
+    bundle.mkdir()
+    code, output = run(["generate", str(bundle), "a prompt"], capsys)
+    assert code == 2 and "[red]not-a-bundle" in output and "Traceback" not in output
+    code, output = run(["recipe", "check", str(tmp_path / "missing.yaml")], capsys)
+    assert code == 2 and "missing.yaml" in output
+
+
+def test_exit_codes_are_documented(capsys):
+    code, output = run(["--help"], capsys)
+    assert code == 0 and "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error" in output
