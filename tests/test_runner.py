@@ -78,6 +78,18 @@ def test_killed_run_leaves_no_partial_output_and_resumes(fake, tmp_path):
     assert fake.calls == [1, 2, 2, 3]
 
 
+def test_a_hard_killed_runs_temporary_outputs_are_cleaned_next_time(fake, tmp_path):
+    """kill -9 skips the cleanup of a stage's temporary directory; the next run (holding the
+    lock, so no live run owns it) removes it."""
+    stale = tmp_path / ".eval-2.tmp-abc123"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "weights.bin").write_bytes(b"x" * 1000)
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    run_recipe(parse_recipe(RECIPE), tmp_path, progress=False)
+    assert not stale.exists() and keep.exists()
+
+
 def test_config_change_reruns_only_that_stage_and_dependents(fake, tmp_path):
     run_recipe(parse_recipe(RECIPE), tmp_path, progress=False)
     changed = json.loads(json.dumps(RECIPE))

@@ -66,7 +66,21 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuntimeError(f"another fewstep run is using {run_dir}") from None
+        clean_stale(run_dir)
         yield
+
+
+def clean_stale(run_dir: Path) -> list[str]:
+    """Remove the temporary stage outputs a killed run left (`.<stage>.tmp-*`, `.<stage>.old-*`).
+    Only called with the run lock held, so no live run owns them."""
+    import shutil
+
+    removed = []
+    for path in run_dir.iterdir():
+        if path.is_dir() and path.name.startswith(".") and (".tmp-" in path.name or ".old-" in path.name):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 def _load_stages() -> None:
