@@ -73,3 +73,21 @@ def test_nested_distill_fields_are_named():
     assert "stages.0.distribution_matching.gan.wieght" in msg and "weight" in msg
     msg = _err({"name": "x", "stages": [{"kind": "distill", "steps": 3}]})
     assert "stages.0.steps" in msg and "1, 2, 4 or 8" in msg
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("guidance_interval", [0.8, 0.2], "needs 0 <= lo <= hi <= 1"),
+        ("guidance_interval", [0.0, 1.5], "needs 0 <= lo <= hi <= 1"),
+        ("guidance", float("nan"), "finite number"),
+        ("gates", {"image": {"psnr_min": float("-inf")}}, "finite number"),
+    ],
+)
+def test_values_that_cannot_be_right_are_refused_by_name(field, value, message):
+    from pydantic import ValidationError
+
+    from fewstep.compile.config import CompileConfig
+
+    with pytest.raises(ValidationError, match=message):
+        CompileConfig(target="onnxruntime-cpu", **{field: value})

@@ -10,16 +10,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fewstep.compile.config import CompileConfig
 from fewstep.distill.config import FlashConfig
+from fewstep.student import check_guidance_interval
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EvalStage(_Config):
@@ -34,7 +35,7 @@ class EvalStage(_Config):
     seed: int = Field(0, ge=0)
     batch: int = Field(200, ge=1, le=4096)
     drop_t5: bool = Field(False, description="run with the T5 slot zero-filled")
-    guidance_interval: tuple[float, float] | None = Field(
+    guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
         None, description="[lo, hi]: apply CFG only where lo <= sigma <= hi (limited-interval guidance)"
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fewstep.compile.export import Exporter
 from fewstep.gates.config import GateConfig, _Config, default_gates
 from fewstep.quantize.config import QuantConfig, default_scheme
+from fewstep.student import check_guidance_interval
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder")
 
@@ -64,7 +65,7 @@ class Restructure(_Config):
 class CompileConfig(BaseModel):
     """Export, build and gate one bundle for one target."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     target: str = Field("openvino-cpu", description="a registered target (see `fewstep targets`)")
     precision: str = Field("fp32", description="precision of every component unless overridden")
@@ -80,7 +81,7 @@ class CompileConfig(BaseModel):
         description="per-component scheme overrides, e.g. int4-weights transformer with an int8 VAE decoder",
     )
     restructure: Restructure = Restructure()
-    guidance_interval: tuple[float, float] | None = Field(
+    guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
         None, description="[lo, hi]: CFG only where lo <= sigma <= hi (plain pipelines)"
     )
     cpu: str | tuple[str, ...] = Field(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from fewstep.student import check_guidance_interval
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrajectoryGuidance(_Config):
@@ -69,7 +71,7 @@ class FlashConfig(_Config):
     )
     shift: float = Field(3.0, gt=0, description="shift of the default student timesteps")
     guidance: float = Field(4.0, ge=1.0, description="teacher CFG scale")
-    guidance_interval: tuple[float, float] | None = Field(
+    guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
         None, description="[lo, hi]: the teacher's CFG only where lo <= t <= hi (trajectories and real score)"
     )
     t5_free: bool = Field(False, description="the student sees the T5 slot zero-filled; the teacher keeps T5")

@@ -15,7 +15,7 @@ DEFAULT_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "trans
 
 
 class _Scheme(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     components: tuple[str, ...] = Field(
         DEFAULT_COMPONENTS, description="components to quantize; the others stay fp32 (the VAE decoder by default)"
