@@ -105,7 +105,7 @@ def run(
         table.add_row(r.name, r.status, f"{r.seconds:.1f}", json.dumps(r.summary, default=str))
     out.print(table)
     for r in results:
-        if r.kind == "compile" and (r.out / "bundle").exists():
+        if r.kind == "compile" and (r.out / "bundle").exists() and r.summary.get("gates_passed", True):
             out.print(f'try: fewstep generate {r.out / "bundle"} "a red circle left of a blue square" -o image.png')
             break
     report = next((r.out / "report.html" for r in results if r.kind == "report"), None)

@@ -126,7 +126,8 @@ def compile_cmd(
         _print_json({"bundle": str(path), **report.to_json()})
         return
     out.print(f"bundle: {path}  gates {'passed' if report.passed else 'FAILED'} ({len(report.results)} checks)")
-    out.print(f'try: fewstep generate {path} "a red circle left of a blue square" -o image.png')
+    if report.passed:
+        out.print(f'try: fewstep generate {path} "a red circle left of a blue square" -o image.png')
 
 
 def _kind(gate: str) -> str:
@@ -265,6 +266,15 @@ def generate(
 
     try:
         b = Bundle.open(bundle, threads=threads, allow_isa_mismatch=allow_isa_mismatch)
+        gates = b.manifest.get("gates")
+        if gates is not None and not gates.get("passed", True):
+            failed = [r["gate"] for r in gates.get("results", []) if not r.get("passed", True)]
+            err.print(
+                f"warning: this bundle failed its gates at build time ({', '.join(failed[:3]) or 'see manifest'}); "
+                "its images may be wrong",
+                highlight=False,
+                markup=False,
+            )
         images = b.generate([prompt], seed=seed, num_images=num_images)
     except (BundleError, FileNotFoundError, ValueError, ImportError) as e:
         _fail(str(e))
