@@ -155,3 +155,41 @@ def test_build_only_bundle_frees_torch_modules_and_is_gated_later(tiny_student_d
     assert res.exit_code == 0, res.output
     checked = json.loads(res.stdout)
     assert checked["passed"] is True and any(r["gate"] == "image/psnr" for r in checked["results"])
+
+
+def test_changed_gates_reuse_export_and_quantize_and_a_changed_scheme_reuses_export(
+    tiny_student_dir, tmp_path, monkeypatch
+):
+    """Compile steps are cached in the work directory by what they depend on."""
+    import json
+
+    import fewstep.compile.build as build
+    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    calls = {"export": 0}
+    real_export = build.export_onnx
+
+    def counting_export(*args, **kwargs):
+        calls["export"] += 1
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(build, "export_onnx", counting_export)
+    work = tmp_path / "work"
+    gates = {"num_prompts": 2, "distribution": {"enabled": False}, "tensor": {"cosine_min": 0.9, "rel_l2_max": 0.5}}
+    quant = {"scheme": "int8", "calibration_prompts": 2}
+
+    def compile_once(out, gates, quant):
+        cfg = CompileConfig(target="onnxruntime-cpu", quantization=quant, gates=gates, measure=False)
+        path, _ = compile_bundle(tiny_student_dir, cfg, tmp_path / out, work_dir=work)
+        return json.loads((path / "manifest.json").read_text())["steps"]
+
+    first = compile_once("a", gates, quant)
+    assert calls["export"] == 5 and all(s["export"] == "ran" for s in first.values())
+    assert first["transformer"]["quantize"] == "ran"
+    looser = {**gates, "image": {"psnr_min": 20.0, "ssim_min": 0.8}}  # only a threshold changes
+    second = compile_once("b", looser, quant)
+    assert calls["export"] == 5 and all(s["export"] == "reused" for s in second.values())
+    assert second["transformer"]["quantize"] == "reused"
+    third = compile_once("c", gates, {**quant, "per_channel": False})  # only the scheme changes
+    assert calls["export"] == 5 and third["transformer"] == {"export": "reused", "quantize": "ran"}

@@ -14,6 +14,7 @@ from fewstep import __version__
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.export import export_onnx
 from fewstep.compile.restructure import apply_restructure
+from fewstep.compile.steps import complete, lookup, step_key
 from fewstep.components import (
     COMPONENT_ATTR,
     TOKENIZER_OF,
@@ -29,6 +30,7 @@ from fewstep.pipelines import encoder_length, load_pipeline, resolve_model
 from fewstep.quantize.config import Int8Config, MixedConfig, ModelOptConfig, WeightOnlyConfig, default_scheme
 from fewstep.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, bundle_files
 from fewstep.sampling import sampling_for
+from fewstep.targets.base import ComponentIO
 from fewstep.targets.registry import get_target
 
 
@@ -166,6 +168,8 @@ def compile_bundle(
         )
     components: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    steps: dict[str, dict[str, str]] = {}
+    model_digest = tree_digest(model_dir)
     tcfg = pipe.transformer.config
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export
 
@@ -178,19 +182,54 @@ def compile_bundle(
             batch = cfg.batch * cfg_batch if static else None
             start = time.perf_counter()
             items = calibration.items(name, batch or 1) if calibration is not None else []
-            if scheme is not None and target.quantizes_before_export:
-                # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
-                comp = replace(comp, module=quantize_for(target, comp.module, comp.io, scheme, items, work))
+            torch_scheme = scheme if scheme is not None and target.quantizes_before_export else None
+            export_key = step_key(
+                "export",
+                model=model_digest,
+                component=name,
+                batch=batch,
+                exporter=cfg.exporter.value,
+                restructure=cfg.restructure.model_dump(mode="json"),
+                torch_quantization=torch_scheme.model_dump(mode="json") if torch_scheme else None,
+                calibration=calibration.record() if torch_scheme and calibration else None,
+            )
+            folder, record = lookup(work, "export", export_key)
+            if record is None:
+                if torch_scheme is not None:  # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
+                    comp = replace(comp, module=quantize_for(target, comp.module, comp.io, torch_scheme, items, work))
+                # each component in its own folder: over 2 GB the exporter writes one file per tensor,
+                # named after the tensor, and the CLIP encoders share tensor names
+                io = export_onnx(comp, folder / f"{name}.onnx", batch, cfg.exporter)
+                complete(folder, {"io": io.to_json(), "file": f"{name}.onnx"})
+                record = {"io": io.to_json(), "file": f"{name}.onnx"}
+                steps[name] = {"export": "ran"}
+            else:
+                steps[name] = {"export": "reused"}
+            io = ComponentIO.from_json(record["io"])
+            exported = folder / record["file"]
+            if torch_scheme is not None:
                 scheme = None
-            # each component in its own folder: over 2 GB the exporter writes one file per tensor,
-            # named after the tensor, and the CLIP encoders share tensor names
-            exported = work / name / f"{name}.onnx"
-            exported.parent.mkdir(exist_ok=True)
-            io = export_onnx(comp, exported, batch, cfg.exporter)
             if lean:  # the torch module is not needed past its export: free it before quantize/build
                 comps[name] = comp = None  # type: ignore[assignment]
                 release_module(pipe, name)
-            built = quantize_for(target, exported, io, scheme, items, work)
+            built = exported
+            if scheme is not None:
+                quantize_key = step_key(
+                    "quantize",
+                    export=export_key,
+                    target=target.name,
+                    scheme=scheme.model_dump(mode="json"),
+                    sampling=sampling.to_json(),
+                    calibration=calibration.record() if calibration else None,
+                )
+                qfolder, qrecord = lookup(work, "quantize", quantize_key)
+                if qrecord is None:
+                    built = Path(quantize_for(target, exported, io, scheme, items, qfolder))
+                    complete(qfolder, {"file": built.relative_to(qfolder).as_posix()})
+                    steps[name]["quantize"] = "ran"
+                else:
+                    built = qfolder / qrecord["file"]
+                    steps[name]["quantize"] = "reused"
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = {"io": io.to_json(), "files": files, "precision": precision}
@@ -231,10 +270,11 @@ def compile_bundle(
             },
             "restructure": restructure,
             "cpu": cpu_record,
-            "source": {"model": str(model), "path": str(model_dir), "digest": tree_digest(model_dir)},
+            "source": {"model": str(model), "path": str(model_dir), "digest": model_digest},
             "family": family_for(model_dir).name,
             "config": cfg.model_dump(mode="json"),
             "build_seconds": timings,
+            "steps": steps,  # per component: export / quantize ran, or reused from the work directory
         }
         write_manifest(tmp, manifest)
         if not cfg.gates.enabled:
