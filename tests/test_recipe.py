@@ -91,3 +91,33 @@ def test_values_that_cannot_be_right_are_refused_by_name(field, value, message):
 
     with pytest.raises(ValidationError, match=message):
         CompileConfig(target="onnxruntime-cpu", **{field: value})
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: __import__("fewstep.quantize.config").quantize.config.Int8Config(components=["bogus"]), "allowed"),
+        (lambda: __import__("fewstep.quantize.config").quantize.config.Int8Config(op_types=["NotAnOp"]), "MatMul"),
+        (lambda: __import__("fewstep.quantize.config").quantize.config.WeightOnlyConfig(group_size=0), "8 or more"),
+        (lambda: __import__("fewstep.distill.config").distill.config.FlashConfig(data="mnist"), "imagefolder:PATH"),
+        (
+            lambda: __import__("fewstep.distill.config").distill.config.FlashConfig(split_timestep={"ratios": [5, -3]}),
+            "less than or equal to 1",
+        ),
+    ],
+    ids=["bogus component", "bad op type", "group size 0", "unknown data", "merge ratio out of range"],
+)
+def test_scheme_and_distill_values_are_checked_against_their_meaning(build, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        build()
+
+
+def test_truncation_keeps_at_least_one_layer():
+    from pydantic import ValidationError
+
+    from fewstep.compile.config import CompileConfig
+
+    with pytest.raises(ValidationError, match="keep at least 1 layer"):
+        CompileConfig(target="onnxruntime-cpu", restructure={"truncate": {"keep": {"text_encoder_3": -5}}})

@@ -54,6 +54,9 @@ class Restructure(_Config):
 
     @model_validator(mode="after")
     def _encoders(self) -> Restructure:
+        low = {k: v for k, v in self.truncate.keep.items() if v < 1}
+        if low:
+            raise ValueError(f"truncate.keep: {low}: keep at least 1 layer (drop an encoder with drop_t5 instead)")
         bad = sorted(set(self.truncate.keep) - {"text_encoder", "text_encoder_2", "text_encoder_3"})
         if bad:
             raise ValueError(

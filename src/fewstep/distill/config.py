@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fewstep.student import check_guidance_interval
 
@@ -55,7 +55,9 @@ class SplitTimestep(_Config):
     iterations: int = Field(100, ge=1, description="distribution-matching iterations per branch")
     boundary: float = Field(0.5, gt=0, lt=1, description="branch A: steps with T > boundary; B: the rest")
     ema: float = Field(0.99, ge=0, lt=1)
-    ratios: tuple[float, ...] = Field((0.0, 0.3, 0.5, 0.7, 1.0), min_length=1, description="merge ratios r tried")
+    ratios: tuple[Annotated[float, Field(ge=0, le=1)], ...] = Field(
+        (0.0, 0.3, 0.5, 0.7, 1.0), min_length=1, description="merge ratios r tried, each in [0, 1]"
+    )
     eval_images: int = Field(500, ge=8, description="images per ratio on the evaluator (training-split prompts)")
     fid_guard: float = Field(
         0.02, ge=0, description="ratios whose domain FID is within this fraction of the lowest compete on alignment"
@@ -77,6 +79,17 @@ class FlashConfig(_Config):
     t5_free: bool = Field(False, description="the student sees the T5 slot zero-filled; the teacher keeps T5")
     seed: int = Field(0, ge=0)
     data: str = Field("shapes", description="'shapes' or 'imagefolder:PATH': training prompts")
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: str) -> str:
+        from fewstep.families import data_family, families
+
+        if data_family(value) is None:
+            allowed = [n + (":PATH" if n == "imagefolder" else "") for f in families() for n in f.data_sources]
+            raise ValueError(f"data {value!r}: unknown source; allowed: {', '.join(allowed)}")
+        return value
+
     trajectory_guidance: TrajectoryGuidance = TrajectoryGuidance()
     distribution_matching: DistributionMatching = DistributionMatching()
     split_timestep: SplitTimestep = SplitTimestep(enabled=False)

@@ -9,9 +9,26 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer")
+COMPONENT_NAMES = (*DEFAULT_COMPONENTS, "vae_decoder")
+# ONNX op types the int8 quantizers can take (ONNX Runtime's QDQ quantizer registry covers more,
+# but these are the weighted ops of SD3 exports)
+INT8_OP_TYPES = ("MatMul", "Gemm", "Conv", "ConvTranspose", "Attention")
+
+
+def _names(value: tuple[str, ...], allowed: tuple[str, ...], field: str) -> tuple[str, ...]:
+    bad = [v for v in value if v not in allowed]
+    if bad:
+        raise ValueError(f"{field}: unknown {bad}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _group_size(value: int) -> int:
+    if value != -1 and value < 8:
+        raise ValueError(f"group_size {value}: -1 (per channel) or a group of 8 or more weights")
+    return value
 
 
 class _Scheme(BaseModel):
@@ -21,7 +38,12 @@ class _Scheme(BaseModel):
         DEFAULT_COMPONENTS, description="components to quantize; the others stay fp32 (the VAE decoder by default)"
     )
     calibration_prompts: int = Field(32, ge=1, le=100_000, description="training prompts, disjoint from gate prompts")
-    calibration_seed: int = Field(1234, ge=0)
+    calibration_seed: int = Field(1234, ge=0, le=2**32 - 1)
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _names(value, COMPONENT_NAMES, "components")
 
 
 class Int8Mode(str, Enum):
@@ -40,7 +62,15 @@ class Int8Config(_Scheme):
     scheme: Literal["int8"] = "int8"
     mode: Int8Mode = Field(Int8Mode.auto, description="OpenVINO only; ONNX Runtime runs QDQ on `op_types`")
     per_channel: bool = True
-    op_types: tuple[str, ...] = Field(("MatMul", "Gemm", "Conv"), description="ONNX Runtime: op types to quantize")
+    op_types: tuple[str, ...] = Field(
+        ("MatMul", "Gemm", "Conv"), min_length=1, description="ONNX Runtime: op types to quantize"
+    )
+
+    @field_validator("op_types")
+    @classmethod
+    def _op_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _names(value, INT8_OP_TYPES, "op_types")
+
     reduce_range: bool | None = Field(
         None,
         description="7-bit int8 weights, which no u8 x s8 kernel can saturate (CPUs without VNNI); null: from "
@@ -52,7 +82,7 @@ class WeightOnlyConfig(_Scheme):
     """Group-wise weight-only compression; activations stay float."""
 
     scheme: Literal["int8-weights", "int4-weights"] = "int4-weights"
-    group_size: int = Field(64, ge=-1, description="-1: per channel")
+    group_size: int = Field(64, ge=-1, le=65536, description="-1: per channel; else 8 or more")
     symmetric: bool = True
     ratio: float = Field(1.0, gt=0, le=1, description="int4 only: share of weights in int4 (rest int8, NNCF)")
     awq: bool = Field(False, description="data-aware AWQ (OpenVINO/NNCF; needs calibration)")
@@ -62,6 +92,11 @@ class WeightOnlyConfig(_Scheme):
         description="ONNX Runtime MatMulNBits compute: 4 = int8 on activations quantized on the fly (what "
         "OpenVINO's CPU plugin does for compressed weights), 1 = fp32, 0 = the kernel's default (fp32)",
     )
+
+    @field_validator("group_size")
+    @classmethod
+    def _group(cls, value: int) -> int:
+        return _group_size(value)
 
     @property
     def bits(self) -> int:
@@ -74,8 +109,13 @@ class MixedConfig(_Scheme):
     scheme: Literal["mixed"] = "mixed"
     low: Literal["int4-weights"] = "int4-weights"
     high: Literal["int8-weights"] = "int8-weights"
-    group_size: int = Field(64, ge=-1)
+    group_size: int = Field(64, ge=-1, le=65536, description="-1: per channel; else 8 or more")
     max_trials: int = Field(12, ge=1, le=64, description="gated trial bundles the search may build")
+
+    @field_validator("group_size")
+    @classmethod
+    def _group(cls, value: int) -> int:
+        return _group_size(value)
 
 
 class ModelOptConfig(_Scheme):
