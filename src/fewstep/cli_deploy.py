@@ -174,21 +174,20 @@ def gate(
     ] = None,
 ) -> None:
     """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
+    from pydantic import ValidationError
+
     from fewstep.cpu.restriction import IsaUnavailable
     from fewstep.gates.config import GateConfig
     from fewstep.gates.isa import gate_isas
     from fewstep.pipelines import load_pipeline, resolve_model
     from fewstep.runtime.bundle import BundleError, read_manifest
     from fewstep.sampling import Sampling
-
-    try:
-        manifest = read_manifest(bundle)
-    except (BundleError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
-    from pydantic import ValidationError
-
     from fewstep.yamlio import YamlInputError, load_mapping
 
+    try:
+        manifest = read_manifest(bundle, check=False)  # the gates open (and hash-check) the bundle
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
     gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
     try:
         if config:

@@ -130,7 +130,8 @@ def compile_bundle(
         from fewstep.compile.mixed import compile_mixed
 
         return compile_mixed(model, cfg, out, work_dir)
-    check_replaceable(Path(out), overwrite)  # before any work: a user's directory is never deleted
+    out = Path(out)
+    check_replaceable(out, overwrite)  # before any work: a user's directory is never deleted
     model_dir = resolve_model(model)
     target = get_target(cfg.target)
     target.require()
@@ -139,7 +140,6 @@ def compile_bundle(
 
         for isa in cfg.gates.isa:  # before the build: an ISA that cannot be gated here fails now
             restriction_for(target, isa)
-    out = Path(out)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))
     work.mkdir(parents=True, exist_ok=True)
     pipe = load_pipeline(model_dir)
@@ -200,8 +200,8 @@ def compile_bundle(
                 # each component in its own folder: over 2 GB the exporter writes one file per tensor,
                 # named after the tensor, and the CLIP encoders share tensor names
                 io = export_onnx(comp, folder / f"{name}.onnx", batch, cfg.exporter)
-                complete(folder, {"io": io.to_json(), "file": f"{name}.onnx"})
                 record = {"io": io.to_json(), "file": f"{name}.onnx"}
+                complete(folder, record)
                 steps[name] = {"export": "ran"}
             else:
                 steps[name] = {"export": "reused"}

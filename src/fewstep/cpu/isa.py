@@ -57,8 +57,6 @@ _INCLUDES = {
     "avx512_core_bf16": {"sse41", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni", "avx512_core_bf16"},
     "avx512_core_amx": set(ISA_NAMES),
 }
-# what a bundle may require of the CPU; recorded in its manifest
-REQUIREMENTS = {"int8-vnni": "VNNI or AMX int8 dot products (avx2_vnni, avx512_core_vnni, amx)"}
 
 
 def get_isa(name: str) -> Isa:

@@ -150,9 +150,10 @@ def distribution_gates(
     bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig
 ) -> tuple[list[GateResult], dict]:
     g = cfg.distribution
-    evaluation = family_for(model_dir).evaluation()
+    family = family_for(model_dir)
+    evaluation = family.evaluation()
     if evaluation is None:
-        raise ValueError(f"distribution gates need an evaluator; the {family_for(model_dir).name!r} family has none")
+        raise ValueError(f"distribution gates need an evaluator; the {family.name!r} family has none")
     prompts, specs = evaluation.held_out(g.num_images)
     ref = evaluation.score(torch_images(pipe, prompts, sampling, cfg.seed), specs)
     got = evaluation.score(bundle.generate(prompts, seed=cfg.seed), specs)

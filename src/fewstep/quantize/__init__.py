@@ -2,7 +2,7 @@
 handler per backend (NNCF for OpenVINO, onnxruntime.quantization for ONNX Runtime)."""
 
 from fewstep.quantize.config import Int8Config, MixedConfig, QuantConfig, WeightOnlyConfig, default_scheme
-from fewstep.quantize.registry import quantize_model, register_quantizer
+from fewstep.quantize.registry import load_handlers, quantize_model, register_quantizer
 
 __all__ = [
     "Int8Config",
@@ -10,13 +10,7 @@ __all__ = [
     "QuantConfig",
     "WeightOnlyConfig",
     "default_scheme",
+    "load_handlers",
     "quantize_model",
     "register_quantizer",
 ]
-
-
-def load_handlers(backend: str) -> None:
-    """Import the backend's handler module (registers its quantizers); its SDK loads lazily."""
-    import importlib
-
-    importlib.import_module(f"fewstep.quantize.{backend}")

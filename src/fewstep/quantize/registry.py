@@ -18,12 +18,17 @@ def register_quantizer(backend: str, config_type: type) -> Callable[[Handler], H
     return deco
 
 
+def load_handlers(backend: str) -> None:
+    """Import the backend's handler module (registers its quantizers); its SDK loads lazily."""
+    import importlib
+
+    importlib.import_module(f"fewstep.quantize.{backend}")
+
+
 def quantize_model(backend: str, model: Any, io: Any, cfg: Any, calibration: list[dict], out: Path | None) -> Any:
     """Run the handler for `type(cfg)` on `backend` (a model file in, a file out; for torch-level
     backends such as ModelOpt a module in, a module out); errors list what the backend supports."""
-    import importlib
-
-    importlib.import_module(f"fewstep.quantize.{backend}")  # registers its handlers; SDKs load lazily
+    load_handlers(backend)
     handler = HANDLERS.get((backend, type(cfg)))
     if handler is None:
         known = sorted({c.model_fields["scheme"].default for b, c in HANDLERS if b == backend})

@@ -71,7 +71,6 @@ class RestrictedRuntime:
         env = {**os.environ, **restriction.env}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
         hello = self._recv()
-        self.isa = str(hello["isa"])
         probe, faithful = int(hello["saturates"]), int(hello["faithful"])
         self.saturates = None if probe < 0 else bool(probe)
         self.faithful = None if faithful < 0 else bool(faithful)

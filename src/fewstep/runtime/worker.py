@@ -1,6 +1,6 @@
 """`python -m fewstep.runtime.worker BUNDLE`: serve a bundle's components over stdin/stdout
 (length-prefixed npz, see `restrict.py`), under whatever ISA restriction it was started with.
-The first message reports the ISA this process sees and the int8 saturation probe."""
+The first message reports the int8 saturation probe and the float fidelity probe."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     proto_in = sys.stdin.buffer
 
-    from fewstep.cpu.isa import effective
     from fewstep.runtime.bundle import Bundle
     from fewstep.runtime.probe import float_math_faithful, int8_saturates
     from fewstep.runtime.restrict import recv, send
@@ -33,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = Bundle.open(args.bundle, threads=args.threads, allow_isa_mismatch=True)
     target = get_target(bundle.manifest["target"])
     sat, faithful = int8_saturates(target), float_math_faithful(target)
-    isa = effective()
     hello = {
-        "isa": np.array(isa.name if isa else "unknown"),
         "saturates": np.array(-1 if sat is None else int(sat)),
         "faithful": np.array(-1 if faithful is None else int(faithful)),
     }
