@@ -36,7 +36,7 @@ from timing import median_seconds  # noqa: E402
 
 # -- toy -------------------------------------------------------------------------------------
 def toy(args) -> None:
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
     from fewstep.cpu.restriction import IsaUnavailable, restriction_for
     from fewstep.gates.config import GateConfig

@@ -430,7 +430,7 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
 
 
 def w_build(a) -> dict:
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
 
     target, precision, opts = parse_row(a.row)
     out = a.work / "bundles" / a.row.replace("/", "-")

@@ -49,7 +49,7 @@ def tiny_student_dir(tmp_path_factory, tiny_pipeline_dir) -> Path:
 @pytest.fixture(scope="session")
 def built_bundles(tmp_path_factory, tiny_student_dir) -> dict:
     """fp32 bundles of the tiny student for both CPU targets (OpenVINO static, ORT dynamic)."""
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
 
     root = tmp_path_factory.mktemp("bundles")

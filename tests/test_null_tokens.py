@@ -75,7 +75,7 @@ def test_components_collapse_only_without_t5(t5_free_pipe):
 
 @pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
 def test_t5_free_bundle_runs_one_null_token_and_matches_diffusers(tiny_family, tmp_path, target):
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
     from fewstep.runtime.bundle import Bundle
     from fewstep.zoo.builder import build_pipeline

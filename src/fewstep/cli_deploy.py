@@ -103,7 +103,7 @@ def compile_cmd(
     """Export, build and gate a bundle for one target (the recipe's `compile` stage)."""
     from pydantic import ValidationError
 
-    from fewstep.compile.build import GateFailure, compile_bundle
+    from fewstep.compile.api import GateFailure, compile_bundle
     from fewstep.compile.config import CompileConfig
     from fewstep.yamlio import YamlInputError, load_mapping
 
@@ -181,14 +181,13 @@ def gate(
     from fewstep.gates.isa import gate_isas
     from fewstep.pipelines import load_pipeline, resolve_model
     from fewstep.runtime.bundle import BundleError, read_manifest
-    from fewstep.sampling import Sampling
     from fewstep.yamlio import YamlInputError, load_mapping
 
     try:
         manifest = read_manifest(bundle, check=False)  # the gates open (and hash-check) the bundle
     except (BundleError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    gates_cfg = GateConfig(**manifest["config"].get("gates", {}))
+    gates_cfg = GateConfig(**manifest.config.get("gates", {}))
     try:
         if config:
             gates_cfg = GateConfig(**load_mapping(config, "gate config"))
@@ -205,22 +204,18 @@ def gate(
         _fail("; ".join(f"--isa: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()))
     gates_cfg = gates_cfg.model_copy(update={"enabled": True})  # a build-only bundle is gated here
     try:
-        model_dir = resolve_model(model or manifest["source"]["path"])
-    except (FileNotFoundError, KeyError) as e:
+        model_dir = resolve_model(model or manifest.source.path)
+    except FileNotFoundError as e:
         _fail(f"torch reference not found ({e}); pass --reference DIR")
     if model is None:  # the bundle names its own reference: only trust it if it is what built the bundle
         from fewstep.fsutil import tree_digest
 
-        recorded = manifest.get("source", {}).get("digest")
-        if recorded is None or tree_digest(model_dir) != recorded:
+        if tree_digest(model_dir) != manifest.source.digest:
             _fail(
                 f"the bundle's recorded torch reference {model_dir} does not match the digest recorded at build time; "
                 "pass --reference DIR to gate against a model you trust"
             )
-    p = manifest["pipeline"]
-    interval = tuple(p["guidance_interval"]) if p.get("guidance_interval") else None
-    call = tuple(p["call_sigmas"]) if p.get("call_sigmas") else None
-    sampling = Sampling(p["steps"], p["guidance"], call, tuple(p["sigmas"]), p["student"], interval)
+    sampling = manifest.pipeline.sampling
     try:
         report = gate_isas(bundle, gates_cfg.isa, load_pipeline(model_dir), model_dir, sampling, gates_cfg)
     except (IsaUnavailable, BundleError) as e:
@@ -265,7 +260,7 @@ def generate(
 
     try:
         b = Bundle.open(bundle, threads=threads, allow_isa_mismatch=allow_isa_mismatch)
-        gates = b.manifest.get("gates")
+        gates = b.manifest.gates
         if gates is not None and not gates.get("passed", True):
             failed = [r["gate"] for r in gates.get("results", []) if not r.get("passed", True)]
             err.print(

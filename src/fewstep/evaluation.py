@@ -55,21 +55,21 @@ def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None)
 
     bundle = Bundle.open(path)
     p = bundle.pipeline
-    evaluation = evaluation_of(Path(bundle.manifest["source"]["path"]), bundle.manifest.get("family"))
+    evaluation = evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family)
     prompts, specs = evaluation.held_out(cfg.num_images)
     start = time.perf_counter()
     images = bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch)
     seconds = time.perf_counter() - start
     result = evaluation.score(images, specs)
     result.update(
-        steps=p["steps"],
+        steps=p.steps,
         images=len(images),
-        guidance=p["guidance"],
-        guidance_interval=p.get("guidance_interval"),
+        guidance=p.guidance,
+        guidance_interval=p.guidance_interval,
         seed=cfg.seed,
         bundle=str(path),
-        target=bundle.manifest["target"],
-        precision=bundle.manifest["precision"],
+        target=bundle.manifest.target,
+        precision=bundle.manifest.precision,
         seconds_per_image=seconds / len(images),
     )
     if grid is not None:

@@ -89,14 +89,18 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def hash_tree(root: Path) -> dict[str, str]:
-    """sha256 of every regular file under `root`, keyed by relative POSIX path."""
+def hash_tree(root: Path, hidden: bool = False, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """sha256 of every regular file under `root`, keyed by relative POSIX path; dot-files and
+    dot-directories only with `hidden`, paths in `exclude` never."""
     root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    }
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or rel.as_posix() in exclude:
+            continue
+        if hidden or not any(part.startswith(".") for part in rel.parts):
+            out[rel.as_posix()] = sha256_file(p)
+    return out
 
 
 def tree_digest(root: Path) -> str:

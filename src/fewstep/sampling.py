@@ -14,28 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from fewstep.pipelines import t5_length
+from fewstep.runtime.manifest import Sampling
 from fewstep.runtime.noise import initial_noise as runtime_noise
 from fewstep.student import student_info
-
-
-@dataclass(frozen=True)
-class Sampling:
-    steps: int
-    guidance: float
-    call_sigmas: tuple[float, ...] | None  # what to pass as `sigmas=` to the diffusers pipeline
-    sigmas: tuple[float, ...]  # the scheduler's K + 1 sigmas (ending at 0): what the runtime integrates
-    student: bool
-    guidance_interval: tuple[float, float] | None = None
-
-    def to_json(self) -> dict:
-        return {
-            "steps": self.steps,
-            "guidance": self.guidance,
-            "call_sigmas": list(self.call_sigmas) if self.call_sigmas else None,
-            "sigmas": list(self.sigmas),
-            "student": self.student,
-            "guidance_interval": list(self.guidance_interval) if self.guidance_interval else None,
-        }
 
 
 def sampling_for(
@@ -55,11 +36,19 @@ def sampling_for(
         sched.set_timesteps(sigmas=list(call))
         g = info["guidance"] if guidance is None else guidance
         sigmas = tuple(float(s) for s in sched.sigmas)
-        return Sampling(info["steps"], float(g), call, sigmas, True, guidance_interval)
+        return Sampling(
+            steps=info["steps"],
+            guidance=float(g),
+            call_sigmas=call,
+            sigmas=sigmas,
+            student=True,
+            guidance_interval=guidance_interval,
+        )
     steps = steps or 28
     sched.set_timesteps(num_inference_steps=steps)
     g = 7.0 if guidance is None else guidance
-    return Sampling(steps, float(g), None, tuple(float(s) for s in sched.sigmas), False, guidance_interval)
+    sigmas = tuple(float(s) for s in sched.sigmas)
+    return Sampling(steps=steps, guidance=float(g), sigmas=sigmas, student=False, guidance_interval=guidance_interval)
 
 
 @dataclass(frozen=True)

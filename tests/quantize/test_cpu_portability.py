@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from fewstep.compile.build import compile_bundle
+from fewstep.compile.api import compile_bundle
 from fewstep.compile.config import CompileConfig
 from fewstep.cpu.isa import detect
 from fewstep.cpu.restriction import IsaUnavailable, lowest_saturating_isa

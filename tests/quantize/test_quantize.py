@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
-from fewstep.compile.build import compile_bundle
+from fewstep.compile.api import compile_bundle
 from fewstep.compile.config import CompileConfig
 from fewstep.quantize.cpu import needs_reduce_range
 

@@ -133,7 +133,7 @@ def test_bundle_needing_vnni_is_refused_where_int8_saturates(built_bundles, tmp_
     bundle = tmp_path / "bundle"
     shutil.copytree(src, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["cpu"] = {"mode": "native", "built_on": "avx512_core_vnni", "int8_full_range": ["transformer"]}
+    manifest["cpu"] = {"mode": "native", "isa": [], "built_on": "avx512_core_vnni", "int8_full_range": ["transformer"]}
     manifest["cpu"]["requires"] = ["int8-vnni"]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewstep.compile.build import quantize_for
+from fewstep.compile.steps import quantize_for
 from fewstep.components import pipeline_components
 from fewstep.pipelines import load_pipeline
 from fewstep.quantize.config import Int8Config, ModelOptConfig
@@ -113,7 +113,7 @@ def test_tensorrt_target_without_sdk_says_how_to_install(tiny_student_dir, tmp_p
     if HAS_TRT:
         pytest.skip("TensorRT is installed here")
     assert "pypi.nvidia.com" in target.unavailable_reason()
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
 
     with pytest.raises(ImportError, match=r"pip install 'fewstep\[tensorrt\]'"):
@@ -123,7 +123,7 @@ def test_tensorrt_target_without_sdk_says_how_to_install(tiny_student_dir, tmp_p
 @pytest.mark.gpu
 @pytest.mark.skipif(not (HAS_TRT and HAS_CUDA), reason="needs TensorRT and an NVIDIA GPU")
 def test_tensorrt_bundle_end_to_end(tiny_student_dir, tmp_path):  # pragma: no cover
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
 
     for precision in ("fp16", "int8", "fp8"):

@@ -11,7 +11,6 @@ bundle's manifest.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -44,13 +43,16 @@ def _rung(w: WeightOnlyConfig) -> dict[str, Any]:
     return {"scheme": w.scheme, "ratio": w.ratio if w.bits == 4 else 0.0}
 
 
-def compile_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = None):
-    from fewstep.compile.build import GateFailure, compile_bundle, write_manifest
+def search_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = None, overwrite: bool = False):
+    """Run the search: gated trial bundles in the work directory; the first that passes becomes `out`."""
+    from fewstep.compile.build import GateFailure, annotate, build_bundle
     from fewstep.compile.measure import dir_size
+    from fewstep.fsutil import check_replaceable
 
     mixed = cfg.scheme()
     rungs = ladder(mixed)
     out = Path(out)
+    check_replaceable(out, overwrite)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))
     level = {c: 0 for c in mixed.components}
     trials: list[dict[str, Any]] = []
@@ -60,7 +62,7 @@ def compile_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = 
         plan = {c: ("mixed", rungs[lvl]) for c, lvl in level.items()}
         trial_out = work / f"trial-{i}"
         shutil.rmtree(trial_out, ignore_errors=True)
-        path, report = compile_bundle(model, base, trial_out, work / "trial-work", plan_override=plan)
+        path, report = build_bundle(model, base, trial_out, work / "trial-work", plan_override=plan)
         failed = [r.gate for r in report.failures()]
         trials.append(
             {
@@ -71,12 +73,12 @@ def compile_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = 
             }
         )
         if report.passed:
-            manifest = json.loads((path / "manifest.json").read_text())
-            manifest["quantization"]["scheme"] = mixed.model_dump(mode="json")
-            manifest["quantization"]["search"] = trials
-            manifest["config"] = cfg.model_dump(mode="json")
-            write_manifest(path, manifest)
-            if out.exists():
+            from fewstep.runtime.bundle import read_manifest
+
+            quantization = {**(read_manifest(path).quantization or {})}
+            quantization.update(scheme=mixed.model_dump(mode="json"), search=trials)
+            annotate(path, quantization=quantization, config=cfg.model_dump(mode="json"))
+            if out.exists():  # checked replaceable above: fewstep's own earlier output
                 shutil.rmtree(out)
             shutil.move(str(path), str(out))
             return out, report

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fewstep import __version__
+from fewstep.compile.export import export_onnx
+from fewstep.targets.base import ComponentIO
 
 RECORD = "step.json"
 
@@ -38,3 +41,90 @@ def complete(folder: Path, record: dict[str, Any]) -> None:
     tmp = folder / f".{RECORD}.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(folder / RECORD)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    key: str
+    path: Path  # the step's output file
+    status: str  # "ran" or "reused"
+
+
+def quantize_for(target, model: Any, io, scheme: Any, items: list[dict], out: Path) -> Any:
+    """The target's own quantizer if it has one, else fewstep's handler for its backend."""
+    if scheme is None:
+        return model
+    own = target.quantize(model, io, scheme, items, out)
+    if own is not None:
+        return own
+    if target.quant_backend is None:
+        raise ValueError(f"target {target.name!r} has no quantizer for scheme {scheme.scheme!r}")
+    from fewstep.quantize.registry import quantize_model
+
+    return quantize_model(target.quant_backend, model, io, scheme, items, out)
+
+
+def export_step(
+    work: Path,
+    comp,
+    target,
+    *,
+    model_digest: str,
+    batch: int | None,
+    exporter,
+    restructure: dict[str, Any],
+    torch_scheme: Any | None,
+    calibration,
+    items: list[dict],
+) -> tuple[StepResult, ComponentIO]:
+    """One component's ONNX (fake-quantized in torch first for targets that quantize before export)."""
+    key = step_key(
+        "export",
+        model=model_digest,
+        component=comp.io.name,
+        batch=batch,
+        exporter=exporter.value,
+        restructure=restructure,
+        torch_quantization=torch_scheme.model_dump(mode="json") if torch_scheme else None,
+        calibration=calibration.record() if torch_scheme and calibration else None,
+    )
+    folder, record = lookup(work, "export", key)
+    status = "reused"
+    if record is None:
+        if torch_scheme is not None:  # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
+            comp = replace(comp, module=quantize_for(target, comp.module, comp.io, torch_scheme, items, work))
+        # each component in its own folder: over 2 GB the exporter writes one file per tensor,
+        # named after the tensor, and the CLIP encoders share tensor names
+        io = export_onnx(comp, folder / f"{comp.io.name}.onnx", batch, exporter)
+        record = {"io": io.to_json(), "file": f"{comp.io.name}.onnx"}
+        complete(folder, record)
+        status = "ran"
+    return StepResult(key, folder / record["file"], status), ComponentIO.from_json(record["io"])
+
+
+def quantize_step(
+    work: Path,
+    exported: StepResult,
+    io: ComponentIO,
+    target,
+    scheme: Any,
+    *,
+    sampling,
+    calibration,
+    items: list[dict],
+) -> StepResult:
+    """The exported component quantized by the target's backend, keyed by export and scheme."""
+    key = step_key(
+        "quantize",
+        export=exported.key,
+        target=target.name,
+        scheme=scheme.model_dump(mode="json"),
+        sampling=sampling.to_json(),
+        calibration=calibration.record() if calibration else None,
+    )
+    folder, record = lookup(work, "quantize", key)
+    if record is not None:
+        return StepResult(key, folder / record["file"], "reused")
+    built = Path(quantize_for(target, exported.path, io, scheme, items, folder))
+    complete(folder, {"file": built.relative_to(folder).as_posix()})
+    return StepResult(key, built, "ran")

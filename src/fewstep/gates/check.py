@@ -98,7 +98,7 @@ def reference_inputs(
 
 
 def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig) -> list[GateResult]:
-    comps = pipeline_components(pipe, collapse_null=bundle.pipeline.get("t5_null_tokens") is not None)
+    comps = pipeline_components(pipe, collapse_null=bundle.pipeline.t5_null_tokens is not None)
     g = cfg.tensor
     results = []
     for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():

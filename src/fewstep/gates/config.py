@@ -68,31 +68,11 @@ class GateConfig(_Config):
         return tuple(dict.fromkeys(values))
 
 
-# Starting thresholds per precision; a recipe's `gates:` block is merged over them.
-_QUANT8 = {
-    "tensor": {"cosine_min": 0.98, "rel_l2_max": 0.25, "max_abs_max": None},
-    "image": {"psnr_min": 30.0, "ssim_min": 0.95},
-    "distribution": {"fid_ratio_max": 1.05, "alignment_drop_max": 0.01},
-}
-_QUANT4 = {
-    "tensor": {"cosine_min": 0.95, "rel_l2_max": 0.35, "max_abs_max": None},
-    "image": {"psnr_min": 22.0, "ssim_min": 0.85},
-    "distribution": {"fid_ratio_max": 1.10, "alignment_drop_max": 0.05},
-}
-PRECISION_GATES: dict[str, dict[str, Any]] = {
-    "int8": _QUANT8,
-    "int8-weights": _QUANT8,
-    "int8-sq": _QUANT8,
-    "fp8": _QUANT8,
-    "mixed": {**_QUANT8, "image": {"psnr_min": 30.0, "ssim_min": 0.93}},
-    "int4-weights": _QUANT4,
-    "int4-awq": _QUANT4,
-}
-
-
 def default_gates(precision: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The precision's starting thresholds with `given` merged over them (nested dicts merge)."""
-    out: dict[str, Any] = {k: dict(v) for k, v in PRECISION_GATES.get(precision, {}).items()}
+    from fewstep.precisions import default_gates as starting
+
+    out: dict[str, Any] = starting(precision)
     for key, value in (given or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}

@@ -17,7 +17,7 @@ from fewstep.sampling import Sampling
 
 def requirement_gate(bundle: Bundle, saturates: bool | None) -> GateResult:
     """1 when the CPU (as restricted) meets what the bundle's manifest says it needs."""
-    needs_vnni = "int8-vnni" in (bundle.manifest.get("cpu") or {}).get("requires", [])
+    needs_vnni = bundle.manifest.cpu is not None and "int8-vnni" in bundle.manifest.cpu.requires
     met = not (needs_vnni and saturates)
     return GateResult.check("cpu/int8_requirements_met", 1.0 if met else 0.0, 1.0, ">=")
 
@@ -32,13 +32,13 @@ def gate_isa(root: Path, isa: str, pipe, model_dir: Path, sampling: Sampling, cf
         if runtime is None:
             here = detect()
             restriction = {"isa": here.name if here else NATIVE, "how": "native"}
-            saturates = int8_saturates(get_target(bundle.manifest["target"]))
+            saturates = int8_saturates(get_target(bundle.manifest.target))
         else:
             restriction, saturates = runtime.restriction.to_json(), runtime.saturates
         report = run_gates(bundle, pipe, model_dir, sampling, cfg)
         report.results.insert(0, requirement_gate(bundle, saturates))
         report.extra["restriction"] = {**restriction, "int8_saturates": saturates}
-        if runtime is None and (problem := cpu_problem(bundle.manifest, get_target(bundle.manifest["target"]))):
+        if runtime is None and (problem := cpu_problem(bundle.manifest, get_target(bundle.manifest.target))):
             report.extra["cpu_problem"] = problem
     finally:
         if runtime is not None:

@@ -45,6 +45,13 @@ class _Scheme(BaseModel):
     def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _names(value, COMPONENT_NAMES, "components")
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether this scheme, with these settings, quantizes from calibration data."""
+        from fewstep.precisions import precision
+
+        return precision(self.scheme).calibrated  # type: ignore[attr-defined]
+
 
 class Int8Mode(str, Enum):
     auto = "auto"  # OpenVINO: hybrid for the transformer, full for the text encoders
@@ -102,6 +109,11 @@ class WeightOnlyConfig(_Scheme):
     def bits(self) -> int:
         return 4 if self.scheme == "int4-weights" else 8
 
+    @property
+    def needs_calibration(self) -> bool:
+        # data-aware: AWQ, scale estimation, and NNCF's sensitivity ranking for a mixed int4/int8 ratio
+        return self.awq or self.scale_estimation or self.ratio < 1.0
+
 
 class MixedConfig(_Scheme):
     """Per-layer precision from a sensitivity search: the smallest bundle whose gates pass."""
@@ -129,17 +141,23 @@ QuantConfig = Annotated[
     Union[Int8Config, WeightOnlyConfig, MixedConfig, ModelOptConfig],  # noqa: UP007
     Field(discriminator="scheme"),
 ]
-SCHEMES = ("int8", "int8-weights", "int4-weights", "mixed", "int8-sq", "fp8", "int4-awq")
+
+
+def _scheme_classes() -> dict[str, type[BaseModel]]:
+    """Precision name -> its scheme config class, read off each class's `scheme` literal."""
+    from typing import get_args
+
+    out: dict[str, type[BaseModel]] = {}
+    for cls in get_args(get_args(QuantConfig)[0]):
+        for name in get_args(cls.model_fields["scheme"].annotation):
+            out[name] = cls
+    return out
+
+
+SCHEME_CLASSES = _scheme_classes()
 
 
 def default_scheme(precision: str) -> BaseModel | None:
     """The scheme config for a precision name with default settings (None for float precisions)."""
-    if precision == "int8":
-        return Int8Config()
-    if precision in ("int8-weights", "int4-weights"):
-        return WeightOnlyConfig(scheme=precision)
-    if precision == "mixed":
-        return MixedConfig()
-    if precision in ("int8-sq", "fp8", "int4-awq"):
-        return ModelOptConfig(scheme=precision)
-    return None
+    cls = SCHEME_CLASSES.get(precision)
+    return None if cls is None else cls(scheme=precision)

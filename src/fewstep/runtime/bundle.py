@@ -16,14 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from fewstep.fsutil import sha256_file
+from fewstep.fsutil import hash_tree
+from fewstep.runtime.manifest import (
+    FORMAT,
+    MANIFEST,
+    BundleManifest,
+    ManifestError,
+    PipelineRecord,
+    parse_manifest,
+)
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
 
-FORMAT = "fewstep-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 CLIP = ("text_encoder", "text_encoder_2")
 T5 = "text_encoder_3"
 
@@ -37,24 +42,20 @@ def is_bundle(path: str | Path) -> bool:
     if not f.is_file():
         return False
     try:
-        return json.loads(f.read_text()).get("format") == FORMAT
+        data = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
 
 
 def bundle_files(root: Path) -> dict[str, str]:
-    """sha256 of every file under `root` except the manifest, by relative path."""
-    root = Path(root)
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
-    }
+    """sha256 of every file under `root` (hidden ones too) except the manifest, by relative path."""
+    return hash_tree(root, hidden=True, exclude=frozenset({MANIFEST}))
 
 
-def verify(root: Path, manifest: dict[str, Any]) -> None:
+def verify(root: Path, manifest: BundleManifest) -> None:
     """Raise BundleError naming every file that is missing, extra or changed."""
-    expected = manifest.get("files", {})
+    expected = manifest.files
     actual = bundle_files(root)
     problems = [f"missing: {p}" for p in sorted(set(expected) - set(actual))]
     problems += [f"changed: {p}" for p in sorted(set(expected) & set(actual)) if expected[p] != actual[p]]
@@ -75,83 +76,77 @@ def _inside(rel: Any, where: str) -> str:
     return rel
 
 
-def check_closed(root: Path, manifest: dict[str, Any]) -> None:
+def check_closed(root: Path, manifest: BundleManifest) -> None:
     """Every file the runtime will open is named relative to the bundle, inside it, in the hashed
     `files` set, and no path in the bundle is a symlink (which could lead outside it)."""
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
+    files = manifest.files
+    if not files:
         raise BundleError(f"{root / MANIFEST}: no `files` table; rebuild the bundle")
     for rel in files:
         _inside(rel, "files")
     links = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_symlink()]
     if links:
         raise BundleError(f"bundle {root} holds symlinks ({', '.join(sorted(links)[:5])}); a bundle is plain files")
-    for field in ("target", "components", "pipeline"):
-        if field not in manifest:
-            raise BundleError(f"{root / MANIFEST}: missing `{field}`; rebuild the bundle")
-    for name, comp in manifest["components"].items():
-        for f in comp.get("files", []):
+    for name, comp in manifest.components.items():
+        for f in comp.files:
             rel = "components/" + _inside(f, f"components.{name}.files")
             if rel not in files:
                 raise BundleError(f"manifest components.{name}.files: {f!r} is not among the bundle's hashed files")
-    for name, spec in manifest["pipeline"].get("tokenizers", {}).items():
-        rel = _inside(spec.get("path"), f"pipeline.tokenizers.{name}.path").rstrip("/") + "/tokenizer.json"
+    for name, spec in manifest.pipeline.tokenizers.items():
+        rel = _inside(spec.path, f"pipeline.tokenizers.{name}.path").rstrip("/") + "/tokenizer.json"
         if rel not in files:
             raise BundleError(f"manifest pipeline.tokenizers.{name}.path: {rel!r} is not among the hashed files")
 
 
-def read_manifest(root: Path, check: bool = True) -> dict[str, Any]:
+def read_manifest(root: Path, check: bool = True) -> BundleManifest:
+    """The bundle's typed manifest, its paths checked to stay inside it (and, with `check`, every
+    file's sha256 checked against it)."""
     root = Path(root)
     if not (root / MANIFEST).is_file():
         raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        data = json.loads((root / MANIFEST).read_text())
+        manifest = parse_manifest(data, root / MANIFEST)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{root / MANIFEST}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{root / MANIFEST}: not a fewstep bundle manifest")
-    version = manifest.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BundleError(f"{root / MANIFEST}: format_version {version!r} is not an integer")
-    if version > FORMAT_VERSION:
-        raise BundleError(f"{root}: bundle format {version} is newer than this fewstep reads ({FORMAT_VERSION})")
+    except ManifestError as e:
+        raise BundleError(str(e)) from None
     check_closed(root, manifest)
     if check:
         verify(root, manifest)
     return manifest
 
 
-def load_tokenizers(root: Path, manifest: dict[str, Any]) -> dict[str, PromptTokenizer]:
+def load_tokenizers(root: Path, manifest: BundleManifest) -> dict[str, PromptTokenizer]:
     return {
-        name: PromptTokenizer(root / spec["path"], TokenizerSpec(**spec))
-        for name, spec in manifest["pipeline"]["tokenizers"].items()
+        name: PromptTokenizer(root / spec.path, TokenizerSpec(**spec.model_dump()))
+        for name, spec in manifest.pipeline.tokenizers.items()
     }
 
 
 ALLOW_ISA_ENV = "FEWSTEP_ALLOW_ISA_MISMATCH"
 
 
-def cpu_problem(manifest: dict[str, Any], target) -> str | None:
+def cpu_problem(manifest: BundleManifest, target) -> str | None:
     """Why this CPU cannot run the bundle's int8 exactly, or None."""
-    needs = (manifest.get("cpu") or {}).get("requires", [])
-    if "int8-vnni" not in needs:
+    cpu = manifest.cpu
+    if cpu is None or "int8-vnni" not in cpu.requires:
         return None
     from fewstep.cpu.isa import effective
     from fewstep.runtime.probe import int8_saturates
 
     if not int8_saturates(target):
         return None
-    cpu = manifest["cpu"]
     here = effective()
     return (
-        f"its full-range int8 weights ({', '.join(cpu.get('int8_full_range', []))}) were built with "
-        f"`cpu: {cpu.get('mode')}` on {cpu.get('built_on')} and need VNNI; this CPU "
+        f"its full-range int8 weights ({', '.join(cpu.int8_full_range)}) were built with "
+        f"`cpu: {cpu.mode}` on {cpu.built_on} and need VNNI; this CPU "
         f"({here.name if here else 'unknown ISA'}) has no VNNI for {target.name}, whose int8 kernel saturates "
         "here (wrong images). Rebuild with `cpu: portable` (or list this CPU's ISA in `cpu:`)"
     )
 
 
-def check_cpu(root: Path, manifest: dict[str, Any], target, allow: bool) -> None:
+def check_cpu(root: Path, manifest: BundleManifest, target, allow: bool) -> None:
     import os
     import warnings
 
@@ -172,7 +167,7 @@ class Bundle:
     """A loaded bundle: call `generate` for images (N, H, W, 3) float32 in [0, 1]."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: BundleManifest
     sessions: dict[str, Any]
     tokenizers: dict[str, PromptTokenizer]
 
@@ -185,12 +180,12 @@ class Bundle:
 
         root = Path(path)
         manifest = read_manifest(root, check)
-        target = get_target(manifest["target"])
+        target = get_target(manifest.target)
         check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
-        for name, comp in manifest["components"].items():
-            io = ComponentIO.from_json(comp["io"])
-            sessions[name] = target.load(root / "components", comp["files"], io, threads=threads)
+        for name, comp in manifest.components.items():
+            io = ComponentIO.from_json(comp.io)
+            sessions[name] = target.load(root / "components", comp.files, io, threads=threads)
         return cls(root, manifest, sessions, load_tokenizers(root, manifest))
 
     @classmethod
@@ -203,30 +198,30 @@ class Bundle:
 
         root = Path(path)
         manifest = read_manifest(root, check=False)  # paths checked; hashes once, below or in `open`
-        target = get_target(manifest["target"])
+        target = get_target(manifest.target)
         restriction = restriction_for(target, isa)
         if restriction.how == "native":
             return cls.open(root, threads=threads, allow_isa_mismatch=True), None
         verify(root, manifest)
         runtime = RestrictedRuntime(root, restriction, threads)
         check_in_force(runtime, target.name)
-        sessions = {name: RemoteSession(runtime, name) for name in manifest["components"]}
+        sessions = {name: RemoteSession(runtime, name) for name in manifest.components}
         return cls(root, manifest, sessions, load_tokenizers(root, manifest)), runtime
 
     # -- pipeline pieces -------------------------------------------------------------
     @property
-    def pipeline(self) -> dict[str, Any]:
-        return self.manifest["pipeline"]
+    def pipeline(self) -> PipelineRecord:
+        return self.manifest.pipeline
 
     @property
     def static_batch(self) -> int | None:
-        return self.manifest.get("static_batch")
+        return self.manifest.static_batch
 
     def run_component(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a component, chunking/padding the batch to a static bundle's fixed size."""
         session = self.sessions[name]
         n = next(iter(feeds.values())).shape[0]
-        size = self.manifest["components"][name]["io"].get("static_sizes", {}).get("batch")
+        size = self.manifest.components[name].io.get("static_sizes", {}).get("batch")
         if not size or size == n:
             out = session.run(feeds)
         else:
@@ -252,12 +247,12 @@ class Bundle:
             hidden.append(out["hidden_states"])
             pooled.append(out["text_embeds"])
         clip = np.concatenate(hidden, -1)
-        width = p["joint_attention_dim"]
+        width = p.joint_attention_dim
         clip = np.pad(clip, ((0, 0), (0, 0), (0, width - clip.shape[-1])))
         if T5 in self.sessions:
             t5 = self.run_component(T5, {"input_ids": self.tokenizers[T5](prompts)})["hidden_states"]
         else:  # T5 dropped: the slot is zero-filled, as diffusers does without text_encoder_3
-            t5 = np.zeros((len(prompts), p["t5_length"], width), np.float32)
+            t5 = np.zeros((len(prompts), p.t5_length, width), np.float32)
         return {
             "encoder_hidden_states": np.concatenate([clip, t5], 1).astype(np.float32),
             "pooled_projections": np.concatenate(pooled, -1).astype(np.float32),
@@ -284,15 +279,15 @@ class Bundle:
             prompts = [prompts[i % len(prompts)] for i in range(num_images)]
         p = self.pipeline
         if latents is None:
-            latents = initial_noise(seed, len(prompts), p["latent_shape"])
-        fn = guided(self.velocity, p["guidance"], p.get("guidance_interval"))
-        uncond = self.encode([p.get("negative_prompt", "")]) if p["guidance"] > 1.0 else None
+            latents = initial_noise(seed, len(prompts), p.latent_shape)
+        fn = guided(self.velocity, p.guidance, p.guidance_interval)
+        uncond = self.encode([p.negative_prompt]) if p.guidance > 1.0 else None
         out = []
         for i in range(0, len(prompts), batch):
             cond = self.encode(prompts[i : i + batch])
             n = len(cond["pooled_projections"])
             un = {k: np.repeat(v, n, 0) for k, v in uncond.items()} if uncond else None
-            x = sample(latents[i : i + batch], p["sigmas"], lambda x, t, c=cond, u=un: fn(x, t, c, u))
+            x = sample(latents[i : i + batch], list(p.sigmas), lambda x, t, c=cond, u=un: fn(x, t, c, u))
             out.append(self.decode(x))
         return np.concatenate(out)
 

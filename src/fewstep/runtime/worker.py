@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the caller gates the ISA requirement itself
         bundle = Bundle.open(args.bundle, threads=args.threads, allow_isa_mismatch=True)
-    target = get_target(bundle.manifest["target"])
+    target = get_target(bundle.manifest.target)
     sat, faithful = int8_saturates(target), float_math_faithful(target)
     hello = {
         "saturates": np.array(-1 if sat is None else int(sat)),

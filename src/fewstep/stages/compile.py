@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fewstep.compile.build import compile_bundle
+from fewstep.compile.api import compile_bundle
 from fewstep.compile.measure import dir_size, measure_bundle, measure_torch
 from fewstep.evaluation import save_grid
 from fewstep.recipe import CompileStage

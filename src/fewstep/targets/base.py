@@ -91,6 +91,13 @@ class Target(ABC):
     # bundles record what they need of the CPU, and gates can run under a lower ISA
     cpu_isa_aware: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from fewstep.precisions import precision
+
+        for name in cls.__dict__.get("precisions", ()):
+            precision(name)  # a target may only accept registered precisions (ValueError names it)
+
     def missing(self) -> list[str]:
         """Modules this target needs that are not installed (found without importing them)."""
         return [m for m in self.requires if importlib.util.find_spec(m) is None]

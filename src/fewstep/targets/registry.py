@@ -73,3 +73,8 @@ def get_target(name: str) -> Target:
 
 def target_names() -> list[str]:
     return sorted(discover())
+
+
+def accepting_targets(precision: str) -> list[str]:
+    """The loadable targets that accept `precision`."""
+    return sorted(n for n, e in discover().items() if e.target is not None and precision in e.target.precisions)

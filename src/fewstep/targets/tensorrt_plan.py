@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fewstep.precisions import precisions
 from fewstep.targets.base import ComponentIO
 
-QDQ_PRECISIONS = ("int8", "int8-sq", "fp8", "int4-awq")  # the ONNX carries explicit Q/DQ
 FLOAT_FLAGS = {"fp16": ["FP16"], "bf16": ["BF16"], "fp32": []}
 
 
@@ -28,8 +28,10 @@ def engine_plan(io: ComponentIO, precision: str, batch: tuple[int, int, int] = (
     lo, opt, hi = batch
     if not (1 <= lo <= opt <= hi):
         raise ValueError(f"shapes.batch: need 1 <= min <= opt <= max, got {list(batch)}")
-    if precision not in QDQ_PRECISIONS and precision not in FLOAT_FLAGS:
-        allowed = ", ".join((*FLOAT_FLAGS, *QDQ_PRECISIONS))
+    # static and ModelOpt precisions reach TensorRT as ONNX with explicit Q/DQ
+    qdq = [n for n, p in precisions().items() if p.kind in ("static", "qdq")]
+    if precision not in qdq and precision not in FLOAT_FLAGS:
+        allowed = ", ".join((*FLOAT_FLAGS, *qdq))
         raise ValueError(f"tensorrt: precision {precision!r} not supported; allowed: {allowed}")
     profiles = {}
     fixed = io.static_sizes.get("batch")
@@ -38,5 +40,5 @@ def engine_plan(io: ComponentIO, precision: str, batch: tuple[int, int, int] = (
         if any(isinstance(d[0], str) for d in dims):
             raise ValueError(f"{io.name}.{t.name}: only the batch axis may be dynamic, got {t.shape}")
         profiles[t.name] = tuple(tuple(int(d[i]) for d in dims) for i in range(3))  # type: ignore[assignment]
-    strongly = precision in QDQ_PRECISIONS
+    strongly = precision in qdq
     return EnginePlan(strongly, [] if strongly else FLOAT_FLAGS[precision], profiles)

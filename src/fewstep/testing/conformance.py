@@ -62,7 +62,7 @@ def _check(results: list[CheckResult], precision: str, name: str, fn) -> bool:
 
 def run_conformance(target: str, precisions: list[str] | None = None, work: Path | None = None) -> list[CheckResult]:
     """Run every check for `target`; returns one result per (precision, check)."""
-    from fewstep.compile.build import compile_bundle
+    from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
     from fewstep.runtime.bundle import Bundle, BundleError
     from fewstep.targets.registry import get_target

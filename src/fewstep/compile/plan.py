@@ -1,0 +1,56 @@
+"""What each component becomes: its precision and scheme config, and the CPU policy applied to
+int8 weights (7-bit unless every CPU the bundle targets has VNNI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fewstep.compile.config import CompileConfig
+from fewstep.quantize.config import Int8Config, default_scheme
+
+Plan = dict[str, tuple[str, Any]]  # component -> (precision label, scheme config or None)
+
+
+def component_plan(cfg: CompileConfig, names: list[str]) -> Plan:
+    """(precision, scheme config or None) for every component."""
+    scheme = cfg.scheme()
+    plan = {}
+    for name in names:
+        if name in cfg.component_quantization:
+            own = cfg.component_quantization[name]
+            plan[name] = (own.scheme, own)
+            continue
+        if name in cfg.component_precision:
+            p = cfg.component_precision[name]
+        elif scheme is not None:
+            p = scheme.scheme if name in scheme.components else "fp32"
+        else:
+            p = cfg.precision
+        s = scheme if scheme is not None and p == scheme.scheme else default_scheme(p)
+        plan[name] = (p, s)
+    return plan
+
+
+def apply_cpu_policy(plan: Plan, cfg: CompileConfig, target) -> tuple[Plan, dict | None]:
+    """Resolve `cfg.cpu` into each int8 scheme's weight range and the manifest's record of what
+    the bundle needs of a CPU (None for targets whose numerics do not depend on the x86 ISA)."""
+    if not target.cpu_isa_aware:
+        return plan, None
+    from fewstep.quantize.cpu import plan_cpu
+
+    cpu = plan_cpu(cfg.cpu)
+    out, full_range = {}, []
+    for name, (precision, scheme) in plan.items():
+        if isinstance(scheme, Int8Config):
+            if scheme.reduce_range is None:
+                scheme = scheme.model_copy(update={"reduce_range": not cpu.full_range})
+            if not scheme.reduce_range and name in scheme.components:
+                full_range.append(name)
+        out[name] = (precision, scheme)
+    return out, cpu.record(full_range)
+
+
+def calibration_scheme(plan: Plan) -> Any | None:
+    """The calibrated scheme that asks for the most prompts (one calibration set serves all)."""
+    calibrated = [s for _, s in plan.values() if s is not None and s.needs_calibration]
+    return max(calibrated, key=lambda s: s.calibration_prompts) if calibrated else None
