@@ -14,8 +14,8 @@ import json
 import platform
 from pathlib import Path
 
-from fewstep.recipe import load_recipe
-from fewstep.runner import run_recipe
+from fewstep.recipes.runner import run_recipe
+from fewstep.recipes.schema import load_recipe
 
 
 def main() -> None:

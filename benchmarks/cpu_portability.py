@@ -41,9 +41,9 @@ def toy(args) -> None:
     from fewstep.cpu.restriction import IsaUnavailable, restriction_for
     from fewstep.gates.config import GateConfig
     from fewstep.gates.isa import gate_isa
-    from fewstep.pipelines import load_pipeline, resolve_model
     from fewstep.runtime.bundle import Bundle
     from fewstep.sampling import sampling_for
+    from fewstep.sd3_pipeline import load_pipeline, resolve_model
     from fewstep.targets.registry import get_target
 
     low = None

@@ -42,7 +42,7 @@ def main() -> None:
     from fewstep.compile.export import export_onnx
     from fewstep.components import Component, Transformer, torch_outputs
     from fewstep.targets.base import ComponentIO, TensorSpec
-    from fewstep.zoo import sd35
+    from fewstep.zoo import sd35_medium as sd35
 
     torch.manual_seed(0)
     cfg = sd35.SD35Config(resolution=a.resolution)

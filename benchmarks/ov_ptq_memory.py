@@ -48,7 +48,7 @@ def build_ir(layers: int, work: Path) -> Path:
     import openvino as ov
     import torch
 
-    from fewstep.zoo.sd35 import SD35Config, build_transformer
+    from fewstep.zoo.sd35_medium import SD35Config, build_transformer
 
     dual = tuple(range(min(13, layers) // 2))  # SD3.5-Medium: dual attention in about half the blocks
     cfg = SD35Config(resolution=256).scaled(transformer={"num_layers": layers, "dual_attention_layers": dual})

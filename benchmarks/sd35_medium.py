@@ -109,7 +109,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def family(a):
     """The real configuration, or (--tiny, a smoke test of this script) a shrunken one."""
-    from fewstep.zoo.sd35 import SD35Config
+    from fewstep.zoo.sd35_medium import SD35Config
 
     cfg = SD35Config(resolution=a.resolution)
     if not a.tiny:
@@ -127,7 +127,7 @@ def family(a):
 
 
 def w_model(a) -> dict:
-    from fewstep.zoo.sd35 import save_pipeline
+    from fewstep.zoo.sd35_medium import save_pipeline
 
     start = time.perf_counter()
     if not (a.model / "model_index.json").exists():
@@ -142,7 +142,7 @@ def peer_model(a) -> Path:
     swapped for the full T5-XXL's in the report."""
     import torch
 
-    from fewstep.zoo import sd35
+    from fewstep.zoo import sd35_medium as sd35
 
     peer = a.work / "model-peer"
     if (peer / "model_index.json").exists():
@@ -207,7 +207,7 @@ def w_machine(a) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from fewstep.components import Transformer
-    from fewstep.zoo import sd35
+    from fewstep.zoo import sd35_medium as sd35
 
     tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
     m, k, n = tokens, 1536, 6144  # the MLP up-projection of one block
@@ -311,7 +311,7 @@ def w_t5(a) -> dict:
     OpenVINO fp32 and int8 weights (fewstep's group; optimum's asymmetric default)."""
     import torch
 
-    from fewstep.zoo import sd35
+    from fewstep.zoo import sd35_medium as sd35
 
     cfg = family(a)
     ids = torch.randint(0, cfg.t5["vocab_size"], (1, sd35.T5_LENGTH))
@@ -354,7 +354,7 @@ def _timed(module, name: str, log: dict, method: str = "forward") -> None:
 def w_diffusers(a) -> dict:
     import torch
 
-    from fewstep.pipelines import load_pipeline
+    from fewstep.sd3_pipeline import load_pipeline
 
     torch.set_num_threads(os.cpu_count() or 1)
     pipe = load_pipeline(a.model)

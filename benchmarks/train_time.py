@@ -67,7 +67,7 @@ def _filled_text_cache(init: Path) -> tuple[dict, float]:
     (measured: no new caption after that), and the seconds that encoding took."""
     from diffusers import StableDiffusion3Pipeline
 
-    from fewstep.pipelines import encode_prompts
+    from fewstep.sd3_pipeline import encode_prompts
     from fewstep.zoo import shapes_data
 
     pipe = StableDiffusion3Pipeline.from_pretrained(str(init))

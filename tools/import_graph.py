@@ -15,13 +15,13 @@ import sys
 from collections import defaultdict
 
 LAYERS = (
-    ("cli", "cli_deploy"),
-    ("runner", "stages", "recipe", "testing", "doctor"),
+    ("cli",),
+    ("recipes", "testing", "doctor"),
     ("distill", "compile", "zoo", "evaluation"),
     ("quantize", "gates"),
-    ("sampling", "pipelines", "families", "components", "null_tokens"),
+    ("sampling", "sd3_pipeline", "families", "components", "null_tokens"),
     ("runtime", "targets"),
-    ("fsutil", "checkpoint", "student", "onnx_io", "cpu"),
+    ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config"),
 )
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fewstep.null_tokens import null_token_attention, supports_collapse
-from fewstep.pipelines import t5_length, text_length
+from fewstep.sd3_pipeline import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
 COMPONENT_ATTR = {"vae_decoder": "vae"}  # pipeline attribute behind a component, where the names differ

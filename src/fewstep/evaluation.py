@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from fewstep.families import Evaluation, family_for, family_named
-from fewstep.pipelines import load_pipeline, resolve_model
 from fewstep.sampling import GenerationConfig, generate
+from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import student_info
 
 

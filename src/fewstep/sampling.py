@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fewstep.pipelines import t5_length
 from fewstep.runtime.manifest import Sampling
 from fewstep.runtime.noise import initial_noise as runtime_noise
+from fewstep.sd3_pipeline import t5_length
 from fewstep.student import student_info
 
 
@@ -78,8 +78,8 @@ def sample_torch(pipe, prompts: list[str], noise: torch.Tensor, cfg: GenerationC
     Equal to the diffusers call for plain CFG (tested); needed for interval guidance, which
     the diffusers pipeline does not offer.
     """
-    from fewstep.pipelines import encode_prompts
     from fewstep.runtime.sampler import guided, sample
+    from fewstep.sd3_pipeline import encode_prompts
 
     sched = pipe.scheduler
     if cfg.sigmas:

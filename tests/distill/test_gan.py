@@ -3,7 +3,7 @@ import torch
 
 from fewstep.distill.gan import DiscriminatorHeads, capture_blocks, discriminate, discriminator_loss, generator_adv_loss
 from fewstep.distill.trainer import conditioning
-from fewstep.pipelines import load_pipeline
+from fewstep.sd3_pipeline import load_pipeline
 
 
 def test_heads_read_block_features_and_gradients_reach_the_input(tiny_pipeline_dir):
@@ -45,7 +45,7 @@ def test_real_data_samples_are_conditioned_on_their_own_captions(tiny_pipeline_d
     from fewstep.distill.config import GAN, DistributionMatching, FlashConfig
     from fewstep.distill.trainer import DistillRun
     from fewstep.distill.trajectories import Trajectories, latent_shape
-    from fewstep.pipelines import encode_prompts
+    from fewstep.sd3_pipeline import encode_prompts
 
     pipe = load_pipeline(tiny_pipeline_dir)
     captions = ["a red circle", "a red circle", "a red circle"]

@@ -6,7 +6,7 @@ from fewstep.distill.dmd import dm_direction, dm_loss, generator_point
 from fewstep.distill.schedule import student_sample, student_timesteps, teacher_trajectory
 from fewstep.distill.trainer import conditioning
 from fewstep.distill.trajectory_guidance import trajectory_guidance_loss
-from fewstep.pipelines import load_pipeline
+from fewstep.sd3_pipeline import load_pipeline
 
 
 @pytest.fixture(scope="module")

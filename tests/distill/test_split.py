@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from fewstep.distill.api import distill
 from fewstep.distill.config import DistributionMatching, FlashConfig, SplitTimestep, TrajectoryGuidance
+from fewstep.distill.run import distill
 from fewstep.distill.split import branch_steps, merge, select_ratio
 from fewstep.student import student_info
 

@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import torch
 
-from fewstep.pipelines import load_pipeline
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
 from fewstep.sampling import GenerationConfig, generate, sample_torch
+from fewstep.sd3_pipeline import load_pipeline
 
 
 def test_noise_convention_is_per_image():

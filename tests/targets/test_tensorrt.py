@@ -7,8 +7,8 @@ import torch
 
 from fewstep.compile.steps import quantize_for
 from fewstep.components import pipeline_components
-from fewstep.pipelines import load_pipeline
 from fewstep.quantize.config import Int8Config, ModelOptConfig
+from fewstep.sd3_pipeline import load_pipeline
 from fewstep.targets.base import ComponentIO, TensorSpec
 from fewstep.targets.registry import get_target
 from fewstep.targets.tensorrt_plan import engine_plan

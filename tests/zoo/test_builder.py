@@ -8,7 +8,7 @@ from diffusers import (
 )
 from transformers import CLIPTextModelWithProjection, T5EncoderModel
 
-from fewstep.pipelines import encode_prompts, load_pipeline
+from fewstep.sd3_pipeline import encode_prompts, load_pipeline
 
 
 def _gen(pipe, steps=2):
@@ -82,7 +82,7 @@ def test_t5_free_pipeline_runs_with_zero_filled_slot(tiny_pipeline_dir):
 
 
 def test_cached_prompt_encoding_matches_and_encodes_each_caption_once(tiny_pipeline_dir, monkeypatch):
-    import fewstep.pipelines as pipelines
+    import fewstep.sd3_pipeline as pipelines
 
     pipe = load_pipeline(tiny_pipeline_dir)
     caps = ["a red circle", "two blue squares above a star", "a red circle"]

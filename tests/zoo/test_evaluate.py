@@ -1,9 +1,9 @@
 import numpy as np
 
-from fewstep.pipelines import load_pipeline
 from fewstep.sampling import GenerationConfig, generate
+from fewstep.sd3_pipeline import load_pipeline
 from fewstep.zoo import shapes_data as sd
-from fewstep.zoo.evaluate import score
+from fewstep.zoo.scoring import score
 
 
 def test_images_do_not_depend_on_batch_size(tiny_pipeline_dir):

@@ -8,7 +8,6 @@ from typing import Any
 
 from fewstep import __version__
 from fewstep.components import TOKENIZER_OF
-from fewstep.pipelines import encoder_length
 from fewstep.runtime.bundle import bundle_files
 from fewstep.runtime.manifest import (
     BundleManifest,
@@ -18,6 +17,7 @@ from fewstep.runtime.manifest import (
     TokenizerRecord,
     write_manifest_file,
 )
+from fewstep.sd3_pipeline import encoder_length
 
 
 def save_tokenizers(pipe, root: Path, components: dict[str, Any]) -> dict[str, TokenizerRecord]:

@@ -28,10 +28,10 @@ from fewstep.families import family_for
 from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
 from fewstep.gates.check import GateReport
 from fewstep.gates.isa import gate_isas
-from fewstep.pipelines import load_pipeline, resolve_model
 from fewstep.quantize.config import MixedConfig
 from fewstep.runtime.manifest import ComponentRecord, SourceRecord
 from fewstep.sampling import sampling_for
+from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.targets.registry import get_target
 
 

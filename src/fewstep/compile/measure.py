@@ -48,8 +48,8 @@ def dir_size(path: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from fewstep.pipelines import load_pipeline
     from fewstep.sampling import GenerationConfig, generate, sampling_for
+    from fewstep.sd3_pipeline import load_pipeline
 
     ap = argparse.ArgumentParser(description="latency and peak RSS of a torch pipeline, one image at a time")
     ap.add_argument("model")

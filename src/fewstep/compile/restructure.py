@@ -16,7 +16,7 @@ import torch
 
 from fewstep.compile.config import Restructure
 from fewstep.components import TOKENIZER_OF
-from fewstep.pipelines import encoder_length
+from fewstep.sd3_pipeline import encoder_length
 
 
 def _bytes(module) -> int:

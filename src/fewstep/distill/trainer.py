@@ -29,7 +29,7 @@ from fewstep.distill.schedule import student_sample
 from fewstep.distill.trajectories import Trajectories
 from fewstep.distill.trajectory_guidance import trajectory_guidance_loss
 from fewstep.families import open_source
-from fewstep.pipelines import encode_prompts
+from fewstep.sd3_pipeline import encode_prompts
 
 
 @dataclass

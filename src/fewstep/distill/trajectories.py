@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from fewstep.distill.schedule import teacher_trajectory
 from fewstep.families import open_source
 from fewstep.fsutil import atomic_write_text
-from fewstep.pipelines import encode_prompts
+from fewstep.sd3_pipeline import encode_prompts
 
 
 @dataclass

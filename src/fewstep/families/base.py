@@ -43,6 +43,11 @@ class Evaluation(ABC):
     def score(self, images: np.ndarray, specs: list[Any]) -> dict[str, Any]:
         """At least `fid`, `fid_real` and `alignment` (overall), plus `per_category`."""
 
+    def inputs(self) -> dict[str, Path]:
+        """Files the scores depend on (e.g. an evaluator's weights): a recipe's eval stage re-runs
+        when they change."""
+        return {}
+
 
 class Family(ABC):
     """A model family: how to recognise its pipelines and what to evaluate them with."""

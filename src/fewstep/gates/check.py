@@ -20,11 +20,11 @@ from fewstep.components import TOKENIZER_OF, pipeline_components, torch_outputs
 from fewstep.families import family_for
 from fewstep.gates import metrics
 from fewstep.gates.config import GateConfig, GateResult
-from fewstep.pipelines import encoder_length
 from fewstep.runtime.bundle import Bundle
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
 from fewstep.sampling import GenerationConfig, Sampling, generate
+from fewstep.sd3_pipeline import encoder_length
 
 
 def gate_prompts(model_dir: Path, n: int) -> tuple[list[str], list | None]:
@@ -68,7 +68,7 @@ def reference_inputs(
     pipe, prompts: list[str], sampling: Sampling, seed: int, comps: dict | None = None
 ) -> dict[str, list[dict]]:
     """Every component's inputs along the torch pipeline's own sampling run."""
-    from fewstep.pipelines import encode_prompts
+    from fewstep.sd3_pipeline import encode_prompts
 
     comps = comps or pipeline_components(pipe)
     inputs: dict[str, list[dict]] = defaultdict(list)

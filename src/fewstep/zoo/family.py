@@ -15,6 +15,11 @@ from fewstep.families.base import Evaluation, Family
 
 
 class ShapesEvaluation(Evaluation):
+    def inputs(self) -> dict[str, Path]:
+        from fewstep.zoo.registry import zoo_path
+
+        return {"evaluator": zoo_path("shapes-evaluator")}
+
     def held_out(self, n: int) -> tuple[list[str], list[Any]]:
         from fewstep.zoo import shapes_data as sd
 
@@ -29,7 +34,7 @@ class ShapesEvaluation(Evaluation):
         return [sd.caption(s) for s in specs], specs
 
     def score(self, images: np.ndarray, specs: list[Any]) -> dict[str, Any]:
-        from fewstep.zoo.evaluate import score
+        from fewstep.zoo.scoring import score
 
         return score(images, specs)
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from fewstep.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fewstep.families import open_source
 from fewstep.fsutil import atomic_dir, atomic_write_text
-from fewstep.pipelines import encode_prompts
+from fewstep.sd3_pipeline import encode_prompts
 from fewstep.zoo import shapes_data as sd
 from fewstep.zoo.builder import ShapesFamilyConfig, build_pipeline
 from fewstep.zoo.evaluator import ShapesEvaluator, loss_fn

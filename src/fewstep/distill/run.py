@@ -18,7 +18,7 @@ from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
 from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
-from fewstep.pipelines import load_pipeline, resolve_model
+from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
 
 

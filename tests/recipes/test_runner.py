@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-import fewstep.stages  # noqa: F401  (registers the real stages first)
-from fewstep.recipe import parse_recipe
-from fewstep.runner import run_recipe
-from fewstep.stages.base import STAGES
+import fewstep.recipes.stages  # noqa: F401  (registers the real stages first)
+from fewstep.recipes.context import STAGES
+from fewstep.recipes.runner import run_recipe
+from fewstep.recipes.schema import parse_recipe
 
 
 class FakeEval:

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from fewstep.recipe import EvalStage, RecipeError, load_recipe, parse_recipe, recipe_schema
+from fewstep.recipes.schema import RecipeError, load_recipe, parse_recipe, recipe_schema
+from fewstep.recipes.stages.eval import EvalStage
 
 
 def _err(data) -> str:

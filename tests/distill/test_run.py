@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fewstep.distill import api as api_mod
+from fewstep.distill import run as api_mod
 from fewstep.distill import trainer as trainer_mod
-from fewstep.distill.api import distill
 from fewstep.distill.config import DistributionMatching, FlashConfig, TrajectoryGuidance
-from fewstep.pipelines import load_pipeline
+from fewstep.distill.run import distill
+from fewstep.sd3_pipeline import load_pipeline
 from fewstep.student import student_info
 
 TINY = FlashConfig(

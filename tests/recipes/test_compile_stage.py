@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from fewstep.recipe import RecipeError, parse_recipe
-from fewstep.runner import run_recipe
+from fewstep.recipes.runner import run_recipe
+from fewstep.recipes.schema import RecipeError, parse_recipe
 
 
 def test_compile_stage_writes_bundle_measurements_and_report(tiny_student_dir, tmp_path):

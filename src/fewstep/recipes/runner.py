@@ -22,8 +22,8 @@ from typing import Any
 
 from fewstep import __version__
 from fewstep.fsutil import atomic_dir, hash_tree, tree_digest
-from fewstep.recipe import Recipe, stage_name
-from fewstep.stages.base import MANIFEST, STAGES, StageContext
+from fewstep.recipes.context import MANIFEST, STAGES, StageContext
+from fewstep.recipes.schema import Recipe, stage_name
 
 
 @dataclass
@@ -83,10 +83,6 @@ def clean_stale(run_dir: Path) -> list[str]:
     return removed
 
 
-def _load_stages() -> None:
-    import fewstep.stages  # noqa: F401  (registers the built-in stages)
-
-
 def run_recipe(
     recipe: Recipe,
     run_dir: Path,
@@ -96,7 +92,6 @@ def run_recipe(
     on_stage: Callable[[str, str], None] | None = None,
 ) -> list[StageResult]:
     """Run every stage in order, skipping those whose verified outputs are current."""
-    _load_stages()
     force = set(force or ())
     names = [stage_name(s, i) for i, s in enumerate(recipe.stages)]
     unknown = force - set(names)

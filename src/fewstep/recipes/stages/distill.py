@@ -5,24 +5,39 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from fewstep.distill.api import distill
 from fewstep.distill.config import FlashConfig
-from fewstep.recipe import DistillStage
-from fewstep.stages.base import StageContext, register_stage
+from fewstep.recipes.context import StageContext, model_field, register_stage, stage_name_field
 
 
-@register_stage("distill")
+class DistillStage(FlashConfig):
+    """Distil the model into a K-step student (SD3.5-Flash); writes a diffusers directory."""
+
+    kind: Literal["distill"] = "distill"
+    name: str | None = stage_name_field("distill")
+    model: str = model_field()
+
+    def default_name(self) -> str:
+        return "distill"
+
+    def flash(self) -> FlashConfig:
+        """The distillation settings alone (what `fewstep distill` takes)."""
+        return FlashConfig.model_validate(self.model_dump(exclude={"kind", "name", "model"}))
+
+
+@register_stage(DistillStage)
 class DistillStageImpl:
     def inputs(self, cfg: DistillStage, ctx: StageContext) -> dict[str, Path]:
         return {"teacher": ctx.model_dir(cfg.model)}
 
     def run(self, cfg: DistillStage, ctx: StageContext, out: Path) -> dict[str, Any]:
-        flash = FlashConfig(**cfg.model_dump(exclude={"kind", "name", "model"}))
-        name = cfg.name or "distill"
+        from fewstep.distill.run import distill
+
+        flash = cfg.flash()
+        name = cfg.name or cfg.default_name()
         # Checkpoints and the trajectory cache live outside the atomic output: they survive a kill.
         distill(
             ctx.model_dir(cfg.model),

@@ -8,66 +8,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from fewstep.compile.config import CompileConfig
-from fewstep.distill.config import FlashConfig
-from fewstep.student import check_guidance_interval
+import fewstep.recipes.stages  # noqa: F401, E402  (registers the built-in stage kinds)
+from fewstep.config import StrictModel
+from fewstep.recipes.context import NAME_RE, STAGE_CONFIGS
 
-NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+STAGE_TYPES: dict[str, type[BaseModel]] = dict(STAGE_CONFIGS)
+# the recipe's stage union, built from the one registry of stage kinds
+Stage = Annotated[Union[tuple(STAGE_TYPES.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 
-class EvalStage(_Config):
-    """Generate images with a model and score them with the family's evaluator."""
-
-    kind: Literal["eval"] = "eval"
-    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to eval-<steps>)")
-    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
-    steps: int = Field(28, ge=1, le=1000)
-    guidance: float = Field(2.0, ge=0.0, le=30.0, description="classifier-free guidance scale (<= 1 disables CFG)")
-    num_images: int = Field(200, ge=8, le=100_000)
-    seed: int = Field(0, ge=0)
-    batch: int = Field(200, ge=1, le=4096)
-    drop_t5: bool = Field(False, description="run with the T5 slot zero-filled")
-    guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
-        None, description="[lo, hi]: apply CFG only where lo <= sigma <= hi (limited-interval guidance)"
-    )
-
-
-class DistillStage(FlashConfig):
-    """Distil the model into a K-step student (SD3.5-Flash); writes a diffusers directory."""
-
-    kind: Literal["distill"] = "distill"
-    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to distill)")
-    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
-
-
-class CompileStage(CompileConfig):
-    """Export, build and gate a deployable bundle of a model for one target."""
-
-    kind: Literal["compile"] = "compile"
-    name: str | None = Field(None, pattern=NAME_RE, description="stage name (defaults to compile-<target>-<precision>)")
-    model: str = Field("teacher", description="'teacher' (the recipe's model), an earlier stage, zoo:<name> or a path")
-
-
-class ReportStage(_Config):
-    """Collect every earlier stage's metrics and image grids into report.html / report.json."""
-
-    kind: Literal["report"] = "report"
-    name: str | None = Field(None, pattern=NAME_RE)
-    title: str | None = None
-
-
-Stage = Annotated[Union[EvalStage, DistillStage, CompileStage, ReportStage], Field(discriminator="kind")]  # noqa: UP007
-
-
-class Recipe(_Config):
+class Recipe(StrictModel):
     """A fewstep recipe: one model, a sequence of stages."""
 
     name: str = Field(pattern=NAME_RE, description="run name; outputs go to runs/<name>/ by default")
@@ -105,18 +59,9 @@ def is_model_path(ref: str) -> bool:
     return ref.startswith("zoo:") or "/" in ref
 
 
-STAGE_TYPES: dict[str, type[_Config]] = {t.model_fields["kind"].default: t for t in get_args(get_args(Stage)[0])}
-
-
-def stage_name(stage: _Config, index: int) -> str:
-    """The stage's own name, or a default from its kind (`eval-28`, `report`)."""
-    if getattr(stage, "name", None):
-        return stage.name  # type: ignore[attr-defined]
-    if isinstance(stage, EvalStage):
-        return f"eval-{stage.steps}"
-    if isinstance(stage, CompileStage):
-        return f"compile-{stage.target}-{stage.precision}"
-    return stage.kind  # type: ignore[attr-defined]
+def stage_name(stage: BaseModel, index: int) -> str:
+    """The stage's own name, or its kind's default (`eval-28`, `compile-<target>-<precision>`)."""
+    return getattr(stage, "name", None) or stage.default_name()  # type: ignore[attr-defined]
 
 
 class RecipeError(ValueError):

@@ -7,11 +7,25 @@ import html
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from fewstep import __version__
-from fewstep.recipe import ReportStage
-from fewstep.stages.base import MANIFEST, StageContext, register_stage
+from fewstep.config import StrictModel
+from fewstep.recipes.context import MANIFEST, NAME_RE, StageContext, register_stage
+
+
+class ReportStage(StrictModel):
+    """Collect every earlier stage's metrics and image grids into report.html / report.json."""
+
+    kind: Literal["report"] = "report"
+    name: str | None = Field(None, pattern=NAME_RE)
+    title: str | None = None
+
+    def default_name(self) -> str:
+        return "report"
+
 
 METRIC_COLUMNS = ("steps", "guidance", "images", "fid", "fid_real", "alignment", "seconds_per_image")
 BUNDLE_COLUMNS = (
@@ -114,8 +128,8 @@ bundle grids show the gate prompts and seed for the torch model and for each bun
 def _teacher_grid(ctx: StageContext, metrics: dict[str, Any], out: Path) -> str | None:
     """The recipe's teacher on a compile stage's gate prompts and seed (28 steps)."""
     from fewstep.evaluation import save_grid
-    from fewstep.pipelines import load_pipeline
     from fewstep.sampling import GenerationConfig, generate
+    from fewstep.sd3_pipeline import load_pipeline
 
     evals = [s for s in ctx.recipe.stages if s.kind == "eval" and s.model == "teacher"]
     guidance = evals[0].guidance if evals else 2.0
@@ -128,7 +142,7 @@ def _teacher_grid(ctx: StageContext, metrics: dict[str, Any], out: Path) -> str 
     return "teacher-gate-prompts.png"
 
 
-@register_stage("report")
+@register_stage(ReportStage)
 class ReportStageImpl:
     def inputs(self, cfg: ReportStage, ctx: StageContext) -> dict[str, Path]:
         return dict(ctx.outputs)

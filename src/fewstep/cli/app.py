@@ -1,0 +1,40 @@
+"""The typer application, its consoles and the helpers every command uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+EXIT_CODES = "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error (re-run with --debug)."
+app = typer.Typer(
+    help="fewstep: distil and deploy few-step rectified-flow text-to-image models.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+recipe_app = typer.Typer(help="Check recipes and print their schema.", no_args_is_help=True)
+zoo_app = typer.Typer(help="The built-in toy model family (zoo:shapes).", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+app.add_typer(zoo_app, name="zoo")
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line error (markup in the message is shown as text) and exit with `code`."""
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,120 @@
+"""Model commands (torch): `distill` a student, `eval` a pipeline or bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fewstep.cli.app import app, fail, out, print_json
+
+
+def _student_steps(model: str) -> int | None:
+    """A distilled student's K (None for a plain pipeline, a bundle or an unknown path)."""
+    from fewstep.runtime.bundle import is_bundle
+    from fewstep.sd3_pipeline import resolve_model
+    from fewstep.student import student_info
+
+    if not model.startswith("zoo:") and is_bundle(model):
+        return None
+    try:
+        info = student_info(resolve_model(model))
+    except (FileNotFoundError, KeyError):
+        return None
+    return int(info["steps"]) if info else None
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Argument(help="zoo:<name> or a diffusers pipeline directory")],
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="sampling steps (default: a student's own K, else 28)")
+    ] = None,
+    num_images: Annotated[int, typer.Option("--num-images", min=8, help="images (held-out prompts)")] = 1000,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    guidance: Annotated[
+        float, typer.Option(min=0.0, help="CFG scale; <= 1 disables CFG (a student at its own K runs without CFG)")
+    ] = 2.0,
+    batch: Annotated[int, typer.Option(min=1)] = 200,
+    drop_t5: Annotated[bool, typer.Option("--drop-t5", help="zero-fill the T5 slot")] = False,
+    guidance_interval: Annotated[
+        str | None, typer.Option("--guidance-interval", help="LO,HI: CFG only where LO <= sigma <= HI")
+    ] = None,
+    grid: Annotated[Path | None, typer.Option("--grid", help="image grid PNG path")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score a model or a compiled bundle on the held-out prompts: domain FID and alignment.
+
+    MODEL is zoo:<name>, a diffusers pipeline directory, or a bundle directory (run through
+    the torch-free runtime with the bundle's own steps and guidance).
+    """
+    from fewstep.evaluation import evaluate
+    from fewstep.runtime.bundle import BundleError
+    from fewstep.sampling import GenerationConfig
+
+    interval = None
+    if guidance_interval:
+        try:
+            lo, hi = (float(v) for v in guidance_interval.split(","))
+        except ValueError:
+            fail(f"--guidance-interval: expected LO,HI (two numbers in [0, 1]), got {guidance_interval!r}")
+        interval = (lo, hi)
+    if steps is None:
+        steps = _student_steps(model) or 28
+    name = model.replace("zoo:", "").replace("/", "_").strip("_.") or "model"
+    grid = grid or Path("runs") / "eval" / f"{name}-{steps}steps.png"
+    cfg = GenerationConfig(
+        steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval
+    )
+    try:
+        result = evaluate(model, cfg, grid=grid)
+    except (FileNotFoundError, KeyError, BundleError) as e:
+        fail(str(e).strip("'\""))
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"{model} @ {result['steps']} steps, {result['images']} images, guidance {result['guidance']}")
+    out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {result['alignment']:.3f}")
+    out.print("  per category: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_category"].items()))
+    out.print("  per prompt kind: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_kind"].items()))
+    out.print(f"  grid: {result['grid']}")
+
+
+@app.command("distill")
+def distill_cmd(
+    model: Annotated[str, typer.Argument(help="teacher: zoo:<name> or a diffusers pipeline directory")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="student directory to write")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON FlashConfig fields")] = None,
+    steps: Annotated[int | None, typer.Option(help="student steps (1, 2, 4 or 8)")] = None,
+    t5_free: Annotated[bool | None, typer.Option("--t5-free/--with-t5", help="zero-fill the student's T5")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing output that fewstep did not write")
+    ] = False,
+) -> None:
+    """Distil a teacher into a K-step student (SD3.5-Flash). Works under `accelerate launch`."""
+    from pydantic import ValidationError
+
+    from fewstep.distill import FlashConfig, distill
+    from fewstep.yamlio import YamlInputError, load_mapping
+
+    fields: dict[str, Any] = {}
+    if config is not None:
+        try:
+            fields = load_mapping(config, "distill config")
+        except (FileNotFoundError, YamlInputError) as e:
+            fail(str(e))
+    fields.update({k: v for k, v in {"steps": steps, "t5_free": t5_free}.items() if v is not None})
+    try:
+        cfg = FlashConfig(**fields)
+    except ValidationError as e:
+        fail(
+            "invalid distill config\n"
+            + "\n".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']} (got {x['input']!r})" for x in e.errors())
+        )
+    try:
+        path = distill(model, cfg, output, progress=progress, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        fail(str(e).strip("'\""))
+    out.print(f"student: {path}")
