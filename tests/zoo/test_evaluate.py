@@ -3,6 +3,7 @@ import numpy as np
 from fewstep.sampling import GenerationConfig, generate
 from fewstep.sd3_pipeline import load_pipeline
 from fewstep.zoo import shapes_data as sd
+from fewstep.zoo import shapes_render as sr
 from fewstep.zoo.scoring import score
 
 
@@ -16,7 +17,7 @@ def test_images_do_not_depend_on_batch_size(tiny_pipeline_dir):
 
 def test_real_images_score_as_real():
     specs = sd.eval_prompts(200)
-    images = sd.reference_images(specs, seed=99)
+    images = sr.reference_images(specs, seed=99)
     result = score(images, specs)
     assert result["alignment"] > 0.9
     assert result["fid"] < 3 * result["fid_real"] + 1e-3
@@ -26,7 +27,7 @@ def test_nan_images_fail_loudly():
     import pytest
 
     specs = sd.eval_prompts(10)
-    images = sd.reference_images(specs, seed=1)
+    images = sr.reference_images(specs, seed=1)
     images[0, 0, 0, 0] = np.nan
     with pytest.raises(FloatingPointError):
         score(images, specs)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fewstep.zoo import shapes_data as sd
+from fewstep.zoo import shapes_render as sr
 from fewstep.zoo.evaluator import ShapesEvaluator, alignment, check, frechet_distance, predict
 from fewstep.zoo.registry import zoo_path
 
@@ -57,7 +58,7 @@ def evaluator():
 
 def test_shipped_evaluator_scores_real_images_high_and_shuffled_captions_low(evaluator):
     specs = sd.eval_prompts(300)
-    images = sd.reference_images(specs, seed=11)
+    images = sr.reference_images(specs, seed=11)
     pred = predict(evaluator, images)
     assert alignment(specs, pred)["alignment"] >= 0.9
     shuffled = [specs[i] for i in np.random.default_rng(0).permutation(len(specs))]
@@ -66,8 +67,8 @@ def test_shipped_evaluator_scores_real_images_high_and_shuffled_captions_low(eva
 
 def test_shipped_evaluator_fid_separates_real_from_degraded(evaluator):
     specs = sd.eval_prompts(400)
-    a = predict(evaluator, sd.reference_images(specs, seed=1))["features"]
-    b_images = sd.reference_images(specs, seed=2)
+    a = predict(evaluator, sr.reference_images(specs, seed=1))["features"]
+    b_images = sr.reference_images(specs, seed=2)
     b = predict(evaluator, b_images)["features"]
     noisy = np.clip(b_images + np.random.default_rng(0).normal(0, 0.15, b_images.shape), 0, 1).astype(np.float32)
     c = predict(evaluator, noisy)["features"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fewstep.families.base import CaptionedBatch
-from fewstep.zoo import shapes_data as sd
+from fewstep.zoo import shapes_render as sr
 
 
 class ShapesSource:
@@ -16,5 +16,5 @@ class ShapesSource:
         self.resolution = resolution
 
     def sample(self, rng: np.random.Generator, n: int) -> CaptionedBatch:
-        b = sd.sample_batch(rng, n, self.resolution)
+        b = sr.sample_batch(rng, n, self.resolution)
         return CaptionedBatch(b.images, b.captions)

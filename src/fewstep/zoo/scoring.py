@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from fewstep.zoo import shapes_data as sd
+from fewstep.zoo import shapes_render as sr
 from fewstep.zoo.evaluator import ShapesEvaluator, alignment, frechet_distance, predict
 from fewstep.zoo.registry import zoo_path
 
@@ -21,7 +22,7 @@ def score(images: np.ndarray, specs: list[sd.SceneSpec], evaluator: ShapesEvalua
     if not np.isfinite(images).all():
         raise FloatingPointError("generated images contain NaN or Inf")
     pred = predict(evaluator, images)
-    ref_a, ref_b = (sd.reference_images(specs, s, images.shape[1]) for s in REFERENCE_SEEDS)
+    ref_a, ref_b = (sr.reference_images(specs, s, images.shape[1]) for s in REFERENCE_SEEDS)
     feats_a = predict(evaluator, ref_a)["features"]
     feats_b = predict(evaluator, ref_b)["features"]
     result = alignment(specs, pred)
