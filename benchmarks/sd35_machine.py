@@ -1,0 +1,183 @@
+"""What this CPU can do for `sd35_medium.py`: fp32 and int8 GEMM peaks (OpenVINO and torch, at
+transformer-sized GEMMs), FLOP counts per component, and T5-XXL timed at a few layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sd35_workers import T5_MODES, family
+from timing import median_seconds
+
+
+def _gemm_onnx(m: int, k: int, n: int, int8: bool, path: Path) -> Path:
+    """One transformer-sized GEMM as ONNX; int8 = Q/DQ on activations and weights (real int8 kernels)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((k, n)).astype(np.float32) * 0.02
+    nodes, inits = [], []
+    x_in = helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])
+    y_out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
+    if int8:
+        sw = np.abs(w).max(0) / 127
+        wq = np.clip(np.round(w / sw), -127, 127).astype(np.int8)
+        inits += [
+            numpy_helper.from_array(wq, "wq"),
+            numpy_helper.from_array(sw.astype(np.float32), "sw"),
+            numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
+            numpy_helper.from_array(np.array(128, np.uint8), "zx"),
+            numpy_helper.from_array(np.zeros(n, np.int8), "zw"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+            helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=1),
+            helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        ]
+    else:
+        inits.append(numpy_helper.from_array(w, "w"))
+        nodes.append(helper.make_node("MatMul", ["x", "w"], ["y"]))
+    graph = helper.make_graph(nodes, "gemm", [x_in], [y_out], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def w_machine(a) -> dict:
+    import numpy as np
+    import openvino as ov
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fewstep.components import Transformer
+    from fewstep.zoo import sd35_medium as sd35
+
+    tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
+    m, k, n = tokens, 1536, 6144  # the MLP up-projection of one block
+    flops = 2 * m * k * n
+    out: dict = {"gemm": {"m": m, "k": k, "n": n}}
+    core = ov.Core()
+    x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
+    for label, int8 in (("openvino_fp32", False), ("openvino_int8", True)):
+        compiled = core.compile_model(
+            core.read_model(str(_gemm_onnx(m, k, n, int8, a.work / "tmp" / f"gemm-{label}.onnx"))),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        )
+        req = compiled.create_infer_request()
+        out[f"{label}_gflops"] = flops / median_seconds(lambda r=req: r.infer({"x": x}), 20) / 1e9
+    a_t, b_t = torch.from_numpy(x), torch.randn(k, n)
+    out["torch_fp32_gflops"] = flops / median_seconds(lambda: a_t @ b_t, 20) / 1e9
+    ai = torch.randint(-127, 127, (m, k), dtype=torch.int8)
+    bi = torch.randint(-127, 127, (k, n), dtype=torch.int8)
+    try:
+        out["torch_int8_gops"] = flops / median_seconds(lambda: torch._int_mm(ai, bi), 20) / 1e9
+    except RuntimeError as err:
+        out["torch_int8_gops"] = None
+        out["torch_int8_error"] = str(err)[:200]
+    out["fp32_peak_gflops"] = max(out["openvino_fp32_gflops"], out["torch_fp32_gflops"])
+    out["int8_peak_gops"] = max(out["openvino_int8_gflops"], out["torch_int8_gops"] or 0)
+
+    cfg = family(a)
+    s = a.resolution // 8
+    counts = {}
+    with torch.device("meta"):
+        tr = sd35.build_transformer(cfg)
+        # full text slot (77 CLIP + 256 T5 tokens) at batch 1 and 2 (CFG); T5 dropped: 77 + 1 null token
+        for key, batch, null in (("batch1", 1, None), ("batch2", 2, None), ("batch1_no_t5", 1, sd35.T5_LENGTH)):
+            text_tokens = sd35.CLIP_LENGTH + (1 if null else sd35.T5_LENGTH)
+            with FlopCounterMode(display=False) as fc:
+                Transformer(tr, null)(
+                    torch.empty(batch, 16, s, s),
+                    torch.empty(batch),
+                    torch.empty(batch, text_tokens, cfg.transformer["joint_attention_dim"]),
+                    torch.empty(batch, cfg.transformer["pooled_projection_dim"]),
+                )
+            counts[f"transformer_{key}"] = fc.get_total_flops()
+            # attention scores and their weighted sum (batched matmuls on meta): fp32 in every bundle
+            ops = fc.get_flop_counts()["Global"]
+            counts[f"transformer_{key}_attention"] = sum(v for op, v in ops.items() if "bmm" in str(op))
+        del tr
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL(**cfg.vae)
+        with FlopCounterMode(display=False) as fc:
+            vae.decode(torch.empty(1, 16, s, s))
+        counts["vae_decoder"] = fc.get_total_flops()
+        del vae
+        for name, spec in (("clip_l", cfg.clip_l), ("clip_g", cfg.clip_g)):
+            enc = sd35.build_clip(spec, 2, 1)
+            with FlopCounterMode(display=False) as fc:
+                enc(torch.zeros(1, sd35.CLIP_LENGTH, dtype=torch.long))
+            counts[name] = fc.get_total_flops()
+        t5 = sd35.build_t5(cfg)
+        with FlopCounterMode(display=False) as fc:
+            t5(torch.zeros(1, sd35.T5_LENGTH, dtype=torch.long))
+        counts["t5"] = fc.get_total_flops()
+    out["flops"] = counts
+    out["params"] = {
+        "transformer": sd35.parameter_count(sd35.build_transformer, cfg),
+        "t5": sd35.parameter_count(sd35.build_t5, cfg),
+    }
+    return out
+
+
+def _ov_t5_seconds(model, ids, mode: str) -> float:
+    """One T5 forward in OpenVINO (converted from torch by OpenVINO's PyTorch frontend)."""
+    import nncf
+    import openvino as ov
+    import torch
+
+    from fewstep.components import T5Encoder
+    from fewstep.targets.openvino_cpu import dynamic_quant_group
+
+    with torch.no_grad():
+        ir = ov.convert_model(T5Encoder(model), example_input=(ids,))
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if mode != "fp32":  # int8 weights, as fewstep's quantizer writes them (optimum: asymmetric)
+        sym = mode == "int8-weights"
+        ir = nncf.compress_weights(
+            ir, mode=nncf.CompressWeightsMode.INT8_SYM if sym else nncf.CompressWeightsMode.INT8_ASYM
+        )
+        if sym:  # fewstep's group; optimum's runs at the plugin default
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quant_group(ir)
+    request = ov.Core().compile_model(ir, "CPU", config).create_infer_request()
+    feed = ids.numpy()
+    return median_seconds(lambda: request.infer({0: feed}), 3)
+
+
+def w_t5(a) -> dict:
+    """T5-XXL per forward, extrapolated from 1- and 3-layer models: torch fp32 (the teacher),
+    OpenVINO fp32 and int8 weights (fewstep's group; optimum's asymmetric default)."""
+    import torch
+
+    from fewstep.zoo import sd35_medium as sd35
+
+    cfg = family(a)
+    ids = torch.randint(0, cfg.t5["vocab_size"], (1, sd35.T5_LENGTH))
+    per: dict = {name: {} for name in T5_MODES}
+    for layers in (1, 3):
+        torch.manual_seed(0)
+        model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
+        with torch.no_grad():
+            per["torch"][layers] = median_seconds(lambda m=model: m(ids), 3)
+        for name, mode in T5_MODES.items():
+            if mode is not None:
+                per[name][layers] = _ov_t5_seconds(model, ids, mode)
+        del model
+    full_layers = cfg.t5["num_layers"]
+    params = sd35.parameter_count(sd35.build_t5, cfg)
+    out: dict = {"weights_mb_fp32": params * 4 / 2**20}
+    for name, times in per.items():
+        slope = (times[3] - times[1]) / 2
+        prefix = "" if name == "torch" else f"{name}_"
+        out[f"{prefix}seconds_1_layer_model"] = times[1]
+        out[f"{prefix}seconds_3_layer_model"] = times[3]
+        out[f"{prefix}seconds_per_layer"] = slope
+        out[f"{prefix}seconds"] = times[1] + (full_layers - 1) * slope
+    out["note"] = "T5-XXL at 256 tokens, extrapolated from 1- and 3-layer models (torch fp32; OpenVINO)"
+    return out

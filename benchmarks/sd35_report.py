@@ -1,0 +1,145 @@
+"""The tables and ratio line of `sd35_medium.py`, from the cached results of every row."""
+
+from __future__ import annotations
+
+import os
+
+from sd35_workers import FEWSTEP_ROWS, parse_row
+
+
+def report(a, res: dict) -> dict:
+    machine, t5, teacher = res.get("machine"), res.get("t5"), res.get("diffusers")
+    t5_s = t5["seconds"] if t5 else float("nan")
+    fl = machine["flops"] if machine else {}
+    print(f"\n# SD3.5-Medium architecture, {a.resolution} px, random weights, this machine ({os.cpu_count()} cores)")
+    if machine:
+        print(
+            f"GEMM peaks ({machine['gemm']['m']}x{machine['gemm']['k']}x{machine['gemm']['n']}): "
+            f"fp32 {machine['fp32_peak_gflops']:.0f} GFLOP/s (OpenVINO {machine['openvino_fp32_gflops']:.0f}, "
+            f"torch {machine['torch_fp32_gflops']:.0f}); int8 {machine['int8_peak_gops']:.0f} GOP/s "
+            f"(OpenVINO {machine['openvino_int8_gflops']:.0f}, torch {machine['torch_int8_gops'] or 0:.0f})"
+        )
+        print(
+            "FLOPs: transformer step {:.2f} T (batch 1), VAE decode {:.2f} T, CLIP-L {:.3f} T, CLIP-G {:.3f} T, "
+            "T5-XXL {:.2f} T".format(
+                fl["transformer_batch1"] / 1e12,
+                fl["vae_decoder"] / 1e12,
+                fl["clip_l"] / 1e12,
+                fl["clip_g"] / 1e12,
+                fl["t5"] / 1e12,
+            )
+        )
+    if t5:
+        print(
+            f"T5-XXL (256 tokens): torch fp32 {t5_s:.2f} s; OpenVINO fp32 {_t5_seconds(t5, 'openvino_fp32'):.2f} s, "
+            f"int8 weights {_t5_seconds(t5, 'openvino_int8w'):.2f} s (optimum's asymmetric, default group: "
+            f"{_t5_seconds(t5, 'optimum_int8w'):.2f} s) ({t5['note']})"
+        )
+    rows = []
+    if teacher:
+        step = teacher["step_s"]
+        rows.append(("diffusers fp32, 28 steps, CFG", teacher["e2e_28_s"] + t5_s, step, "batch2", teacher, "fp32"))
+        rows.append(("diffusers fp32, 4 steps, CFG", teacher["e2e_4_s"] + t5_s, step, "batch2", teacher, "fp32"))
+    for mode in ("fp32", "int8"):
+        d = res.get(f"optimum/{mode}")
+        if d:  # its 1-layer T5 stand-in swapped for T5-XXL in OpenVINO in the same weight format
+            t5_peer = _t5_seconds(t5, "openvino_fp32" if mode == "fp32" else "optimum_int8w")
+            e2e = d["e2e_s"] - d["components_s"].get("text_encoder_3", 0.0) + t5_peer
+            rows.append(
+                (f"optimum-intel {mode}, 4 steps", e2e, d["step_s"], "batch1", d, "int8" if mode == "int8" else "fp32")
+            )
+    for row in FEWSTEP_ROWS:
+        d = res.get(row)
+        if not d:
+            continue
+        t, p, opts = parse_row(row)
+        # Weight-compressed MatMuls run int8 GEMMs on activations quantized on the fly: OpenVINO's
+        # CPU plugin by default, ONNX Runtime's MatMulNBits at accuracy level 4 (fewstep's setting).
+        # Static int8 quantizes attention's inputs too: OpenVINO runs it as an int8 MHA subgraph.
+        int8_gemm = p in ("int8", "int8-weights", "int4-weights")
+        arith = "w8a8" if p == "int8" else "int8" if int8_gemm else "fp32"
+        vae = " + int8 VAE" if "vae-int8" in opts or p == "int8" else ""
+        label = f"fewstep {t} {'static int8 (W8A8)' if p == 'int8' else p}{vae}, 4 steps"
+        if "no-t5" in opts:
+            rows.append((f"{label}, T5 dropped (1 null token)", d["e2e_s"], d["step_s"], "batch1_no_t5", d, arith))
+            continue
+        # T5 kept: OpenVINO T5-XXL, int8 weights beside a quantized transformer (torch fp32 for ORT)
+        t5_row = (
+            "torch" if t != "openvino-cpu" else ("openvino_fp32" if p in ("fp32", "fp16-weights") else "openvino_int8w")
+        )
+        rows.append((label, d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], "batch1", d, arith))
+    print("\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | peak RSS MB | size MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, e2e, step, flops, d, arith in rows:
+        floor = _floor(machine, flops, arith)
+        ratio = f"{step / floor:.2f}x" if floor else ""
+        size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
+        print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {d['peak_rss_mb']:.0f} | {size} |")
+    ov = [
+        (e2e, lbl, d, arith, flops) for lbl, e2e, _, flops, d, arith in rows if lbl.startswith("fewstep openvino-cpu")
+    ]
+    best = min(ov, key=lambda r: r[0]) if ov else None
+    ratios: dict = {}
+    print("\n## ratios (fewstep's best 4-step OpenVINO bundle)")
+    peer_rows = {r[0]: r[1] for r in rows if r[0].startswith("optimum-intel")}
+    # same steps and weight format: fp32 vs optimum fp32; int8 weights vs optimum's int8 weight mode
+    same: dict[str, tuple[float, str]] = {}
+    # fewstep's int8 rows, W8A8 or weight-only, pair with optimum's int8 weight mode
+    for ours, theirs in ((("fp32",), "fp32"), (("int8-weights", "static int8"), "int8")):
+        peer = peer_rows.get(f"optimum-intel {theirs}, 4 steps")
+        for dropped in (False, True):
+            mine = [
+                r
+                for r in ov
+                if r[1].startswith(tuple(f"fewstep openvino-cpu {p}" for p in ours))
+                and ("T5 dropped" in r[1]) == dropped
+            ]
+            if peer and mine:
+                fastest = min(mine, key=lambda r: r[0])
+                same[f"{theirs}{' T5 dropped' if dropped else ''}"] = (peer / fastest[0], fastest[1])
+                print(
+                    f"vs optimum-intel {theirs} (T5 kept), same steps and precision, {fastest[1]}: "
+                    f"{peer / fastest[0]:.2f}x"
+                )
+    kept = {k: v for k, v in same.items() if "dropped" not in k}
+    if kept:  # both pipelines keep T5; the best same-precision pair
+        key = max(kept, key=lambda k: kept[k][0])
+        ratios["speedup_vs_optimum_intel"] = kept[key][0]
+        ratios["speedup_vs_optimum_intel_pair"] = f"{kept[key][1]} vs optimum-intel {key}"
+    dropped_pairs = {k: v for k, v in same.items() if "dropped" in k}
+    if dropped_pairs:
+        key = max(dropped_pairs, key=lambda k: dropped_pairs[k][0])
+        ratios["speedup_vs_optimum_intel_t5_dropped"] = dropped_pairs[key][0]
+    if best and teacher:
+        ratios["speedup_vs_diffusers_teacher"] = (teacher["e2e_28_s"] + t5_s) / best[0]
+        print(f"vs diffusers teacher at 28 steps with CFG: {ratios['speedup_vs_diffusers_teacher']:.1f}x ({best[1]})")
+    if best and machine:
+        floor = _floor(machine, best[4], best[3])
+        ratios["floor_ratio"] = best[2]["step_s"] / floor
+        print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
+    if best and teacher:
+        teacher_rss = teacher["peak_rss_mb"] + (t5["weights_mb_fp32"] if t5 else 0)
+        ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
+        print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
+    return ratios
+
+
+def _t5_seconds(t5: dict | None, mode: str) -> float:
+    """T5-XXL seconds per prompt in one of T5_MODES (torch fp32 if that mode was not measured)."""
+    if not t5:
+        return float("nan")
+    key = "seconds" if mode == "torch" else f"{mode}_seconds"
+    return t5.get(key, t5["seconds"])
+
+
+def _floor(machine: dict | None, flops: str, arith: str) -> float | None:
+    """Seconds per transformer step at this machine's measured GEMM peaks: the projections and
+    MLPs at the peak of the bundle's arithmetic; attention at the fp32 peak, except in static int8
+    bundles (`w8a8`), whose attention inputs are quantized too and which run it in int8."""
+    if not machine or f"transformer_{flops}" not in machine["flops"]:
+        return None
+    fp32 = machine["fp32_peak_gflops"] * 1e9
+    peak = machine["int8_peak_gops"] * 1e9 if arith in ("int8", "w8a8") else fp32
+    total = machine["flops"][f"transformer_{flops}"]
+    attention = machine["flops"].get(f"transformer_{flops}_attention", 0)
+    return (total - attention) / peak + attention / (peak if arith == "w8a8" else fp32)
