@@ -21,7 +21,7 @@ LAYERS = (
     ("quantize", "gates"),
     ("sampling", "sd3_pipeline", "families", "components", "null_tokens"),
     ("runtime", "targets"),
-    ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config"),
+    ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config", "errors"),
 )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusion3Pipeline
 
+from fewstep.errors import ModelError
+
 
 def resolve_model(model: str | Path) -> Path:
     """A pipeline directory for `zoo:<name>` or a path; errors name what is missing."""
@@ -28,14 +30,57 @@ def resolve_model(model: str | Path) -> Path:
     return path
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def read_model_index(path: Path) -> dict:
+    f = path / "model_index.json"
+    try:
+        index = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{f}: not valid JSON ({e})") from None
+    if not isinstance(index, dict):
+        raise ModelError(f"{f}: not a JSON object")
+    return index
+
+
+def check_weights(path: Path, index: dict) -> None:
+    """Every model component holds safetensors weights that parse; pickle-only weights are refused
+    before anything is loaded (a pickle can run code)."""
+    from safetensors import SafetensorError, safe_open
+
+    for name, entry in index.items():
+        folder = path / name
+        if name.startswith("_") or not isinstance(entry, list) or not folder.is_dir():
+            continue
+        weights = [f for f in folder.iterdir() if f.suffix == ".safetensors"]
+        pickles = [f.name for f in folder.iterdir() if f.suffix in PICKLE_SUFFIXES]
+        if pickles and not weights:
+            raise ModelError(
+                f"{folder}: only pickle weights ({', '.join(sorted(pickles)[:3])}); fewstep loads safetensors only "
+                "(a pickle can run code): convert them, e.g. with diffusers' save_pretrained(safe_serialization=True)"
+            )
+        for f in weights:
+            try:
+                with safe_open(str(f), framework="numpy") as handle:
+                    handle.keys()
+            except (SafetensorError, OSError) as e:
+                raise ModelError(f"{f}: not a readable safetensors file ({str(e)[:120]})") from None
+
+
 def load_pipeline(model: str | Path, drop_t5: bool = False) -> StableDiffusion3Pipeline:
-    """Load an SD3-family pipeline on the CPU in float32, optionally without T5."""
+    """Load an SD3-family pipeline on the CPU in float32, optionally without T5 (safetensors only;
+    a broken directory is a ModelError naming the file)."""
     path = resolve_model(model)
-    index = json.loads((path / "model_index.json").read_text())
+    index = read_model_index(path)
+    check_weights(path, index)
     # A T5-free directory records the slot as [null, null]; diffusers needs it passed as None.
     absent = [k for k in ("text_encoder_3", "tokenizer_3") if index.get(k) in (None, [None, None])]
     extra = {k: None for k in ("text_encoder_3", "tokenizer_3") if drop_t5 or k in absent}
-    pipe = StableDiffusion3Pipeline.from_pretrained(str(path), dtype=torch.float32, **extra)
+    try:
+        pipe = StableDiffusion3Pipeline.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True, **extra)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{path}: diffusers cannot load this pipeline ({type(e).__name__}: {str(e)[:200]})") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

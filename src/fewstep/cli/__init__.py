@@ -1,6 +1,6 @@
 """The `fewstep` command line (typer), one module per command group:
 `recipes` (run, recipe check/schema), `models` (distill, eval), `bundles` (compile, gate,
-generate), `system` (version, targets, doctor, conformance), `zoo` (the toy family)."""
+generate), `signing` (keygen, sign), `system` (version, targets, doctor, conformance), `zoo` (the toy family)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from rich.markup import escape
 
-from fewstep.cli import bundles, models, recipes, system, zoo  # noqa: F401  (registers the commands)
+from fewstep.cli import bundles, models, recipes, signing, system, zoo  # noqa: F401  (registers the commands)
 from fewstep.cli.app import app, err
 
 __all__ = ["app", "main"]
@@ -20,6 +20,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pydantic import ValidationError
 
     from fewstep.cpu.restriction import IsaUnavailable
+    from fewstep.errors import ModelError
     from fewstep.recipes.schema import RecipeError
     from fewstep.runtime.bundle import BundleError
     from fewstep.targets.base import MissingExtraError
@@ -28,6 +29,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         RecipeError,
         BundleError,
+        ModelError,
         YamlInputError,
         IsaUnavailable,
         MissingExtraError,

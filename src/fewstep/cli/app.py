@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -38,3 +39,22 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+TRUSTED_KEY_HELP = (
+    "require the bundle's manifest to be signed by this ed25519 public key (PEM; repeatable; "
+    "also FEWSTEP_TRUSTED_KEYS, paths joined by ':')"
+)
+
+
+def require_trusted_keys(keys: list[Path] | None) -> None:
+    """Make every bundle this process (and its workers) opens require a signature by `keys`."""
+    if not keys:
+        return
+    from fewstep.runtime.signing import TRUSTED_KEYS_ENV, trusted_keys_from_env
+
+    for k in keys:
+        if not k.is_file():
+            fail(f"trusted key not found: {k}")
+    merged = [*trusted_keys_from_env(), *keys]
+    os.environ[TRUSTED_KEYS_ENV] = os.pathsep.join(str(k.resolve()) for k in merged)

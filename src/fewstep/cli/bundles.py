@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fewstep.cli.app import app, err, fail, out, print_json
+from fewstep.cli.app import TRUSTED_KEY_HELP, app, err, fail, out, print_json, require_trusted_keys
 
 
 @app.command("compile")
@@ -98,8 +98,10 @@ def gate(
             "each (default: the bundle's gates.isa, else native)",
         ),
     ] = None,
+    trusted_key: Annotated[list[Path] | None, typer.Option("--trusted-key", help=TRUSTED_KEY_HELP)] = None,
 ) -> None:
     """Re-check a bundle's gates against its torch model; exit 1 naming each failed gate."""
+    require_trusted_keys(trusted_key)
     from pydantic import ValidationError
 
     from fewstep.cpu.restriction import IsaUnavailable
@@ -181,21 +183,25 @@ def generate(
             "--allow-isa-mismatch", help="run a bundle whose int8 needs a CPU feature this CPU lacks (with a warning)"
         ),
     ] = False,
+    allow_failed_gates: Annotated[
+        bool,
+        typer.Option("--allow-failed-gates", help="run a bundle whose gates failed at build time (with a warning)"),
+    ] = False,
+    trusted_key: Annotated[list[Path] | None, typer.Option("--trusted-key", help=TRUSTED_KEY_HELP)] = None,
 ) -> None:
     """Generate images from a bundle with the target's runtime only (no torch)."""
     from fewstep.runtime.bundle import Bundle, BundleError, save_png
 
+    require_trusted_keys(trusted_key)
     try:
         b = Bundle.open(bundle, threads=threads, allow_isa_mismatch=allow_isa_mismatch)
         gates = b.manifest.gates
         if gates is not None and not gates.get("passed", True):
             failed = [r["gate"] for r in gates.get("results", []) if not r.get("passed", True)]
-            err.print(
-                f"warning: this bundle failed its gates at build time ({', '.join(failed[:3]) or 'see manifest'}); "
-                "its images may be wrong",
-                highlight=False,
-                markup=False,
-            )
+            what = f"this bundle failed its gates at build time ({', '.join(failed[:3]) or 'see its manifest'})"
+            if not allow_failed_gates:
+                fail(f"{what}; its images may be wrong. Pass --allow-failed-gates to run it anyway", code=1)
+            err.print(f"warning: {what}; its images may be wrong", highlight=False, markup=False)
         images = b.generate([prompt], seed=seed, num_images=num_images)
     except (BundleError, FileNotFoundError, ValueError, ImportError) as e:
         fail(str(e))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fewstep.cli.app import app, fail, out, print_json
+from fewstep.cli.app import TRUSTED_KEY_HELP, app, fail, out, print_json, require_trusted_keys
 
 
 def _student_steps(model: str) -> int | None:
@@ -43,12 +43,14 @@ def eval_cmd(
     ] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="image grid PNG path")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    trusted_key: Annotated[list[Path] | None, typer.Option("--trusted-key", help=TRUSTED_KEY_HELP)] = None,
 ) -> None:
     """Score a model or a compiled bundle on the held-out prompts: domain FID and alignment.
 
     MODEL is zoo:<name>, a diffusers pipeline directory, or a bundle directory (run through
     the torch-free runtime with the bundle's own steps and guidance).
     """
+    require_trusted_keys(trusted_key)
     from fewstep.evaluation import evaluate
     from fewstep.runtime.bundle import BundleError
     from fewstep.sampling import GenerationConfig

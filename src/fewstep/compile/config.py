@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from fewstep.compile.export import Exporter
-from fewstep.gates.config import GateConfig, _Config, default_gates
+from fewstep.config import StrictModel
+from fewstep.gates.config import GateConfig, default_gates
 from fewstep.quantize.config import QuantConfig, default_scheme
 from fewstep.student import check_guidance_interval
 
@@ -21,7 +22,7 @@ class Shapes(str, Enum):
     dynamic = "dynamic"
 
 
-class T5Gate(_Config):
+class T5Gate(StrictModel):
     """Accept dropping T5 only if the T5-free torch model stays this close to the full one."""
 
     num_images: int = Field(200, ge=16, le=100_000)
@@ -29,7 +30,7 @@ class T5Gate(_Config):
     fid_ratio_max: float = Field(1.25, gt=0)
 
 
-class Truncate(_Config):
+class Truncate(StrictModel):
     """Keep the first `keep` layers of an encoder, fine-tuned to match the full one."""
 
     keep: dict[str, int] = Field(default_factory=dict, description="encoder -> layers kept, e.g. {text_encoder_3: 1}")
@@ -39,7 +40,7 @@ class Truncate(_Config):
     lr: float = Field(3e-4, gt=0)
 
 
-class Restructure(_Config):
+class Restructure(StrictModel):
     """Text-encoder restructuring, each change gated before it is accepted."""
 
     drop_t5: bool = Field(False, description="omit T5 from the bundle (zero-filled slot) if its gate passes")
@@ -65,10 +66,8 @@ class Restructure(_Config):
         return self
 
 
-class CompileConfig(BaseModel):
+class CompileConfig(StrictModel):
     """Export, build and gate one bundle for one target."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     target: str = Field("openvino-cpu", description="a registered target (see `fewstep targets`)")
     precision: str = Field("fp32", description="precision of every component unless overridden")

@@ -9,10 +9,8 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from fewstep.config import StrictModel
 from fewstep.student import check_guidance_interval
 
-_Config = StrictModel
 
-
-class TrajectoryGuidance(_Config):
+class TrajectoryGuidance(StrictModel):
     """Phase 1: the student learns to jump between states of the teacher's ODE."""
 
     enabled: bool = True
@@ -23,7 +21,7 @@ class TrajectoryGuidance(_Config):
     lr: float = Field(1e-4, gt=0)
 
 
-class GAN(_Config):
+class GAN(StrictModel):
     """Adversarial term: heads on the fake score's block features (shared backbone)."""
 
     enabled: bool = True
@@ -33,7 +31,7 @@ class GAN(_Config):
     real: Literal["data", "teacher"] = Field("teacher", description="real samples: data set images or teacher samples")
 
 
-class DistributionMatching(_Config):
+class DistributionMatching(StrictModel):
     """Phase 2: distribution matching (DMD) on the student's own trajectory."""
 
     enabled: bool = True
@@ -47,7 +45,7 @@ class DistributionMatching(_Config):
     gan: GAN = GAN()
 
 
-class SplitTimestep(_Config):
+class SplitTimestep(StrictModel):
     """Phase 3: two branches fine-tuned on disjoint student steps, merged by interpolation."""
 
     enabled: bool = True
@@ -63,7 +61,7 @@ class SplitTimestep(_Config):
     )
 
 
-class FlashConfig(_Config):
+class FlashConfig(StrictModel):
     """How to distil a K-step student from an SD3-family teacher."""
 
     steps: Literal[1, 2, 4, 8] = 4

@@ -10,10 +10,8 @@ from pydantic import Field, field_validator
 
 from fewstep.config import StrictModel
 
-_Config = StrictModel
 
-
-class TensorGates(_Config):
+class TensorGates(StrictModel):
     """Per component, on held-out inputs at every student timestep, bundle vs torch."""
 
     cosine_min: float = Field(0.999, ge=-1, le=1)
@@ -21,14 +19,14 @@ class TensorGates(_Config):
     max_abs_max: float | None = Field(0.1, gt=0, description="null records max-abs without gating it")
 
 
-class ImageGates(_Config):
+class ImageGates(StrictModel):
     """End-to-end images, bundle vs torch student, same prompts and seeds."""
 
     psnr_min: float = Field(30.0, description="mean PSNR in dB")
     ssim_min: float = Field(0.95, ge=-1, le=1)
 
 
-class DistributionGates(_Config):
+class DistributionGates(StrictModel):
     """Domain FID and alignment of bundle images vs the torch student (families with an evaluator)."""
 
     enabled: bool | None = Field(None, description="null: on when the model belongs to a family with an evaluator")
@@ -37,7 +35,7 @@ class DistributionGates(_Config):
     alignment_drop_max: float = Field(0.02, ge=0)
 
 
-class GateConfig(_Config):
+class GateConfig(StrictModel):
     enabled: bool = Field(
         True,
         description="false: build only (frees each torch component after export, for models near the RAM limit); "

@@ -9,7 +9,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from fewstep.config import StrictModel
 
 DEFAULT_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer")
 COMPONENT_NAMES = (*DEFAULT_COMPONENTS, "vae_decoder")
@@ -31,9 +33,7 @@ def _group_size(value: int) -> int:
     return value
 
 
-class _Scheme(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
+class _Scheme(StrictModel):
     components: tuple[str, ...] = Field(
         DEFAULT_COMPONENTS, description="components to quantize; the others stay fp32 (the VAE decoder by default)"
     )

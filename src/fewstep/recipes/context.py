@@ -59,7 +59,7 @@ MODEL_HELP = "'teacher' (the recipe's model), an earlier stage, zoo:<name> or a 
 
 
 def stage_name_field(default_help: str) -> Any:
-    return Field(None, pattern=NAME_RE, description=f"stage name (defaults to {default_help})")
+    return Field(None, pattern=NAME_RE, max_length=64, description=f"stage name (defaults to {default_help})")
 
 
 def model_field() -> Any:

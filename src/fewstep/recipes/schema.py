@@ -24,7 +24,7 @@ Stage = Annotated[Union[tuple(STAGE_TYPES.values())], Field(discriminator="kind"
 class Recipe(StrictModel):
     """A fewstep recipe: one model, a sequence of stages."""
 
-    name: str = Field(pattern=NAME_RE, description="run name; outputs go to runs/<name>/ by default")
+    name: str = Field(pattern=NAME_RE, max_length=64, description="run name; outputs go to runs/<name>/ by default")
     description: str = ""
     model: str = Field("zoo:shapes", description="a diffusers SD3-family directory or zoo:<name>")
     stages: list[Stage] = Field(min_length=1)
@@ -97,6 +97,11 @@ def _allowed_fields(loc: tuple, data: Any) -> list[str]:
     return sorted(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _format(err: ValidationError, data: Any) -> str:
     lines = []
     for e in err.errors():
@@ -116,8 +121,10 @@ def _format(err: ValidationError, data: Any) -> str:
         if not loc:  # whole-recipe checks name their own path
             lines.append(msg)
             continue
-        if e["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found", "extra_forbidden"):
-            msg += f" (got {e['input']!r})"
+        if e["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found", "extra_forbidden") and not (
+            isinstance(e["input"], (dict, list))  # a whole-object check names its field in the message
+        ):
+            msg += f" (got {_short(e['input'])})"
         lines.append(f"{path}: {msg}")
     return "\n".join(lines)
 

@@ -9,6 +9,8 @@ Layout of a bundle directory:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from fewstep.runtime.integrity import BundleError, bundle_files, is_bundle, read
 from fewstep.runtime.manifest import BundleManifest, PipelineRecord
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
+from fewstep.runtime.signing import TRUSTED_KEYS_ENV
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
 
 __all__ = [
@@ -55,13 +58,19 @@ class Bundle:
 
     @classmethod
     def open(
-        cls, path: str | Path, check: bool = True, threads: int | None = None, allow_isa_mismatch: bool = False
+        cls,
+        path: str | Path,
+        check: bool = True,
+        threads: int | None = None,
+        allow_isa_mismatch: bool = False,
+        trusted_keys: Sequence[Path] | None = None,
     ) -> Bundle:
+        """Open (hash-check, and with `trusted_keys` or FEWSTEP_TRUSTED_KEYS signature-check) a bundle."""
         from fewstep.targets.base import ComponentIO
         from fewstep.targets.registry import get_target
 
         root = Path(path)
-        manifest = read_manifest(root, check)
+        manifest = read_manifest(root, check, trusted_keys)
         target = get_target(manifest.target)
         check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
@@ -71,7 +80,9 @@ class Bundle:
         return cls(root, manifest, sessions, load_tokenizers(root, manifest))
 
     @classmethod
-    def open_restricted(cls, path: str | Path, isa: str, threads: int | None = None) -> tuple[Bundle, Any]:
+    def open_restricted(
+        cls, path: str | Path, isa: str, threads: int | None = None, trusted_keys: Sequence[Path] | None = None
+    ) -> tuple[Bundle, Any]:
         """The bundle with its components run as a CPU of `isa` would (see `restrict.py`); the
         second value is the worker (`.restriction`, `.saturates`, `.close()`)."""
         from fewstep.cpu.restriction import restriction_for
@@ -79,13 +90,14 @@ class Bundle:
         from fewstep.targets.registry import get_target
 
         root = Path(path)
-        manifest = read_manifest(root, check=False)  # paths checked; hashes once, below or in `open`
+        manifest = read_manifest(root, False, trusted_keys)  # paths checked; hashes once, below or in `open`
         target = get_target(manifest.target)
         restriction = restriction_for(target, isa)
         if restriction.how == "native":
-            return cls.open(root, threads=threads, allow_isa_mismatch=True), None
+            return cls.open(root, threads=threads, allow_isa_mismatch=True, trusted_keys=trusted_keys), None
         verify(root, manifest)
-        runtime = RestrictedRuntime(root, restriction, threads)
+        env = {TRUSTED_KEYS_ENV: os.pathsep.join(str(k) for k in trusted_keys)} if trusted_keys else None
+        runtime = RestrictedRuntime(root, restriction, threads, env)  # the worker checks the signature too
         check_in_force(runtime, target.name)
         sessions = {name: RemoteSession(runtime, name) for name in manifest.components}
         return cls(root, manifest, sessions, load_tokenizers(root, manifest)), runtime

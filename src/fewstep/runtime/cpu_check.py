@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fewstep.runtime.integrity import BundleError
+from fewstep.runtime.errors import BundleError
 from fewstep.runtime.manifest import BundleManifest
 
 ALLOW_ISA_ENV = "FEWSTEP_ALLOW_ISA_MISMATCH"

@@ -5,15 +5,16 @@ matches the manifest."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fewstep.fsutil import hash_tree
+from fewstep.runtime.errors import BundleError
 from fewstep.runtime.manifest import FORMAT, MANIFEST, BundleManifest, ManifestError, parse_manifest
+from fewstep.runtime.signing import SIGNATURE, check_signature, trusted_keys_from_env
 
-
-class BundleError(RuntimeError):
-    """A bundle that cannot be used (missing, tampered with, or made by an unknown format)."""
+__all__ = ["BundleError", "bundle_files", "check_closed", "is_bundle", "read_manifest", "verify"]
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -29,7 +30,7 @@ def is_bundle(path: str | Path) -> bool:
 
 def bundle_files(root: Path) -> dict[str, str]:
     """sha256 of every file under `root` (hidden ones too) except the manifest, by relative path."""
-    return hash_tree(root, hidden=True, exclude=frozenset({MANIFEST}))
+    return hash_tree(root, hidden=True, exclude=frozenset({MANIFEST, SIGNATURE}))
 
 
 def verify(root: Path, manifest: BundleManifest) -> None:
@@ -77,14 +78,20 @@ def check_closed(root: Path, manifest: BundleManifest) -> None:
             raise BundleError(f"manifest pipeline.tokenizers.{name}.path: {rel!r} is not among the hashed files")
 
 
-def read_manifest(root: Path, check: bool = True) -> BundleManifest:
+def read_manifest(root: Path, check: bool = True, trusted_keys: Sequence[Path] | None = None) -> BundleManifest:
     """The bundle's typed manifest, its paths checked to stay inside it (and, with `check`, every
-    file's sha256 checked against it)."""
+    file's sha256 checked against it). With trusted keys (given, or from FEWSTEP_TRUSTED_KEYS) the
+    manifest's bytes must carry a valid signature by one of them; the bytes checked are the bytes
+    parsed."""
     root = Path(root)
     if not (root / MANIFEST).is_file():
         raise BundleError(f"not a fewstep bundle (no {MANIFEST}): {root}")
+    raw = (root / MANIFEST).read_bytes()
+    keys = trusted_keys_from_env() if trusted_keys is None else list(trusted_keys)
+    if keys:
+        check_signature(root, raw, keys)
     try:
-        data = json.loads((root / MANIFEST).read_text())
+        data = json.loads(raw)
         manifest = parse_manifest(data, root / MANIFEST)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{root / MANIFEST}: not valid JSON ({e})") from None

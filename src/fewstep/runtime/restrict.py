@@ -62,13 +62,15 @@ def recv(stream: BinaryIO) -> dict[str, np.ndarray]:
 class RestrictedRuntime:
     """A worker process holding a bundle's sessions under a restriction."""
 
-    def __init__(self, root: Path, restriction: Restriction, threads: int | None = None):
+    def __init__(
+        self, root: Path, restriction: Restriction, threads: int | None = None, env: dict[str, str] | None = None
+    ):
         self.restriction = restriction
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker; closed in close()
         cmd = [*restriction.prefix, sys.executable, "-m", "fewstep.runtime.worker", str(root)]
         if threads:
             cmd += ["--threads", str(threads)]
-        env = {**os.environ, **restriction.env}
+        env = {**os.environ, **(env or {}), **restriction.env}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
         hello = self._recv()
         probe, faithful = int(hello["saturates"]), int(hello["faithful"])

@@ -20,7 +20,7 @@ class ReportStage(StrictModel):
     """Collect every earlier stage's metrics and image grids into report.html / report.json."""
 
     kind: Literal["report"] = "report"
-    name: str | None = Field(None, pattern=NAME_RE)
+    name: str | None = Field(None, pattern=NAME_RE, max_length=64)
     title: str | None = None
 
     def default_name(self) -> str:
