@@ -19,7 +19,7 @@ LAYERS = (
     ("recipes", "testing", "doctor"),
     ("distill", "compile", "zoo", "evaluation"),
     ("quantize", "gates"),
-    ("sampling", "sd3_pipeline", "families", "components", "null_tokens"),
+    ("sampling", "sd3_pipeline", "families", "components", "null_tokens", "stock_schedule"),
     ("runtime", "targets"),
     ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config", "errors"),
 )

@@ -44,6 +44,41 @@ def test_student_is_a_diffusers_pipeline_with_its_timesteps(tiny_pipeline_dir, t
     torch.testing.assert_close(pipe.scheduler.timesteps, torch.tensor([1000.0, 750.0]))
     teacher = _weights(tiny_pipeline_dir)
     assert any(not torch.equal(teacher[k], v) for k, v in _weights(out).items())  # it trained
+    assert info["stock_scheduler"]["exact"] and info["teacher"] == tiny_pipeline_dir.name
+    # nothing shipped names a build-machine path
+    shipped = [out / "model_index.json", out / "fewstep_student.json", *out.glob("*/config.json")]
+    assert not [f for f in shipped if str(tmp_path) in f.read_text() or str(tiny_pipeline_dir) in f.read_text()]
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_stock_diffusers_call_samples_the_students_own_timesteps(tiny_pipeline_dir, tmp_path, steps):
+    """`pipe(prompt, num_inference_steps=K)` with the student's own scheduler config (no `sigmas=`)
+    gives the images of the recorded-sigmas call and of fewstep's sampler on the same noise."""
+    from diffusers import StableDiffusion3Pipeline
+
+    from fewstep.sampling import GenerationConfig, initial_noise, sample_torch, sampling_for
+
+    cfg = TINY.model_copy(update={"steps": steps})
+    out = distill(tiny_pipeline_dir, cfg, tmp_path / "student", progress=False)
+    info = student_info(out)
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(out))  # stock diffusers, nothing of fewstep's
+    pipe.set_progress_bar_config(disable=True)
+    noise = initial_noise(pipe, 0, 2)
+    call = dict(guidance_scale=1.0, height=32, width=32, max_sequence_length=16, output_type="np", latents=noise)
+    stock = pipe(["a red circle", "two blue squares"], num_inference_steps=steps, **call).images
+    want = [1000 * t for t in info["timesteps"][:-1]]
+    torch.testing.assert_close(pipe.scheduler.timesteps, torch.tensor(want), atol=1e-3, rtol=0)
+    recorded = pipe(["a red circle", "two blue squares"], sigmas=info["sigmas"], **call).images
+    sampling = sampling_for(pipe, out)
+    ours = sample_torch(
+        pipe,
+        ["a red circle", "two blue squares"],
+        noise,
+        GenerationConfig(steps=steps, guidance=1.0, sigmas=sampling.call_sigmas),
+    )
+    for other in (recorded, ours):
+        mse = float(np.mean((stock - other) ** 2))
+        assert mse == 0.0 or 10 * np.log10(1.0 / mse) >= 40.0
 
 
 def test_trajectories_are_cached_and_reused(tiny_pipeline_dir, tmp_path, monkeypatch):

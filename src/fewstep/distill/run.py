@@ -22,6 +22,45 @@ from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
 
 
+def portable_name(model: str | Path) -> str:
+    """How a shipped file names a model: `zoo:<name>` as given, else the directory's name only
+    (no build-machine paths in anything shipped; the digest identifies it)."""
+    text = str(model)
+    return text if ":" in text and not Path(text).exists() else Path(text).name
+
+
+def drop_build_paths(pipeline_dir: Path) -> None:
+    """diffusers and transformers record the directory a model was loaded from (`_name_or_path`)
+    in model_index.json and each component's config.json: drop it."""
+    for f in [pipeline_dir / "model_index.json", *pipeline_dir.glob("*/config.json")]:
+        data = json.loads(f.read_text())
+        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
+            f.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def student_schedule(pipe, timesteps: list[float]) -> tuple[list[float], dict]:
+    """The student's scheduler set so that stock clients (`num_inference_steps=K`) sample its own
+    timesteps where diffusers' FlowMatchEulerDiscreteScheduler can express them; returns the
+    `sigmas=` that reproduce them through that scheduler and the fit's record."""
+    import warnings
+
+    from fewstep.stock_schedule import fit_stock_schedule, stock_scheduler
+
+    fit = fit_stock_schedule(timesteps, dict(pipe.scheduler.config))
+    if fit.exact:
+        pipe.scheduler = stock_scheduler(dict(pipe.scheduler.config), fit)
+        return list(fit.call_sigmas), fit.to_json()
+    warnings.warn(
+        f"the student's timesteps {timesteps[:-1]} cannot be expressed by a stock FlowMatchEulerDiscreteScheduler "
+        f"(closest: shift {fit.shift:.4g}, shift_terminal {fit.shift_terminal}, off by {fit.max_error:.3g}); clients "
+        "must pass the recorded `sigmas=`",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    shift = float(pipe.scheduler.config.shift)
+    return [unshift(t, shift) for t in timesteps[:-1]], fit.to_json()
+
+
 def unshift(t: float, shift: float) -> float:
     """Inverse of SD3's shift: the sigma that the scheduler shifts to t."""
     return t / (shift - (shift - 1) * t)
@@ -86,19 +125,22 @@ def distill(
         pipe.text_encoder_3 = None
         pipe.tokenizer_3 = None
         pipe.register_modules(text_encoder_3=None, tokenizer_3=None)
-    sched_shift = float(pipe.scheduler.config.shift)
+    call_sigmas, stock = student_schedule(pipe, timesteps)
     info = {
         "steps": cfg.steps,
         "timesteps": timesteps,
-        "sigmas": [unshift(t, sched_shift) for t in timesteps[:-1]],
+        "sigmas": call_sigmas,
         "guidance": 1.0,
         "t5_free": cfg.t5_free,
-        "teacher": str(teacher),
+        "teacher": portable_name(teacher),
+        "teacher_digest": tree_digest(teacher_dir),
+        "stock_scheduler": stock,
         "split_timestep": split_record,
         "config": cfg.model_dump(mode="json"),
     }
     with atomic_dir(out_dir) as tmp:
         pipe.save_pretrained(str(tmp))
+        drop_build_paths(tmp)
         (tmp / STUDENT_FILE).write_text(json.dumps(info, indent=2))
     state.wait_for_everyone()
     return out_dir

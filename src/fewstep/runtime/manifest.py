@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 FORMAT = "fewstep-bundle"
 FORMAT_VERSION = 1
@@ -66,6 +66,19 @@ class PipelineRecord(_Record):
     sigmas: tuple[float, ...]
     student: bool
     guidance_interval: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineRecord:
+        s = self.sigmas
+        if self.steps < 1 or len(s) != self.steps + 1:
+            raise ValueError(f"sigmas: {len(s)} values for {self.steps} steps; need steps + 1")
+        if not (0.0 <= s[-1] <= s[0] <= 1.0) or s[-1] != 0.0 or any(a < b for a, b in zip(s, s[1:])):
+            raise ValueError("sigmas: must fall from at most 1 to exactly 0")
+        if self.guidance < 0 or min(self.latent_shape) < 1 or self.image_size < 1 or self.t5_length < 1:
+            raise ValueError("guidance, latent_shape, image_size and t5_length must be positive")
+        if any(t.max_length < 1 for t in self.tokenizers.values()):
+            raise ValueError("tokenizers: max_length must be positive")
+        return self
 
     @property
     def sampling(self) -> Sampling:
