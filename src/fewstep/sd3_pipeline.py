@@ -15,6 +15,7 @@ import torch
 from diffusers import StableDiffusion3Pipeline
 
 from fewstep.errors import ModelError
+from fewstep.logs import quiet_loaded_libraries
 
 
 def resolve_model(model: str | Path) -> Path:
@@ -77,6 +78,7 @@ def load_pipeline(model: str | Path, drop_t5: bool = False) -> StableDiffusion3P
     # A T5-free directory records the slot as [null, null]; diffusers needs it passed as None.
     absent = [k for k in ("text_encoder_3", "tokenizer_3") if index.get(k) in (None, [None, None])]
     extra = {k: None for k in ("text_encoder_3", "tokenizer_3") if drop_t5 or k in absent}
+    quiet_loaded_libraries()  # no loading bars or advisory lines unless --verbose
     try:
         pipe = StableDiffusion3Pipeline.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True, **extra)
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -26,9 +26,16 @@ app.add_typer(zoo_app, name="zoo")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", help="show the libraries' own logs and loading bars"),
+) -> None:
+    from fewstep.logs import configure
+
+    configure(verbose)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fewstep.cli.app import app, err, fail, out, print_json, recipe_app
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats to `digits` significant digits, for people (JSON output keeps full precision)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
 
 
 @app.command()
@@ -36,6 +47,10 @@ def run(
         if not as_json:
             err.print(f"[bold]{name}[/]: {status}")
 
+    if not progress or as_json:
+        from fewstep.logs import disable_progress
+
+        disable_progress()
     try:
         results = run_recipe(rec, run_dir, set(force or ()), progress=progress and not as_json, on_stage=on_stage)
     except GateFailure as e:
@@ -64,7 +79,7 @@ def run(
     for col in ("stage", "status", "seconds", "summary"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.name, r.status, f"{r.seconds:.1f}", json.dumps(r.summary, default=str))
+        table.add_row(r.name, r.status, f"{r.seconds:.1f}", json.dumps(rounded(r.summary), default=str))
     out.print(table)
     for r in results:
         if r.kind == "compile" and (r.out / "bundle").exists() and r.summary.get("gates_passed", True):
