@@ -98,7 +98,8 @@ def distill_cmd(
     """Distil a teacher into a K-step student (SD3.5-Flash). Works under `accelerate launch`."""
     from pydantic import ValidationError
 
-    from fewstep.distill import FlashConfig, distill
+    from fewstep.distill.config import FlashConfig
+    from fewstep.distill.run import distill
     from fewstep.yamlio import YamlInputError, load_mapping
 
     fields: dict[str, Any] = {}

@@ -7,13 +7,19 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from fewstep.compile.export import Exporter
 from fewstep.config import StrictModel
 from fewstep.gates.config import GateConfig, default_gates
 from fewstep.quantize.config import QuantConfig, default_scheme
 from fewstep.student import check_guidance_interval
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder")
+
+
+class Exporter(str, Enum):
+    """The torch -> ONNX exporter."""
+
+    torchscript = "torchscript"  # fast; the form ModelOpt's Q/DQ export needs
+    dynamo = "dynamo"  # torch.export based (opset 18)
 
 
 class Shapes(str, Enum):

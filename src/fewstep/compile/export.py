@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from enum import Enum
 from pathlib import Path
 
 import torch
 
+from fewstep.compile.config import Exporter
 from fewstep.components import Component
-
-
-class Exporter(str, Enum):
-    torchscript = "torchscript"  # fast; the form ModelOpt's Q/DQ export needs
-    dynamo = "dynamo"  # torch.export based (opset 18)
 
 
 def static_example(comp: Component, batch: int) -> tuple[torch.Tensor, ...]:
