@@ -38,3 +38,15 @@ def test_bad_input_exits_2_and_markup_is_not_eaten(tmp_path, capsys):
 def test_exit_codes_are_documented(capsys):
     code, output = run(["--help"], capsys)
     assert code == 0 and "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error" in output
+
+
+def test_generate_output_paths_are_printed_as_typed_and_a_directory_is_refused(built_bundles, tmp_path, capsys):
+    bundle, _ = built_bundles["onnxruntime-cpu"]
+    target = tmp_path / "outdir"
+    target.mkdir()
+    code, output = run(["generate", str(bundle), "a red circle", "-o", str(target)], capsys)
+    assert code == 2 and "is a directory" in output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half-written
+    for name in ("[red]x.png", "a[/x]b.png"):
+        code, output = run(["generate", str(bundle), "a red circle", "-o", str(tmp_path / name)], capsys)
+        assert code == 0 and str(tmp_path / name) in output and (tmp_path / name).is_file()

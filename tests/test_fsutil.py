@@ -59,3 +59,20 @@ def test_fewstep_outputs_and_empty_directories_may_be_replaced(tmp_path):
     (tmp_path / "bundle" / "manifest.json").write_text(json.dumps({"fewstep_version": "0.1.0"}))
     check_replaceable(tmp_path / "bundle")
     check_replaceable(tmp_path / "missing")
+
+
+def test_output_lock_refuses_a_second_writer_and_cleans_what_a_killed_one_left(tmp_path):
+    from fewstep.fsutil import output_lock
+
+    out = tmp_path / "bundle"
+    stale = tmp_path / ".bundle.tmp-dead"
+    stale.mkdir()
+    (stale / "big.bin").write_bytes(b"x" * 100)
+    (tmp_path / ".bundle.old-123").mkdir()
+    other = tmp_path / ".other.tmp-live"
+    other.mkdir()
+    with output_lock(out):
+        assert not stale.exists() and not (tmp_path / ".bundle.old-123").exists()
+        assert other.exists()  # another output's temporaries are not ours
+        with pytest.raises(RuntimeError, match="another fewstep process is writing"), output_lock(out):
+            pass

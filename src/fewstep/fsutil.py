@@ -39,6 +39,27 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def output_lock(target: Path) -> Iterator[None]:
+    """Hold `.<name>.lock` beside an output while writing it: a second writer is refused, and the
+    temporary directories a killed writer left (`.<name>.tmp-*`, `.<name>.old-*`) are removed,
+    which is safe because no live writer can own them while the lock is held."""
+    import fcntl
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another fewstep process is writing {target}") from None
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in target.parent.glob(f".{target.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
 def written_by_fewstep(path: Path) -> bool:
     """A directory fewstep made: a bundle or stage manifest with a fewstep version, or a student."""
     path = Path(path)

@@ -125,3 +125,16 @@ def test_t5_free_student_has_no_t5(tiny_pipeline_dir, tmp_path):
     assert index["text_encoder_3"] == [None, None]
     assert not (out / "text_encoder_3").exists()
     assert load_pipeline(out).text_encoder_3 is None
+
+
+def test_gan_blocks_beyond_the_model_are_named(tiny_pipeline_dir, tmp_path):
+    cfg = TINY.model_copy(
+        update={"distribution_matching": TINY.distribution_matching.model_copy(
+            update={"gan": TINY.distribution_matching.gan.model_copy(update={"enabled": True, "blocks": (0, 99)})}
+        )}
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"distribution_matching.gan.blocks: \[0, 99\]; this transformer has blocks 0..0"
+    ):
+        distill(tiny_pipeline_dir, cfg, tmp_path / "s", progress=False)
+    assert not (tmp_path / "s").exists()

@@ -24,7 +24,7 @@ zoo_app = typer.Typer(help="The built-in toy model family (zoo:shapes).", no_arg
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(zoo_app, name="zoo")
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, markup=False, highlight=False)  # user text (paths, prompts) is never markup
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -193,6 +193,8 @@ def generate(
     from fewstep.runtime.bundle import Bundle, BundleError, save_png
 
     require_trusted_keys(trusted_key)
+    if output.is_dir():
+        fail(f"-o {output} is a directory; give a file name such as {output / 'image.png'}")
     try:
         b = Bundle.open(bundle, threads=threads, allow_isa_mismatch=allow_isa_mismatch)
         gates = b.manifest.gates

@@ -39,9 +39,12 @@ def compile_bundle(
 ) -> tuple[Path, GateReport]:
     """Build a gated bundle for `cfg.target` at `out` (an existing directory fewstep did not
     write is refused unless `overwrite`)."""
+    from fewstep.fsutil import output_lock
+
     _builtin()
     scheme = cfg.scheme()
     search = _SEARCHES.get(scheme.scheme) if scheme is not None else None
-    if search is not None:
-        return search(model, cfg, out, work_dir, overwrite)
-    return build_bundle(model, cfg, out, work_dir, overwrite=overwrite)
+    with output_lock(Path(out)):  # one writer per output; what a killed one left is cleaned
+        if search is not None:
+            return search(model, cfg, out, work_dir, overwrite)
+        return build_bundle(model, cfg, out, work_dir, overwrite=overwrite)

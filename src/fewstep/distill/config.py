@@ -17,7 +17,7 @@ class TrajectoryGuidance(StrictModel):
     iterations: int = Field(300, ge=0)
     teacher_steps: int = Field(28, ge=4, description="Euler steps of the teacher's trajectories")
     num_prompts: int = Field(512, ge=1, description="training prompts whose trajectories are cached")
-    batch: int = Field(32, ge=1)
+    batch: int = Field(32, ge=1, le=65536)
     lr: float = Field(1e-4, gt=0)
 
 
@@ -26,7 +26,9 @@ class GAN(StrictModel):
 
     enabled: bool = True
     weight: float = Field(0.05, ge=0, description="lambda_G of the generator's adversarial loss")
-    blocks: tuple[int, ...] = Field((1, 3, 5), min_length=1, description="fake-score blocks that feed a head")
+    blocks: tuple[int, ...] = Field(
+        (1, 3, 5), min_length=1, max_length=64, description="fake-score blocks that feed a head"
+    )
     reinit_p: float = Field(0.005, ge=0, le=1, description="per-step probability of re-initialising a head")
     real: Literal["data", "teacher"] = Field("teacher", description="real samples: data set images or teacher samples")
 
@@ -38,7 +40,7 @@ class DistributionMatching(StrictModel):
     iterations: int = Field(300, ge=0, description="fake-score iterations; the student updates every critic_ratio")
     timestep_sharing: bool = Field(True, description="false: DMD2's re-noising of x0 at a random t")
     critic_ratio: int = Field(5, ge=1)
-    batch: int = Field(32, ge=1)
+    batch: int = Field(32, ge=1, le=65536)
     lr_student: float = Field(1e-5, gt=0)
     lr_fake: float = Field(1e-4, gt=0)
     regression_weight: float = Field(0.25, ge=0, description="keep the trajectory-guidance loss at this weight")

@@ -17,7 +17,7 @@ from fewstep.distill.schedule import student_timesteps
 from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
-from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
+from fewstep.fsutil import atomic_dir, check_replaceable, output_lock, tree_digest
 from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
 
@@ -61,6 +61,16 @@ def student_schedule(pipe, timesteps: list[float]) -> tuple[list[float], dict]:
     return [unshift(t, shift) for t in timesteps[:-1]], fit.to_json()
 
 
+def check_against_model(cfg: FlashConfig, pipe) -> None:
+    """Settings that name parts of the model must name parts this model has."""
+    gan = cfg.distribution_matching.gan
+    n = len(pipe.transformer.transformer_blocks)
+    if gan.enabled and any(b < 0 or b >= n for b in gan.blocks):
+        raise ValueError(
+            f"distribution_matching.gan.blocks: {list(gan.blocks)}; this transformer has blocks 0..{n - 1}"
+        )
+
+
 def unshift(t: float, shift: float) -> float:
     """Inverse of SD3's shift: the sigma that the scheduler shifts to t."""
     return t / (shift - (shift - 1) * t)
@@ -83,6 +93,7 @@ def distill(
     work = Path(work_dir or out_dir.with_name(f".{out_dir.name}.work"))
     work.mkdir(parents=True, exist_ok=True)
     pipe = load_pipeline(teacher_dir)
+    check_against_model(cfg, pipe)
     timesteps = student_timesteps(cfg)
     tg = cfg.trajectory_guidance
     captions = training_prompts(cfg.data, tg.num_prompts, cfg.seed)
@@ -138,7 +149,7 @@ def distill(
         "split_timestep": split_record,
         "config": cfg.model_dump(mode="json"),
     }
-    with atomic_dir(out_dir) as tmp:
+    with output_lock(out_dir), atomic_dir(out_dir) as tmp:
         pipe.save_pretrained(str(tmp))
         drop_build_paths(tmp)
         (tmp / STUDENT_FILE).write_text(json.dumps(info, indent=2))

@@ -187,16 +187,23 @@ class Bundle:
 
 
 def save_png(images: np.ndarray, path: str | Path) -> list[Path]:
-    """Write images (N, H, W, 3) in [0, 1]; several images get -0, -1, ... suffixes."""
+    """Write images (N, H, W, 3) in [0, 1]; several images get -0, -1, ... suffixes. Each file is
+    written atomically; a path that is a directory is refused before anything is written."""
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     paths = (
         [path] if len(images) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(len(images))]
     )
+    for p in paths:
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a directory; give a file name such as {p / 'image.png'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     for im, p in zip(images, paths):
         tmp = p.with_name(f".{p.name}.tmp")
-        Image.fromarray((np.clip(im, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
-        tmp.replace(p)
+        try:
+            Image.fromarray((np.clip(im, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
     return paths
