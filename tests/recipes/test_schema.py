@@ -122,3 +122,18 @@ def test_truncation_keeps_at_least_one_layer():
 
     with pytest.raises(ValidationError, match="keep at least 1 layer"):
         CompileConfig(target="onnxruntime-cpu", restructure={"truncate": {"keep": {"text_encoder_3": -5}}})
+
+
+def test_unknown_fields_inside_unions_list_the_members_fields():
+    data = {
+        "name": "x",
+        "stages": [
+            {"kind": "compile", "target": "onnxruntime-cpu", "quantization": {"scheme": "int8", "bogus": 1}},
+            {"kind": "distill", "distribution_matching": {"gan": {"zz": 1}}},
+        ],
+    }
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(data)
+    text = str(e.value)
+    assert "quantization.int8.bogus: unknown field; allowed fields: calibration_prompts" in text and "op_types" in text
+    assert "gan.zz: unknown field; allowed fields: blocks, enabled, real, reinit_p, weight" in text

@@ -7,8 +7,9 @@ selected by its `kind`. Errors name the field's path, the bad value and what is 
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -68,33 +69,42 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message lists every problem, one per line."""
 
 
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic model classes an annotation can hold (through Optional, Union, Annotated,
+    list and dict values)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _models(get_args(annotation)[0])
+    if origin in (Union, types.UnionType, list, tuple):
+        return [m for arg in get_args(annotation) for m in _models(arg)]
+    if origin is dict:
+        return _models(get_args(annotation)[1])
+    return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
+
+def _tagged(model: type[BaseModel], tag: str) -> bool:
+    """True when one of the model's Literal fields admits `tag` (a discriminated union's loc part)."""
+    return any(
+        get_origin(f.annotation) is Literal and tag in get_args(f.annotation) for f in model.model_fields.values()
+    )
+
+
 def _allowed_fields(loc: tuple, data: Any) -> list[str]:
     """Field names allowed at `loc` (for unknown-field errors)."""
-    model: Any = Recipe
-    node = data
+    del data  # the location alone decides, union tags included
+    models: list[type[BaseModel]] = [Recipe]
     for part in loc:
         if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else {}
             continue
-        if part in STAGE_TYPES and isinstance(node, dict) and node.get("kind") == part:
-            model = STAGE_TYPES[part]
+        tagged = [m for m in models if _tagged(m, part)]
+        if tagged and len(models) > 1:  # a discriminated union's member, named by its tag
+            models = tagged
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if not fields:
             return []
-        node = node.get(part, {}) if isinstance(node, dict) else {}
-        ann = field.annotation
-        if get_origin(ann) is list:
-            ann = get_args(ann)[0]
-        if get_origin(ann) is Annotated:
-            ann = get_args(ann)[0]
-        if isinstance(node, list):
-            model = ann
-            continue
-        model = ann
-    if isinstance(node, dict) and node.get("kind") in STAGE_TYPES:
-        model = STAGE_TYPES[node["kind"]]
-    return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+        models = [m for f in fields for m in _models(f.annotation)]
+    return sorted({name for m in models[:1] for name in m.model_fields}) if len(models) == 1 else []
 
 
 def _short(value: Any, limit: int = 80) -> str:
