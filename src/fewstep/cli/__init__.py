@@ -14,6 +14,8 @@ from fewstep.cli.app import app, err
 
 __all__ = ["app", "main"]
 
+BUILD_MODULES = {"torch", "diffusers", "transformers", "accelerate", "safetensors", "scipy", "tqdm"}
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """fewstep's own error types for bad input: a one-line message and exit code 2."""
@@ -57,6 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             raise
+        missing = getattr(e, "name", None) if isinstance(e, ModuleNotFoundError) else None
+        if missing and missing.split(".")[0] in BUILD_MODULES:
+            err.print(
+                f"[bold red]error:[/] this command needs {escape(missing.split('.')[0])}, part of fewstep's build "
+                "extra: pip install 'fewstep\\[build]' (a runtime-only install runs `fewstep generate` only)",
+                highlight=False,
+            )
+            sys.exit(2)
         if isinstance(e, _user_errors()):
             err.print(f"[bold red]error:[/] {escape(str(e).strip())}", highlight=False)
             sys.exit(2)

@@ -75,8 +75,16 @@ class Bundle:
         check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
         for name, comp in manifest.components.items():
-            io = ComponentIO.from_json(comp.io)
-            sessions[name] = target.load(root / "components", comp.files, io, threads=threads)
+            io = ComponentIO.from_json(comp.io.model_dump())
+            try:
+                sessions[name] = target.load(root / "components", comp.files, io, threads=threads)
+            except (BundleError, ImportError):
+                raise
+            except Exception as e:  # the runtime's own error for a file it cannot read
+                raise BundleError(
+                    f"bundle {root}: {target.name} cannot load component {name} ({', '.join(comp.files)}): "
+                    f"{type(e).__name__}: {str(e)[:200]}"
+                ) from None
         return cls(root, manifest, sessions, load_tokenizers(root, manifest))
 
     @classmethod
@@ -115,7 +123,7 @@ class Bundle:
         """Run a component, chunking/padding the batch to a static bundle's fixed size."""
         session = self.sessions[name]
         n = next(iter(feeds.values())).shape[0]
-        size = self.manifest.components[name].io.get("static_sizes", {}).get("batch")
+        size = self.manifest.components[name].io.static_sizes.get("batch")
         if not size or size == n:
             out = session.run(feeds)
         else:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 FORMAT = "fewstep-bundle"
 FORMAT_VERSION = 1
@@ -85,9 +85,24 @@ class PipelineRecord(_Record):
         return Sampling(**{k: getattr(self, k) for k in SAMPLING_FIELDS})
 
 
+class TensorRecord(_Record):
+    name: str = Field(min_length=1)
+    shape: list[int | str]  # ints, or axis names (dynamic axes such as "batch")
+    dtype: str = "float32"
+
+
+class IORecord(_Record):
+    """A component's interface as exported (targets.base.ComponentIO.to_json())."""
+
+    name: str = Field(min_length=1)
+    inputs: list[TensorRecord] = Field(min_length=1)
+    outputs: list[str] = Field(min_length=1)
+    static_sizes: dict[str, int] = {}
+
+
 class ComponentRecord(_Record):
-    io: dict[str, Any]  # targets.base.ComponentIO.to_json()
-    files: list[str]  # relative to components/
+    io: IORecord
+    files: list[str] = Field(min_length=1)  # relative to components/
     precision: str
 
 

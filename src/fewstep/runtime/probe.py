@@ -40,7 +40,7 @@ def fidelity_error(target) -> float:
 
 
 def _askable(target) -> bool:
-    return target.cpu_isa_aware and target.export_format == "onnx" and not target.missing()
+    return target.cpu_isa_aware and target.export_format == "onnx" and not target.missing(runtime=True)
 
 
 @cache

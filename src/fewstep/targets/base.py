@@ -80,7 +80,10 @@ class Target(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     extra: ClassVar[str]  # pip extra that installs the SDK: pip install 'fewstep[<extra>]'
-    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the SDK provides
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the SDK provides (to build)
+    # what loading and running a bundle needs (a runtime-only install); default: `requires`/`extra`
+    runtime_requires: ClassVar[tuple[str, ...] | None] = None
+    runtime_extra: ClassVar[str | None] = None
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     export_format: ClassVar[str] = "onnx"
     device: ClassVar[str] = "cpu"
@@ -98,9 +101,11 @@ class Target(ABC):
         for name in cls.__dict__.get("precisions", ()):
             precision(name)  # a target may only accept registered precisions (ValueError names it)
 
-    def missing(self) -> list[str]:
-        """Modules this target needs that are not installed (found without importing them)."""
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+    def missing(self, runtime: bool = False) -> list[str]:
+        """Modules this target needs (to build, or with `runtime` only to run bundles) that are not
+        installed (found without importing them)."""
+        needed = self.requires if not runtime or self.runtime_requires is None else self.runtime_requires
+        return [m for m in needed if importlib.util.find_spec(m) is None]
 
     def unavailable_reason(self) -> str | None:
         """Why this target cannot run here, or None. May import the SDK (not used for listing)."""
@@ -108,12 +113,11 @@ class Target(ABC):
             return f"missing {', '.join(missing)}: pip install 'fewstep[{self.extra}]'"
         return None
 
-    def require(self) -> None:
-        """Raise a clear error when the SDK is missing."""
-        if missing := self.missing():
-            raise MissingExtraError(
-                f"target {self.name!r} needs {', '.join(missing)}: pip install 'fewstep[{self.extra}]'"
-            )
+    def require(self, runtime: bool = False) -> None:
+        """Raise a clear error when the SDK (to build, or with `runtime` to run bundles) is missing."""
+        if missing := self.missing(runtime):
+            extra = (self.runtime_extra or self.extra) if runtime else self.extra
+            raise MissingExtraError(f"target {self.name!r} needs {', '.join(missing)}: pip install 'fewstep[{extra}]'")
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:

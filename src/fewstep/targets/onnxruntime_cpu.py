@@ -24,6 +24,8 @@ class OnnxRuntimeCPU(Target):
     description: ClassVar[str] = "ONNX Runtime, CPU execution provider"
     extra: ClassVar[str] = "onnxruntime"
     requires: ClassVar[tuple[str, ...]] = ("onnxruntime", "onnx")
+    runtime_requires: ClassVar[tuple[str, ...] | None] = ("onnxruntime",)
+    runtime_extra: ClassVar[str | None] = "runtime-onnxruntime"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
     cpu_isa_aware: ClassVar[bool] = True
     quant_backend: ClassVar[str | None] = "onnxruntime"
@@ -50,7 +52,7 @@ class OnnxRuntimeCPU(Target):
         return opts
 
     def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
-        self.require()
+        self.require(runtime=True)
         import onnxruntime as ort
 
         path = Path(folder) / files[0]

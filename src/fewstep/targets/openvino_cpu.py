@@ -54,6 +54,8 @@ class OpenVINOCPU(Target):
     description: ClassVar[str] = "OpenVINO runtime, CPU plugin (IR built from ONNX)"
     extra: ClassVar[str] = "openvino"
     requires: ClassVar[tuple[str, ...]] = ("openvino",)
+    runtime_requires: ClassVar[tuple[str, ...] | None] = ("openvino",)
+    runtime_extra: ClassVar[str | None] = "runtime-openvino"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
     cpu_isa_aware: ClassVar[bool] = True
     quant_backend: ClassVar[str | None] = "openvino"
@@ -86,7 +88,7 @@ class OpenVINOCPU(Target):
         return [xml.name, xml.with_suffix(".bin").name]
 
     def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
-        self.require()
+        self.require(runtime=True)
         import openvino as ov
 
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
