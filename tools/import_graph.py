@@ -21,7 +21,7 @@ LAYERS = (
     ("quantize", "gates"),
     ("sampling", "sd3_pipeline", "families", "components", "null_tokens", "stock_schedule"),
     ("runtime", "targets"),
-    ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config", "errors", "logs"),
+    ("fsutil", "checkpoint", "student", "onnx_io", "cpu", "precisions", "config", "errors", "logs", "grids"),
 )
 
 

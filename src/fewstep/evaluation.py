@@ -12,10 +12,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from fewstep.families import Evaluation, family_for, family_named
+from fewstep.grids import save_grid
 from fewstep.sampling import GenerationConfig, generate
 from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import student_info
@@ -30,23 +28,6 @@ def evaluation_of(model_dir: Path | None, family_name: str | None = None) -> Eva
             "with; use `fewstep gate` (tensor and image gates against the torch model) instead"
         )
     return evaluation
-
-
-def save_grid(images: np.ndarray, path: Path, captions: list[str] | None = None, cols: int = 8, scale: int = 4) -> Path:
-    """Write up to 64 images as a PNG grid (nearest-neighbour upscaled)."""
-    images = images[: cols * cols]
-    rows = -(-len(images) // cols)
-    h, w = images.shape[1:3]
-    grid = np.zeros((rows * h, cols * w, 3), np.float32)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
-    pil = Image.fromarray((grid.clip(0, 1) * 255).round().astype(np.uint8))
-    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pil.save(path)
-    return path
 
 
 def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
@@ -73,7 +54,7 @@ def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None)
         seconds_per_image=seconds / len(images),
     )
     if grid is not None:
-        result["grid"] = str(save_grid(images, grid))
+        result["grid"] = str(save_grid(images, grid, captions=prompts))
     return result
 
 
@@ -109,5 +90,5 @@ def evaluate(model: str | Path, cfg: GenerationConfig, grid: Path | None = None)
         seconds_per_image=seconds / len(images),
     )
     if grid is not None:
-        result["grid"] = str(save_grid(images, grid))
+        result["grid"] = str(save_grid(images, grid, captions=prompts))
     return result

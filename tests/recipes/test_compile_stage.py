@@ -33,6 +33,14 @@ def test_compile_stage_writes_bundle_measurements_and_report(tiny_student_dir, t
     assert report["stages"][0]["kind"] == "compile"
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "Gate table" in html and "onnxruntime-cpu" in html and "teacher-gate-prompts.png" in html
+    # every image the page references exists; plots, difference grids and "identical" instead of PSNR 100
+    import re
+
+    images = re.findall(r'src="([^"]+)"', html)
+    assert images and all((tmp_path / "run" / "report" / src).is_file() for src in images)
+    assert {"plot-bundles.png", "compile-onnxruntime-cpu-fp32-grid-diff.png"} <= set(images)
+    assert ">100<" not in html and "identical" in html  # an fp32 ONNX bundle matches torch to the cap
+    assert 'class="pass"' in html
     # unchanged inputs: cached on re-run
     assert [r.status for r in run_recipe(recipe, tmp_path / "run", progress=False)] == ["cached", "cached"]
 

@@ -29,7 +29,7 @@ class CompileStageImpl:
     def run(self, cfg: CompileStage, ctx: StageContext, out: Path) -> dict[str, Any]:
         from fewstep.compile.api import compile_bundle
         from fewstep.compile.measure import dir_size, measure_bundle, measure_torch
-        from fewstep.evaluation import save_grid
+        from fewstep.grids import difference, save_grid
         from fewstep.runtime.bundle import read_manifest
 
         model = ctx.model_dir(cfg.model)
@@ -37,8 +37,10 @@ class CompileStageImpl:
         # calibration survives an interrupted attempt
         bundle_dir, report = compile_bundle(model, cfg, out / "bundle", work_dir=ctx.work_dir(ctx.stage))
         images = report.extra["images"]
-        save_grid(images["bundle"], out / "grid.png")
-        save_grid(images["torch"], out / "grid-torch.png")
+        captions = images["prompts"]
+        save_grid(images["bundle"], out / "grid.png", captions=captions)
+        save_grid(images["torch"], out / "grid-torch.png", captions=captions)
+        save_grid(difference(images["bundle"], images["torch"]), out / "grid-diff.png", captions=captions)
         manifest = read_manifest(bundle_dir, check=False)
         metrics: dict[str, Any] = {
             "target": cfg.target,
