@@ -26,8 +26,12 @@ class GAN(StrictModel):
 
     enabled: bool = True
     weight: float = Field(0.05, ge=0, description="lambda_G of the generator's adversarial loss")
-    blocks: tuple[int, ...] = Field(
-        (1, 3, 5), min_length=1, max_length=64, description="fake-score blocks that feed a head"
+    blocks: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="fake-score blocks that feed a head (default: 1, 3, 5, those within the model's depth); "
+        "given blocks must exist in the model",
     )
     reinit_p: float = Field(0.005, ge=0, le=1, description="per-step probability of re-initialising a head")
     real: Literal["data", "teacher"] = Field("teacher", description="real samples: data set images or teacher samples")

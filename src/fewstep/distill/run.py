@@ -65,7 +65,7 @@ def check_against_model(cfg: FlashConfig, pipe) -> None:
     """Settings that name parts of the model must name parts this model has."""
     gan = cfg.distribution_matching.gan
     n = len(pipe.transformer.transformer_blocks)
-    if gan.enabled and any(b < 0 or b >= n for b in gan.blocks):
+    if gan.enabled and gan.blocks is not None and any(b < 0 or b >= n for b in gan.blocks):
         raise ValueError(
             f"distribution_matching.gan.blocks: {list(gan.blocks)}; this transformer has blocks 0..{n - 1}"
         )

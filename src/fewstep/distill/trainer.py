@@ -55,6 +55,11 @@ def _pick(cond: tuple[torch.Tensor, torch.Tensor], idx) -> tuple[torch.Tensor, t
     return cond[0][idx], cond[1][idx]
 
 
+def default_gan_blocks(num_layers: int) -> tuple[int, ...]:
+    """Blocks 1, 3 and 5 where the model has them (its last block for a shallower one)."""
+    return tuple(b for b in (1, 3, 5) if b < num_layers) or (num_layers - 1,)
+
+
 class DistillRun:
     """State of one distillation run; `step(i)` performs global step i."""
 
@@ -82,7 +87,7 @@ class DistillRun:
         self.fake = copy.deepcopy(self.teacher).train().requires_grad_(True)
         tcfg = self.teacher.config
         self.use_gan = dm.gan.enabled and self.dm_iters > 0
-        blocks = tuple(b for b in dm.gan.blocks if b < tcfg.num_layers) or (tcfg.num_layers - 1,)
+        blocks = dm.gan.blocks or default_gan_blocks(tcfg.num_layers)
         self.heads = DiscriminatorHeads(tcfg.num_attention_heads * tcfg.attention_head_dim, blocks)
         if init is not None:  # continue from another run's checkpoint (split-timestep branches)
             for name, module in (("student", self.student), ("fake", self.fake), ("heads", self.heads)):
