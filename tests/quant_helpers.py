@@ -57,7 +57,7 @@ def ov_element_types(xml):
     return {op.get_output_element_type(0).get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"}
 
 
-def _fake_quantize_inputs(xml) -> list[str]:
+def fake_quantize_inputs(xml) -> list[str]:
     """For each FakeQuantize, what it quantizes: 'weight' when its input is a constant (possibly
     behind a decompression Convert/Subtract/Multiply chain), else 'activation'."""
     import openvino as ov

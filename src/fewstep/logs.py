@@ -46,10 +46,10 @@ def quiet_loaded_libraries() -> None:
 
         nncf.set_log_level(logging.WARNING)
         if progress_disabled():
-            _silence_nncf_bars()
+            silence_nncf_bars()
 
 
-def _silence_nncf_bars() -> None:
+def silence_nncf_bars() -> None:
     """NNCF has no public switch for its rich bars: default its `track(disable=...)` to True."""
     try:
         from nncf.common.logging import track_progress

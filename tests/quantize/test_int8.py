@@ -9,8 +9,8 @@ import pytest
 
 from fewstep.quantize.cpu import needs_reduce_range
 from quant_helpers import (
-    _fake_quantize_inputs,
     build,
+    fake_quantize_inputs,
     onnx_ops,
     ov_element_types,
     transformer_cosines,
@@ -44,7 +44,7 @@ def test_weights_first_int8_is_static_w8a8_on_compressed_weights(tiny_student_di
     assert manifest["quantization"]["scheme"]["mode"] == "weights-first"
     assert min(transformer_cosines(report)) > 0.98
     xml = path / "components" / "transformer.xml"
-    kinds = _fake_quantize_inputs(xml)
+    kinds = fake_quantize_inputs(xml)
     assert kinds and set(kinds) == {"activation"}  # weights are int8 constants, not fake-quantized floats
     assert "i8" in ov_element_types(xml)
     import openvino as ov

@@ -2,9 +2,9 @@
 
 import onnx
 import pytest
-from quant_helpers import build, onnx_ops, ov_element_types, transformer_cosines
 
 from fewstep.compile.config import CompileConfig
+from quant_helpers import build, onnx_ops, ov_element_types, transformer_cosines
 
 
 @pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])

@@ -16,11 +16,11 @@ def quiet_nncf() -> None:
 
     import nncf
 
-    from fewstep.logs import _silence_nncf_bars, progress_disabled
+    from fewstep.logs import progress_disabled, silence_nncf_bars
 
     nncf.set_log_level(logging.WARNING)
     if progress_disabled():
-        _silence_nncf_bars()
+        silence_nncf_bars()
 
 
 def read_model(path: Path):

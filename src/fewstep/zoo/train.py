@@ -24,15 +24,15 @@ from fewstep.zoo import shapes_render as sr
 from fewstep.zoo.builder import ShapesFamilyConfig, build_pipeline
 from fewstep.zoo.evaluator import ShapesEvaluator, loss_fn
 from fewstep.zoo.train_loop import (
-    _adamw,
-    _augment,
-    _ema_update,
-    _loop,
-    _optimize,
-    _pixels,
-    _recon_loss,
-    _to_tensor,
+    adamw,
+    augment,
     compiled_forward,
+    ema_update,
+    optimize,
+    pixels,
+    recon_loss,
+    to_tensor,
+    train_loop,
 )
 
 
@@ -62,15 +62,15 @@ def train_evaluator(cfg: TrainConfig, out: Path) -> None:
     torch.manual_seed(cfg.seed + 1)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     model = ShapesEvaluator().train()
-    opt = _adamw(model.parameters(), cfg.lr * 3, weight_decay=1e-4)
+    opt = adamw(model.parameters(), cfg.lr * 3, weight_decay=1e-4)
 
     def step(_: int) -> float:
         b = sr.sample_batch(rng, cfg.batch * 2, cfg.family.resolution, held_out=bool(rng.random() < 0.5))
         labels = {k: torch.from_numpy(v) for k, v in b.labels.items()}
-        return _optimize(opt, loss_fn(model(_augment(_to_tensor(b.images), gen)), labels))
+        return optimize(opt, loss_fn(model(augment(to_tensor(b.images), gen)), labels))
 
     work = out / "work" / "evaluator"
-    _loop("evaluator", work, cfg.evaluator_steps, {"model": model}, {"opt": opt}, rng, step, cfg, {"augment": gen})
+    train_loop("evaluator", work, cfg.evaluator_steps, {"model": model}, {"opt": opt}, rng, step, cfg, {"augment": gen})
     with atomic_dir(out / "evaluator") as tmp:
         model.eval().save(tmp)
 
@@ -81,20 +81,20 @@ def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
     rng = np.random.default_rng(cfg.seed + 2)
     torch.manual_seed(cfg.seed + 2)
     vae = AutoencoderKL.from_pretrained(str(init / "vae")).train()
-    opt = _adamw(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
+    opt = adamw(vae.parameters(), cfg.lr * 2, weight_decay=0.0)
 
     def step(_: int) -> float:
-        x = _pixels(source, rng, cfg.batch)
+        x = pixels(source, rng, cfg.batch)
         post = vae.encode(x).latent_dist
         recon = vae.decode(post.sample()).sample
         kl = post.kl().mean() / x[0].numel()
-        return _optimize(opt, _recon_loss(recon, x) + 1e-4 * kl)
+        return optimize(opt, recon_loss(recon, x) + 1e-4 * kl)
 
     work = out / "work" / "vae"
-    _loop("vae", work, cfg.vae_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
+    train_loop("vae", work, cfg.vae_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
     vae.eval()
     with torch.no_grad():
-        x = _pixels(source, np.random.default_rng(cfg.seed + 3), 512)
+        x = pixels(source, np.random.default_rng(cfg.seed + 3), 512)
         z = vae.encode(x).latent_dist.mean
     vae.register_to_config(shift_factor=float(z.mean()), scaling_factor=float(1.0 / z.std()))
     with atomic_dir(out / "vae") as tmp:
@@ -109,16 +109,16 @@ def train_decoder(cfg: TrainConfig, out: Path) -> None:
     vae = AutoencoderKL.from_pretrained(str(out / "vae"))
     vae.encoder.requires_grad_(False)
     vae.decoder.train()
-    opt = _adamw(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
+    opt = adamw(vae.decoder.parameters(), cfg.lr, weight_decay=0.0)
 
     def step(_: int) -> float:
-        x = _pixels(source, rng, cfg.batch)
+        x = pixels(source, rng, cfg.batch)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.sample()
-        return _optimize(opt, _recon_loss(vae.decode(z).sample, x))
+        return optimize(opt, recon_loss(vae.decode(z).sample, x))
 
     work = out / "work" / "decoder"
-    _loop("decoder", work, cfg.decoder_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
+    train_loop("decoder", work, cfg.decoder_steps, {"vae": vae}, {"opt": opt}, rng, step, cfg)
     with atomic_dir(out / "vae_final") as tmp:
         vae.eval().save_pretrained(str(tmp))
 
@@ -138,7 +138,7 @@ def train_teacher(
     vae = AutoencoderKL.from_pretrained(str(out / "vae")).eval()
     student = pipe.transformer.train()
     ema = copy.deepcopy(student).eval().requires_grad_(False)
-    opt = _adamw(student.parameters(), cfg.lr, weight_decay=0.0)
+    opt = adamw(student.parameters(), cfg.lr, weight_decay=0.0)
     shift, scale = vae.config.shift_factor, vae.config.scaling_factor
     p_drop = torch.tensor(cfg.drop_encoder)
     forward = compiled_forward(student, cfg.compile)
@@ -149,7 +149,7 @@ def train_teacher(
         captions = ["" if rng.random() < cfg.drop_all else c for c in batch.captions]
         drop = torch.rand(len(captions), 3) < p_drop
         with torch.no_grad():
-            x0 = (vae.encode(_to_tensor(batch.images) * 2 - 1).latent_dist.sample() - shift) * scale
+            x0 = (vae.encode(to_tensor(batch.images) * 2 - 1).latent_dist.sample() - shift) * scale
             embeds, pooled = encode_prompts(pipe, captions, drop, cache=text_cache)
         t = torch.sigmoid(torch.randn(len(captions)))
         noise = torch.randn_like(x0)
@@ -163,11 +163,11 @@ def train_teacher(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
-        _ema_update(ema, student, min(cfg.ema, (1 + i) / (10 + i)))
+        ema_update(ema, student, min(cfg.ema, (1 + i) / (10 + i)))
         return loss.item()
 
     work = out / "work" / "teacher"
-    _loop("teacher", work, cfg.teacher_steps, {"student": student, "ema": ema}, {"opt": opt}, rng, step, cfg)
+    train_loop("teacher", work, cfg.teacher_steps, {"student": student, "ema": ema}, {"opt": opt}, rng, step, cfg)
     with atomic_dir(out / "transformer") as tmp:
         SD3Transformer2DModel.save_pretrained(ema, str(tmp))
 
