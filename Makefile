@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,build,openvino,onnxruntime,modelopt
+EXTRAS ?= dev,build,openvino,genai,onnxruntime,modelopt
 STAMP  := $(VENV)/.fewstep-installed
 
 .PHONY: install emulator demo test test-all lint format clean

@@ -48,6 +48,20 @@ def release_module(pipe, component: str) -> None:
     gc.collect()
 
 
+def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, configs: dict) -> None:
+    """`openvino_layout: true`: the OpenVINO ecosystem's layout beside the components."""
+    if target.name != "openvino-cpu":
+        raise ValueError(f"openvino_layout: only for the openvino-cpu target, not {target.name!r}")
+    if "text_encoder_3" not in components:
+        raise ValueError(
+            "openvino_layout: needs T5 kept (OpenVINO GenAI fills a T5-free slot with CLIP-length zeros, "
+            "which differs from the pipeline's own)"
+        )
+    from fewstep.compile.openvino_layout import write_openvino_layout
+
+    write_openvino_layout(root, pipe, components, configs, {k: v.max_length for k, v in tokenizers.items()})
+
+
 def _check_isas(cfg: CompileConfig, target) -> None:
     """An ISA the gates cannot run here fails before the build, not after it."""
     if cfg.gates.enabled and target.cpu_isa_aware and cfg.gates.isa != ("native",):
@@ -105,6 +119,11 @@ def build_bundle(
         )  # fmt: skip
     model_digest = tree_digest(model_dir)
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export
+    layout_configs = None
+    if cfg.openvino_layout:
+        from fewstep.compile.openvino_layout import module_configs
+
+        layout_configs = module_configs(pipe, list(comps))
     components: dict[str, ComponentRecord] = {}
     timings: dict[str, float] = {}
     steps: dict[str, dict[str, str]] = {}
@@ -143,10 +162,13 @@ def build_bundle(
             timings[name] = round(time.perf_counter() - start, 3)
             components[name] = ComponentRecord(io=io.to_json(), files=files, precision=precision)
         pipe.scheduler.save_config(str(tmp / "scheduler"))
+        tokenizers = save_tokenizers(pipe, tmp, components)
+        if cfg.openvino_layout:
+            _write_layout(tmp, pipe, target, components, tokenizers, layout_configs)
         manifest = make_manifest(
             cfg=cfg,
             components=components,
-            pipeline=pipeline_record(geometry, sampling, slot, components, save_tokenizers(pipe, tmp, components)),
+            pipeline=pipeline_record(geometry, sampling, slot, components, tokenizers),
             static_batch=cfg.batch if static else None,
             plan=plan,
             calibration=calibration,

@@ -98,6 +98,12 @@ class CompileConfig(StrictModel):
         "weights); native: this machine's ISA (full range where it has VNNI; the bundle then refuses CPUs "
         "without); or a list of ISAs, e.g. [avx2, avx512_core_vnni]",
     )
+    openvino_layout: bool = Field(
+        False,
+        description="openvino-cpu: also write the diffusers-style OpenVINO layout (model_index.json, "
+        "<component>/openvino_model.xml, openvino-tokenizers) that OpenVINO GenAI's Text2ImagePipeline loads; "
+        "its IRs duplicate the components' weights",
+    )
     gates: GateConfig = GateConfig()
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
     measure: bool = Field(True, description="measure latency and peak memory of bundle and torch model")

@@ -1,0 +1,71 @@
+"""An openvino-cpu bundle built with `openvino_layout: true` loads in OpenVINO GenAI's
+Text2ImagePipeline and computes fewstep's images: on the same torch noise and GenAI's own
+schedule, GenAI's image matches fewstep's runtime (PSNR >= 40 dB), quantized bundles included."""
+
+import json
+
+import numpy as np
+import pytest
+
+og = pytest.importorskip("openvino_genai", reason="OpenVINO GenAI is part of the genai extra")
+
+
+@pytest.fixture(scope="module", params=["fp32", "int8-weights"])
+def layout_bundle(request, tiny_student_dir, tmp_path_factory):
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    cfg = CompileConfig(
+        target="openvino-cpu", precision=request.param, openvino_layout=True, gates={"enabled": False}, measure=False
+    )
+    path, _ = compile_bundle(tiny_student_dir, cfg, tmp_path_factory.mktemp("layout") / "bundle")
+    return path
+
+
+def _fewstep_image(bundle_dir, prompt, noise, sigmas):
+    from fewstep.runtime.bundle import Bundle
+    from fewstep.runtime.sampler import sample
+
+    b = Bundle.open(bundle_dir)
+    cond = b.encode([prompt])
+    return b.decode(sample(noise, sigmas, lambda x, t: b.velocity(x, t, cond)))
+
+
+def test_genai_generates_fewsteps_image_from_the_bundle(layout_bundle):
+    import torch
+
+    from fewstep.compile.openvino_layout import genai_sigmas
+    from fewstep.runtime.bundle import Bundle
+
+    b = Bundle.open(layout_bundle)  # the layout is part of the hashed, closed bundle
+    p = b.pipeline
+    assert (layout_bundle / "model_index.json").is_file() and "transformer/openvino_model.xml" in b.manifest.files
+    pipe = og.Text2ImagePipeline(str(layout_bundle), "CPU")
+    prompt = "a red circle"
+    image = pipe.generate(
+        prompt,
+        num_inference_steps=p.steps,
+        guidance_scale=1.0,
+        height=p.image_size,
+        width=p.image_size,
+        max_sequence_length=p.tokenizers["text_encoder_3"].max_length,
+        generator=og.TorchGenerator(0),
+    )
+    genai = np.array(image.data).astype(np.float32)[0] / 255.0
+    noise = torch.randn((1, *p.latent_shape), generator=torch.Generator().manual_seed(0)).numpy()
+    config = json.loads((layout_bundle / "scheduler" / "scheduler_config.json").read_text())
+    ours = _fewstep_image(layout_bundle, prompt, noise, genai_sigmas(config, p.steps))[0]
+    mse = float(np.mean((genai - ours) ** 2))
+    psnr = float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+    print(f"GenAI vs fewstep runtime, {b.manifest.precision['transformer']}: {psnr:.2f} dB")
+    assert psnr >= 40.0  # GenAI's output is 8-bit: one level is 48 dB
+
+
+def test_openvino_layout_is_refused_for_other_targets(tiny_student_dir, tmp_path):
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    cfg = CompileConfig(target="onnxruntime-cpu", openvino_layout=True, gates={"enabled": False}, measure=False)
+    with pytest.raises(ValueError, match="openvino_layout: only for the openvino-cpu target"):
+        compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
