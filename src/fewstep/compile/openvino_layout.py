@@ -7,7 +7,8 @@
     transformer/openvino_model.xml|.bin + config.json
     vae_decoder/openvino_model.xml|.bin + config.json
 
-OpenVINO GenAI's `Text2ImagePipeline(bundle, "CPU")` loads it. Each IR is fewstep's component
+OpenVINO GenAI's `Text2ImagePipeline(bundle, "CPU")` and optimum-intel's
+`OVStableDiffusion3Pipeline.from_pretrained(bundle)` load it. Each IR is fewstep's component
 (quantized or not) with the interface GenAI expects: CLIP encoders return `text_embeds` first and
 the penultimate hidden state at output `num_hidden_layers + 1` (optimum-intel's output order);
 T5 returns `last_hidden_state`; the VAE decoder returns the image in [-1, 1] and its config says
@@ -84,7 +85,10 @@ def _vae_ir(model):
 
     image = _source(model, "image")  # [0, 1]
     signed = ops.subtract(ops.multiply(image, ops.constant(np.float32(2.0))), ops.constant(np.float32(1.0)))
-    return ov.Model([ops.result(signed)], model.get_parameters(), "vae_decoder")
+    ir = ov.Model([ops.result(signed)], model.get_parameters(), "vae_decoder")
+    ir.inputs[0].get_tensor().add_names({"latent_sample"})  # optimum-intel's name for the input
+    ir.outputs[0].get_tensor().set_names({"sample"})
+    return ir
 
 
 def _model_index(pipe, components: dict) -> dict[str, Any]:
