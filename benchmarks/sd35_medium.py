@@ -38,11 +38,11 @@ import sys
 import time
 from pathlib import Path
 
+from optimum_client import optimum_python  # one optimum-intel venv recipe for both benchmarks
 from sd35_machine import w_machine, w_t5
 from sd35_report import report
 from sd35_workers import (
     FEWSTEP_ROWS,
-    OPTIMUM_PINS,
     PROMPT,
     ROOT,
     STEPS,
@@ -55,18 +55,6 @@ from sd35_workers import (
 )
 
 WORKERS = {"model": w_model, "machine": w_machine, "t5": w_t5, "diffusers": w_diffusers, "build": w_build, "run": w_run}
-
-
-def optimum_python(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not (venv / ".ready").exists():
-        print(f"creating optimum-intel environment in {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *OPTIMUM_PINS], check=True)
-        # PyPI's torchvision breaks against the CPU torch wheel (FACTS.md); optimum runs without it.
-        subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", "torchvision"], check=False)
-        (venv / ".ready").write_text("ok")
-    return py
 
 
 def rows_of(only: list[str] | None) -> list[str]:

@@ -70,17 +70,6 @@ def parse_row(row: str) -> tuple[str, str, set[str]]:
     return target, precision, set(opts)
 
 
-OPTIMUM_PINS = [
-    "torch==2.13.0",
-    "optimum-intel[openvino]==2.2.*",
-    "transformers<5.6",
-    "huggingface-hub<1.22",
-    "diffusers",
-    "sentencepiece",
-    "protobuf",
-]
-
-
 def dir_mb(path: Path) -> float:
     return dir_size(path) / 2**20
 
