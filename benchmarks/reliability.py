@@ -10,12 +10,13 @@ pipeline to break; everything else is the reproducer as the issue wrote it.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fewstep.testing.tamper import edit_manifest, rehash_tamper
 
 FEWSTEP = [sys.executable, "-m", "fewstep.cli"]
 
@@ -29,24 +30,6 @@ def sh(args: list[str], timeout: float = 300) -> tuple[int, float, str]:
     text = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
     first = next((t for t in text if "Traceback" in t), None) or (text[0] if text else "")
     return proc.returncode, time.perf_counter() - start, first[:150]
-
-
-def rehash(bundle: Path) -> None:
-    from fewstep.runtime.bundle import bundle_files
-
-    f = bundle / "components" / "vae_decoder.onnx"
-    data = bytearray(f.read_bytes())
-    data[-100] ^= 0xFF
-    f.write_bytes(bytes(data))
-    m = json.loads((bundle / "manifest.json").read_text())
-    m["files"] = bundle_files(bundle)
-    (bundle / "manifest.json").write_text(json.dumps(m, indent=2))
-
-
-def edit_manifest(bundle: Path, fn) -> None:
-    m = json.loads((bundle / "manifest.json").read_text())
-    fn(m)
-    (bundle / "manifest.json").write_text(json.dumps(m, indent=2))
 
 
 def main() -> None:
@@ -82,7 +65,7 @@ def main() -> None:
         )
     )
     b = copy("rehashed")
-    rehash(b)
+    rehash_tamper(b)
     cases.append(("re-hashed tamper, no key required", ["generate", str(b), "a red circle", "-o", str(w / "x.png")]))
     cases.append(
         (
@@ -92,7 +75,7 @@ def main() -> None:
     )
     s = copy("signed-then-rehashed")
     sh(["sign", str(s), "--key", str(w / "k.key")])
-    rehash(s)
+    rehash_tamper(s)
     cases.append(
         (
             "signed, then re-hashed tamper, --trusted-key",

@@ -9,8 +9,10 @@ depend on the batch size.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fewstep.families import Evaluation, family_for, family_named
 from fewstep.grids import save_grid
@@ -30,6 +32,19 @@ def evaluation_of(model_dir: Path | None, family_name: str | None = None) -> Eva
     return evaluation
 
 
+def _scored(evaluation: Evaluation, n: int, produce: Callable[[list[str]], Any], grid: Path | None) -> dict:
+    """Images for `n` held-out prompts from `produce`, scored, timed and (with `grid`) saved."""
+    prompts, specs = evaluation.held_out(n)
+    start = time.perf_counter()
+    images = produce(prompts)
+    seconds = time.perf_counter() - start
+    result = evaluation.score(images, specs)
+    result.update(images=len(images), seconds_per_image=seconds / len(images))
+    if grid is not None:
+        result["grid"] = str(save_grid(images, grid, captions=prompts))
+    return result
+
+
 def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
     """Score a compiled bundle through the torch-free runtime (its own steps and guidance)."""
     from fewstep.runtime.bundle import Bundle
@@ -37,24 +52,18 @@ def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None)
     bundle = Bundle.open(path)
     p = bundle.pipeline
     evaluation = evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family)
-    prompts, specs = evaluation.held_out(cfg.num_images)
-    start = time.perf_counter()
-    images = bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch)
-    seconds = time.perf_counter() - start
-    result = evaluation.score(images, specs)
+    result = _scored(
+        evaluation, cfg.num_images, lambda prompts: bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch), grid
+    )
     result.update(
         steps=p.steps,
-        images=len(images),
         guidance=p.guidance,
         guidance_interval=p.guidance_interval,
         seed=cfg.seed,
         bundle=str(path),
         target=bundle.manifest.target,
         precision=bundle.manifest.precision,
-        seconds_per_image=seconds / len(images),
     )
-    if grid is not None:
-        result["grid"] = str(save_grid(images, grid, captions=prompts))
     return result
 
 
@@ -74,21 +83,13 @@ def evaluate(model: str | Path, cfg: GenerationConfig, grid: Path | None = None)
         # A distilled student samples on its own timesteps, without CFG.
         cfg = replace(cfg, sigmas=tuple(info["sigmas"]), guidance=info["guidance"])
     pipe = load_pipeline(model_dir, drop_t5=cfg.drop_t5)
-    prompts, specs = evaluation.held_out(cfg.num_images)
-    start = time.perf_counter()
-    images = generate(pipe, prompts, cfg)
-    seconds = time.perf_counter() - start
-    result = evaluation.score(images, specs)
+    result = _scored(evaluation, cfg.num_images, lambda prompts: generate(pipe, prompts, cfg), grid)
     result.update(
         steps=cfg.steps,
-        images=len(images),
         guidance=cfg.guidance,
         guidance_interval=list(cfg.guidance_interval) if cfg.guidance_interval else None,
         seed=cfg.seed,
         drop_t5=cfg.drop_t5,
         student=bool(info),
-        seconds_per_image=seconds / len(images),
     )
-    if grid is not None:
-        result["grid"] = str(save_grid(images, grid, captions=prompts))
     return result

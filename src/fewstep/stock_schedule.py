@@ -65,22 +65,23 @@ def fit_stock_schedule(timesteps: list[float], config: dict) -> StockFit:
     def error(shift: float) -> float:
         return float(np.abs(stock_timesteps(config, steps, shift, terminal) - want).max())
 
-    own = float(config.get("shift", 1.0))  # the teacher's shift, where it already fits, is kept
-    if error(own) <= EXACT_TOL:
-        got = stock_timesteps(config, steps, own, terminal)
-        return StockFit(own, terminal, error(own), tuple(float(t) for t in got), _call_sigmas(config, steps, own))
+    def fit(shift: float) -> StockFit:
+        got = stock_timesteps(config, steps, shift, terminal)
+        return StockFit(
+            shift=shift,
+            shift_terminal=terminal,
+            max_error=float(np.abs(got - want).max()),
+            timesteps=tuple(float(t) for t in got),
+            call_sigmas=_call_sigmas(config, steps, shift),
+        )
+
+    own = fit(float(config.get("shift", 1.0)))  # the teacher's shift, where it already fits, is kept
+    if own.exact:
+        return own
     grid = np.geomspace(0.05, 50.0, 60)
     start = float(grid[int(np.argmin([error(s) for s in grid]))])
     res = minimize_scalar(error, bounds=(start / 1.5, start * 1.5), method="bounded", options={"xatol": 1e-10})
-    shift = float(res.x) if res.fun <= error(start) else start
-    got = stock_timesteps(config, steps, shift, terminal)
-    return StockFit(
-        shift=shift,
-        shift_terminal=terminal,
-        max_error=float(np.abs(got - want).max()),
-        timesteps=tuple(float(t) for t in got),
-        call_sigmas=_call_sigmas(config, steps, shift),
-    )
+    return fit(float(res.x) if res.fun <= error(start) else start)
 
 
 def stock_scheduler(config: dict, fit: StockFit) -> FlowMatchEulerDiscreteScheduler:

@@ -1,27 +1,12 @@
 """A bundle is closed: every file the runtime opens is relative, inside it, hashed, not a
 symlink; malformed manifests are refused by name."""
 
-import json
 import shutil
 
 import pytest
 
 from fewstep.runtime.bundle import Bundle, BundleError
-
-
-@pytest.fixture
-def bundle(built_bundles, tmp_path):
-    src, _ = built_bundles["onnxruntime-cpu"]
-    dst = tmp_path / "bundle"
-    shutil.copytree(src, dst)
-    return dst
-
-
-def edit(bundle, fn):
-    path = bundle / "manifest.json"
-    manifest = json.loads(path.read_text())
-    fn(manifest)
-    path.write_text(json.dumps(manifest))
+from fewstep.testing.tamper import edit_manifest
 
 
 def outside_file(tmp_path, bundle):
@@ -64,7 +49,7 @@ CASES = {
 def test_tampered_manifest_is_refused_by_name(bundle, tmp_path, case):
     change, message = CASES[case]
     out = outside_file(tmp_path, bundle)
-    edit(bundle, lambda m: change(m, out))
+    edit_manifest(bundle, lambda m: change(m, out))
     with pytest.raises(BundleError, match=message):
         Bundle.open(bundle)
     with pytest.raises(BundleError, match=message):
@@ -84,6 +69,6 @@ def test_gate_refuses_a_reference_that_is_not_the_one_recorded(bundle, tmp_path)
 
     from fewstep.cli import app
 
-    edit(bundle, lambda m: m["source"].update(digest="0" * 64))
+    edit_manifest(bundle, lambda m: m["source"].update(digest="0" * 64))
     res = CliRunner().invoke(app, ["gate", str(bundle)])
     assert res.exit_code == 2 and "--reference" in res.output

@@ -3,7 +3,6 @@ other keys and manifests changed after signing (the re-hashed tamper) are refuse
 
 import json
 import os
-import shutil
 import stat
 
 import pytest
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 from fewstep.cli import app
 from fewstep.runtime.bundle import Bundle, BundleError, bundle_files
 from fewstep.runtime.signing import TRUSTED_KEYS_ENV, generate_keypair, sign_manifest
+from fewstep.testing.tamper import rehash_tamper
 
 
 @pytest.fixture
@@ -19,25 +19,6 @@ def keys(tmp_path):
     generate_keypair(tmp_path / "a.key", tmp_path / "a.pub")
     generate_keypair(tmp_path / "b.key", tmp_path / "b.pub")
     return tmp_path
-
-
-@pytest.fixture
-def bundle(built_bundles, tmp_path):
-    src, _ = built_bundles["onnxruntime-cpu"]
-    dst = tmp_path / "bundle"
-    shutil.copytree(src, dst)
-    return dst
-
-
-def rehash_tamper(bundle):
-    """Change a weight file and rewrite the manifest's hashes to match: what hashes alone cannot catch."""
-    f = bundle / "components" / "vae_decoder.onnx"
-    data = bytearray(f.read_bytes())
-    data[-100] ^= 0xFF
-    f.write_bytes(bytes(data))
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["files"] = bundle_files(bundle)
-    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def test_keygen_private_key_is_owner_only_and_never_overwritten(keys):

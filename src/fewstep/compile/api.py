@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fewstep.compile.build import GateFailure, build_bundle
 from fewstep.compile.config import CompileConfig
+from fewstep.compile.mixed import search_mixed
 from fewstep.gates.check import GateReport
 
 __all__ = ["GateFailure", "compile_bundle", "register_search"]
@@ -27,11 +28,7 @@ def register_search(scheme: str) -> Callable[[Search], Search]:
     return deco
 
 
-def _builtin() -> None:
-    if "mixed" not in _SEARCHES:
-        from fewstep.compile.mixed import search_mixed
-
-        register_search("mixed")(search_mixed)
+register_search("mixed")(search_mixed)
 
 
 def compile_bundle(
@@ -41,7 +38,6 @@ def compile_bundle(
     write is refused unless `overwrite`)."""
     from fewstep.fsutil import output_lock
 
-    _builtin()
     scheme = cfg.scheme()
     search = _SEARCHES.get(scheme.scheme) if scheme is not None else None
     with output_lock(Path(out)):  # one writer per output; what a killed one left is cleaned

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
 from fewstep.gates.check import GateReport
 from fewstep.gates.isa import gate_isas
 from fewstep.quantize.config import MixedConfig
-from fewstep.runtime.manifest import ComponentRecord, SourceRecord
+from fewstep.runtime.manifest import BundleManifest, ComponentRecord, SourceRecord, write_manifest_file
 from fewstep.sampling import sampling_for
 from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.targets.registry import get_target
@@ -185,15 +186,17 @@ def build_bundle(
             return out, GateReport(extra={"skipped": "gates.enabled is false"})
         # gate: the written bundle, opened and hash-checked as a user's runtime would
         report = gate_isas(tmp, cfg.gates.isa, pipe, model_dir, sampling, cfg.gates)
-        write_manifest(tmp, manifest.model_copy(update={"gates": report.to_json()}))
+        # the files are as hashed above: only the manifest changes
+        write_manifest_file(tmp, manifest.model_copy(update={"gates": report.to_json()}))
         if cfg.require_gates and not report.passed:
             raise GateFailure(report, out)
     return out, report
 
 
-def annotate(bundle: Path, **fields: Any) -> None:
-    """Rewrite fields of a finished bundle's manifest (the search records its trials this way)."""
+def annotate(bundle: Path, fields: Callable[[BundleManifest], dict[str, Any]]) -> None:
+    """Rewrite fields of a finished bundle's manifest from what it holds (the search records its
+    trials this way); its files are checked once and, unchanged, not hashed again."""
     from fewstep.runtime.bundle import read_manifest
 
     manifest = read_manifest(bundle)
-    write_manifest(bundle, manifest.model_copy(update=fields))
+    write_manifest_file(bundle, manifest.model_copy(update=fields(manifest)))

@@ -16,7 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fewstep.compile.build import GateFailure, annotate, build_bundle
 from fewstep.compile.config import CompileConfig
+from fewstep.compile.measure import dir_size
+from fewstep.fsutil import check_replaceable
 from fewstep.quantize.config import MixedConfig, WeightOnlyConfig
 
 RATIOS = (1.0, 0.8, 0.6, 0.4, 0.2)
@@ -45,10 +48,6 @@ def _rung(w: WeightOnlyConfig) -> dict[str, Any]:
 
 def search_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = None, overwrite: bool = False):
     """Run the search: gated trial bundles in the work directory; the first that passes becomes `out`."""
-    from fewstep.compile.build import GateFailure, annotate, build_bundle
-    from fewstep.compile.measure import dir_size
-    from fewstep.fsutil import check_replaceable
-
     mixed = cfg.scheme()
     rungs = ladder(mixed)
     out = Path(out)
@@ -73,11 +72,17 @@ def search_mixed(model, cfg: CompileConfig, out: Path, work_dir: Path | None = N
             }
         )
         if report.passed:
-            from fewstep.runtime.bundle import read_manifest
-
-            quantization = {**(read_manifest(path).quantization or {})}
-            quantization.update(scheme=mixed.model_dump(mode="json"), search=trials)
-            annotate(path, quantization=quantization, config=cfg.model_dump(mode="json"))
+            annotate(
+                path,
+                lambda m: {
+                    "quantization": {
+                        **(m.quantization or {}),
+                        "scheme": mixed.model_dump(mode="json"),
+                        "search": trials,
+                    },
+                    "config": cfg.model_dump(mode="json"),
+                },
+            )
             if out.exists():  # checked replaceable above: fewstep's own earlier output
                 shutil.rmtree(out)
             shutil.move(str(path), str(out))

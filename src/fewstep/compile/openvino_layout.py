@@ -63,8 +63,7 @@ def _clip_ir(model, num_layers: int):
     results += [ops.result(ops.multiply(hidden, one)) for _ in range(num_layers)]
     results.append(ops.result(hidden))
     ir = ov.Model(results, model.get_parameters(), "text_encoder")
-    names = ["text_embeds", "last_hidden_state", *(f"hidden_states.{i}" for i in range(num_layers - 1))]
-    names.append(f"hidden_states.{num_layers - 1}")
+    names = ["text_embeds", "last_hidden_state", *(f"hidden_states.{i}" for i in range(num_layers))]
     for out, name in zip(ir.outputs, names):
         out.get_tensor().set_names({name})
     return ir

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from fewstep.config import StrictModel
+from fewstep.precisions import default_gates as precision_gates
 
 
 class TensorGates(StrictModel):
@@ -68,9 +69,7 @@ class GateConfig(StrictModel):
 
 def default_gates(precision: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The precision's starting thresholds with `given` merged over them (nested dicts merge)."""
-    from fewstep.precisions import default_gates as starting
-
-    out: dict[str, Any] = starting(precision)
+    out: dict[str, Any] = precision_gates(precision)
     for key, value in (given or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, Field, field_validator
 
 from fewstep.config import StrictModel
+from fewstep.precisions import precision
 
 DEFAULT_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer")
 COMPONENT_NAMES = (*DEFAULT_COMPONENTS, "vae_decoder")
@@ -48,8 +49,6 @@ class _Scheme(StrictModel):
     @property
     def needs_calibration(self) -> bool:
         """Whether this scheme, with these settings, quantizes from calibration data."""
-        from fewstep.precisions import precision
-
         return precision(self.scheme).calibrated  # type: ignore[attr-defined]
 
 

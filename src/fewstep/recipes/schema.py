@@ -89,9 +89,8 @@ def _tagged(model: type[BaseModel], tag: str) -> bool:
     )
 
 
-def _allowed_fields(loc: tuple, data: Any) -> list[str]:
-    """Field names allowed at `loc` (for unknown-field errors)."""
-    del data  # the location alone decides, union tags included
+def _allowed_fields(loc: tuple) -> list[str]:
+    """Field names allowed at `loc` (for unknown-field errors; union members by their tag)."""
     models: list[type[BaseModel]] = [Recipe]
     for part in loc:
         if isinstance(part, int):
@@ -112,14 +111,14 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _format(err: ValidationError, data: Any) -> str:
+def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in STAGE_TYPES))
         path = ".".join(str(p) for p in loc) or "<recipe>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            allowed = _allowed_fields(e["loc"][:-1], data)
+            allowed = _allowed_fields(e["loc"][:-1])
             msg = f"unknown field; allowed fields: {', '.join(allowed)}"
         elif e["type"] == "union_tag_invalid":
             msg = f"unknown stage kind {e['input'].get('kind')!r}; allowed: {', '.join(STAGE_TYPES)}"
@@ -146,7 +145,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
-        raise RecipeError(f"{source}: invalid recipe\n{_format(err, data)}") from None
+        raise RecipeError(f"{source}: invalid recipe\n{_format(err)}") from None
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

@@ -47,6 +47,16 @@ def load_tokenizers(root: Path, manifest: BundleManifest) -> dict[str, PromptTok
     }
 
 
+def _target_of(root: Path, manifest: BundleManifest):
+    """The registered target the manifest names (an unknown or broken one is a BundleError)."""
+    from fewstep.targets.registry import get_target
+
+    try:
+        return get_target(manifest.target)
+    except (ValueError, RuntimeError) as e:
+        raise BundleError(f"{root / 'manifest.json'}: target: {e}") from None
+
+
 @dataclass
 class Bundle:
     """A loaded bundle: call `generate` for images (N, H, W, 3) float32 in [0, 1]."""
@@ -67,11 +77,10 @@ class Bundle:
     ) -> Bundle:
         """Open (hash-check, and with `trusted_keys` or FEWSTEP_TRUSTED_KEYS signature-check) a bundle."""
         from fewstep.targets.base import ComponentIO
-        from fewstep.targets.registry import get_target
 
         root = Path(path)
         manifest = read_manifest(root, check, trusted_keys)
-        target = get_target(manifest.target)
+        target = _target_of(root, manifest)
         check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
         for name, comp in manifest.components.items():
@@ -95,11 +104,10 @@ class Bundle:
         second value is the worker (`.restriction`, `.saturates`, `.close()`)."""
         from fewstep.cpu.restriction import restriction_for
         from fewstep.runtime.restrict import RemoteSession, RestrictedRuntime, check_in_force
-        from fewstep.targets.registry import get_target
 
         root = Path(path)
         manifest = read_manifest(root, False, trusted_keys)  # paths checked; hashes once, below or in `open`
-        target = get_target(manifest.target)
+        target = _target_of(root, manifest)
         restriction = restriction_for(target, isa)
         if restriction.how == "native":
             return cls.open(root, threads=threads, allow_isa_mismatch=True, trusted_keys=trusted_keys), None

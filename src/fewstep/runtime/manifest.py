@@ -49,8 +49,9 @@ class TokenizerRecord(_Record):
     pad_token: str
 
 
-class PipelineRecord(_Record):
-    """What the runtime needs to run the pipeline around the components (sampling flattened in)."""
+class PipelineRecord(Sampling):
+    """What the runtime needs to run the pipeline around the components: its `Sampling` fields
+    (flattened in) plus the latent and text shapes and the tokenizers."""
 
     latent_shape: tuple[int, int, int]
     image_size: int
@@ -60,12 +61,6 @@ class PipelineRecord(_Record):
     t5: bool
     negative_prompt: str = ""
     tokenizers: dict[str, TokenizerRecord]
-    steps: int
-    guidance: float
-    call_sigmas: tuple[float, ...] | None = None
-    sigmas: tuple[float, ...]
-    student: bool
-    guidance_interval: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineRecord:
