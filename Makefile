@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	@$(MAKE) --no-print-directory emulator
+	@bash tools/install_browser.sh
 	touch $(STAMP)
 
 # qemu-user >= 8 lets the gates (and tests) run bundles as an AVX2-only CPU would on any x86

@@ -6,7 +6,10 @@
   does GenAI compute fewstep's function?
 - on the student's own timesteps: what a GenAI user gets from today's students.
 
-    python benchmarks/genai_client.py [--precision fp32] [--images 8]
+    python benchmarks/genai_client.py [--model zoo:shapes-flash] [--precision fp32] [--images 8]
+
+A student distilled with `grid: scheduler` (recipes/ablations/scheduler-grid.yaml) has timesteps
+GenAI's schedule reproduces, so there the two rows are the same.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="zoo:shapes-flash", help="a student: zoo name or directory")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--images", type=int, default=8)
     a = ap.parse_args()
@@ -40,7 +44,7 @@ def main() -> None:
     from fewstep.runtime.sampler import sample
     from fewstep.sd3_pipeline import resolve_model
 
-    model = resolve_model("zoo:shapes-flash")
+    model = resolve_model(a.model)
     prompts, _ = family_for(model).evaluation().held_out(a.images)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = CompileConfig(target="openvino-cpu", precision=a.precision, openvino_layout=True,
@@ -62,7 +66,7 @@ def main() -> None:
             for name, sigmas in schedules.items():
                 ours = b.decode(sample(noise, sigmas, lambda x, t, c=cond: b.velocity(x, t, c)))[0]
                 result[name].append(psnr(genai, ours))
-    print(f"zoo:shapes-flash, openvino-cpu {a.precision}, {a.images} prompts; GenAI against fewstep's runtime:")
+    print(f"{a.model}, openvino-cpu {a.precision}, {a.images} prompts; GenAI against fewstep's runtime:")
     print(f"  GenAI's schedule  {[round(s, 3) for s in schedules['genai'][:-1]]}: "
           f"mean PSNR {np.mean(result['genai']):.2f} dB (min {np.min(result['genai']):.2f})")  # fmt: skip
     print(f"  student's own     {[round(s, 3) for s in schedules['student'][:-1]]}: "

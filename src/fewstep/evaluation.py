@@ -14,20 +14,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fewstep.families import Evaluation, family_for, family_named
+from fewstep.families import Evaluation, StandardMetrics, evaluation_with, family_for, family_named
 from fewstep.grids import save_grid
 from fewstep.sampling import GenerationConfig, generate
 from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.student import student_info
 
 
-def evaluation_of(model_dir: Path | None, family_name: str | None = None) -> Evaluation:
+def evaluation_of(
+    model_dir: Path | None, family_name: str | None = None, metrics: StandardMetrics | None = None
+) -> Evaluation:
     family = family_named(family_name) if family_name else family_for(model_dir)
-    evaluation = family.evaluation()
+    evaluation = evaluation_with(family, metrics)
     if evaluation is None:
         raise ValueError(
             f"{model_dir}: the {family.name!r} family has no evaluator, so there is nothing to score its images "
-            "with; use `fewstep gate` (tensor and image gates against the torch model) instead"
+            "with; give standard metrics with local networks (`--metrics METRICS.yaml`: reference image folder, "
+            "fid_network, clip) or use `fewstep gate` (tensor and image gates against the torch model)"
         )
     return evaluation
 
@@ -45,13 +48,15 @@ def _scored(evaluation: Evaluation, n: int, produce: Callable[[list[str]], Any],
     return result
 
 
-def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
+def evaluate_bundle(
+    path: Path, cfg: GenerationConfig, grid: Path | None = None, metrics: StandardMetrics | None = None
+) -> dict:
     """Score a compiled bundle through the torch-free runtime (its own steps and guidance)."""
     from fewstep.runtime.bundle import Bundle
 
     bundle = Bundle.open(path)
     p = bundle.pipeline
-    evaluation = evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family)
+    evaluation = evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family, metrics)
     result = _scored(
         evaluation, cfg.num_images, lambda prompts: bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch), grid
     )
@@ -67,7 +72,9 @@ def evaluate_bundle(path: Path, cfg: GenerationConfig, grid: Path | None = None)
     return result
 
 
-def evaluate(model: str | Path, cfg: GenerationConfig, grid: Path | None = None) -> dict:
+def evaluate(
+    model: str | Path, cfg: GenerationConfig, grid: Path | None = None, metrics: StandardMetrics | None = None
+) -> dict:
     """Generate `cfg.num_images` held-out prompts with `model` and score them.
 
     `model` is a zoo name, a diffusers pipeline directory or a fewstep bundle directory.
@@ -75,9 +82,9 @@ def evaluate(model: str | Path, cfg: GenerationConfig, grid: Path | None = None)
     from fewstep.runtime.bundle import is_bundle
 
     if not str(model).startswith("zoo:") and is_bundle(model):
-        return evaluate_bundle(Path(model), cfg, grid)
+        return evaluate_bundle(Path(model), cfg, grid, metrics)
     model_dir = resolve_model(model)
-    evaluation = evaluation_of(model_dir)
+    evaluation = evaluation_of(model_dir, metrics=metrics)
     info = student_info(model_dir)
     if info and cfg.steps == info["steps"] and cfg.sigmas is None:
         # A distilled student samples on its own timesteps, without CFG.

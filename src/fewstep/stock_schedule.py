@@ -5,9 +5,12 @@ its own timesteps without being told `sigmas=`.
 
 The stock scheduler spaces K values linearly from 1 to its `sigma_min`, applies `shift`
 (t' = s t / (1 + (s - 1) t)) and, with `shift_terminal`, stretches the result so that the last
-timestep equals `shift_terminal`. The last student timestep fixes `shift_terminal`; `shift` is
-fitted to the rest. Two free parameters express K <= 2 exactly and fewstep's default 4-step grid
-(shift 3, evenly spaced unshifted sigmas) to float32 precision; anything else is fitted and the
+timestep equals `shift_terminal`. Timesteps the teacher's scheduler gives as it is (the distill
+config's `grid: scheduler`) keep it unchanged, with no `shift_terminal`: OpenVINO GenAI 2026.4
+ignores that key, so only such students sample right there. Otherwise the last student timestep
+fixes `shift_terminal` and `shift` is fitted to the rest. Two free parameters express K <= 2
+exactly and fewstep's default 4-step grid (shift 3, evenly spaced unshifted sigmas) to float32
+precision; anything else is fitted and the
 error recorded (`exact` only below `EXACT_TOL`).
 """
 
@@ -33,8 +36,14 @@ class StockFit:
     def exact(self) -> bool:
         return self.max_error <= EXACT_TOL
 
+    @property
+    def shift_only(self) -> bool:
+        """Exact with `shift` alone: clients that ignore `shift_terminal` (OpenVINO GenAI 2026.4)
+        sample these timesteps too."""
+        return self.exact and self.shift_terminal is None
+
     def to_json(self) -> dict:
-        return {**asdict(self), "exact": self.exact}
+        return {**asdict(self), "exact": self.exact, "shift_only": self.shift_only}
 
 
 def stock_timesteps(config: dict, steps: int, shift: float, shift_terminal: float | None) -> np.ndarray:
@@ -44,6 +53,11 @@ def stock_timesteps(config: dict, steps: int, shift: float, shift_terminal: floa
     )
     sched.set_timesteps(num_inference_steps=steps)
     return sched.sigmas.numpy()[:-1].astype(np.float64)
+
+
+def error_of(config: dict, steps: int, shift: float, terminal: float | None, want: np.ndarray) -> float:
+    """Largest |stock - wanted| over the K timesteps."""
+    return float(np.abs(stock_timesteps(config, steps, shift, terminal) - want).max())
 
 
 def _call_sigmas(config: dict, steps: int, shift: float) -> tuple[float, ...]:
@@ -63,7 +77,7 @@ def fit_stock_schedule(timesteps: list[float], config: dict) -> StockFit:
     terminal = None if steps == 1 else float(want[-1])
 
     def error(shift: float) -> float:
-        return float(np.abs(stock_timesteps(config, steps, shift, terminal) - want).max())
+        return error_of(config, steps, shift, terminal, want)
 
     def fit(shift: float) -> StockFit:
         got = stock_timesteps(config, steps, shift, terminal)
@@ -75,7 +89,17 @@ def fit_stock_schedule(timesteps: list[float], config: dict) -> StockFit:
             call_sigmas=_call_sigmas(config, steps, shift),
         )
 
-    own = fit(float(config.get("shift", 1.0)))  # the teacher's shift, where it already fits, is kept
+    own_shift = float(config.get("shift", 1.0))
+    plain = StockFit(  # the teacher's scheduler unchanged: what every client reads the same way
+        shift=own_shift,
+        shift_terminal=None,
+        max_error=error_of(config, steps, own_shift, None, want),
+        timesteps=tuple(float(t) for t in stock_timesteps(config, steps, own_shift, None)),
+        call_sigmas=_call_sigmas(config, steps, own_shift),
+    )
+    if plain.exact:
+        return plain
+    own = fit(own_shift)  # the teacher's shift, where it already fits with a terminal, is kept
     if own.exact:
         return own
     grid = np.geomspace(0.05, 50.0, 60)

@@ -1,6 +1,7 @@
 """Text-encoder restructuring: T5 drop and depth truncation, gated."""
 
 import pytest
+
 from quant_helpers import build
 
 

@@ -4,6 +4,25 @@ import pytest
 
 from fewstep.recipes.runner import run_recipe
 from fewstep.recipes.schema import RecipeError, parse_recipe
+from fewstep.testing.browser import find_browser
+
+
+def check_in_browser(html, n_images: int, shot) -> None:
+    """The page renders in headless chromium: every image loads, the sections are there, and the
+    screenshot is not blank."""
+    if find_browser() is None:
+        pytest.skip("no chromium on PATH (tools/install_browser.sh installs Debian's)")
+    pytest.importorskip("playwright")
+    import numpy as np
+    from PIL import Image
+
+    from fewstep.testing.browser import view_page
+
+    view = view_page(html, screenshot=shot)
+    assert view.images == n_images and view.broken_images == []
+    assert "Gate table" in " ".join(view.headings) and view.height > 900
+    pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+    assert pixels.std() > 10  # text, tables and images, not an empty page
 
 
 def test_compile_stage_writes_bundle_measurements_and_report(tiny_student_dir, tmp_path):
@@ -41,6 +60,7 @@ def test_compile_stage_writes_bundle_measurements_and_report(tiny_student_dir, t
     assert {"plot-bundles.png", "compile-onnxruntime-cpu-fp32-grid-diff.png"} <= set(images)
     assert ">100<" not in html and "identical" in html  # an fp32 ONNX bundle matches torch to the cap
     assert 'class="pass"' in html
+    check_in_browser(tmp_path / "run" / "report" / "report.html", len(images), tmp_path / "page.png")
     # unchanged inputs: cached on re-run
     assert [r.status for r in run_recipe(recipe, tmp_path / "run", progress=False)] == ["cached", "cached"]
 

@@ -42,6 +42,14 @@ def eval_cmd(
         str | None, typer.Option("--guidance-interval", help="LO,HI: CFG only where LO <= sigma <= HI")
     ] = None,
     grid: Annotated[Path | None, typer.Option("--grid", help="image grid PNG path")] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics",
+            help="YAML of standard metrics with local networks (reference, fid_network, clip): FID and CLIP score "
+            "for models without a shipped evaluator",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     trusted_key: Annotated[list[Path] | None, typer.Option("--trusted-key", help=TRUSTED_KEY_HELP)] = None,
 ) -> None:
@@ -69,8 +77,9 @@ def eval_cmd(
     cfg = GenerationConfig(
         steps, num_images, seed, guidance, batch, drop_t5, progress=not as_json, guidance_interval=interval
     )
+    standard = _standard_metrics(metrics) if metrics is not None else None
     try:
-        result = evaluate(model, cfg, grid=grid)
+        result = evaluate(model, cfg, grid=grid, metrics=standard)
     except (FileNotFoundError, KeyError, BundleError) as e:
         fail(str(e).strip("'\""))
     if as_json:
@@ -78,9 +87,31 @@ def eval_cmd(
         return
     out.print(f"{model} @ {result['steps']} steps, {result['images']} images, guidance {result['guidance']}")
     out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {result['alignment']:.3f}")
-    out.print("  per category: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_category"].items()))
-    out.print("  per prompt kind: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_kind"].items()))
+    if "clip_score" in result:
+        out.print(f"  CLIP score {result['clip_score']:.2f}")
+    if result.get("per_category"):
+        out.print("  per category: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_category"].items()))
+    if result.get("per_kind"):
+        out.print("  per prompt kind: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_kind"].items()))
     out.print(f"  grid: {result['grid']}")
+
+
+def _standard_metrics(path: Path):
+    """The `--metrics` file as typed standard metrics (errors name the field)."""
+    from pydantic import ValidationError
+
+    from fewstep.families import StandardMetrics
+    from fewstep.yamlio import YamlInputError, load_mapping
+
+    try:
+        return StandardMetrics(**load_mapping(path, "metrics config"))
+    except (FileNotFoundError, YamlInputError) as e:
+        fail(str(e))
+    except ValidationError as e:
+        fail(
+            f"invalid metrics config {path}\n"
+            + "\n".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        )
 
 
 @app.command("distill")

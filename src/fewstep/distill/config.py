@@ -75,6 +75,12 @@ class FlashConfig(StrictModel):
         None, description="student timesteps, descending from 1.0 (default: the shifted uniform grid)"
     )
     shift: float = Field(3.0, gt=0, description="shift of the default student timesteps")
+    grid: Literal["uniform", "scheduler"] = Field(
+        "uniform",
+        description="default student timesteps: 'uniform' = shift(shift, [1, (K-1)/K, ..., 1/K]) (clients need "
+        "shift_terminal); 'scheduler' = the K timesteps the teacher's own scheduler gives for "
+        "num_inference_steps=K (every client, OpenVINO GenAI included, samples them with no extra setting)",
+    )
     guidance: float = Field(4.0, ge=1.0, description="teacher CFG scale")
     guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
         None, description="[lo, hi]: the teacher's CFG only where lo <= t <= hi (trajectories and real score)"
@@ -101,6 +107,8 @@ class FlashConfig(StrictModel):
     @model_validator(mode="after")
     def _check_timesteps(self) -> FlashConfig:
         if self.timesteps is not None:
+            if self.grid != "uniform":
+                raise ValueError(f"grid: {self.grid!r} chooses the timesteps; give either grid or timesteps, not both")
             ts = self.timesteps
             if len(ts) != self.steps:
                 raise ValueError(f"timesteps: {len(ts)} values given for steps={self.steps}")

@@ -94,7 +94,7 @@ def distill(
     work.mkdir(parents=True, exist_ok=True)
     pipe = load_pipeline(teacher_dir)
     check_against_model(cfg, pipe)
-    timesteps = student_timesteps(cfg)
+    timesteps = student_timesteps(cfg, dict(pipe.scheduler.config))
     tg = cfg.trajectory_guidance
     captions = training_prompts(cfg.data, tg.num_prompts, cfg.seed)
     key = cache_key(

@@ -17,9 +17,21 @@ def base_sigmas(steps: int) -> list[float]:
     return [1 - i / steps for i in range(steps)]
 
 
-def student_timesteps(cfg: FlashConfig) -> list[float]:
-    """T_0 = 1 > ... > T_{K-1} > T_K = 0 (K + 1 values)."""
-    ts = cfg.timesteps or [shift_t(s, cfg.shift) for s in base_sigmas(cfg.steps)]
+def student_timesteps(cfg: FlashConfig, scheduler_config: dict | None = None) -> list[float]:
+    """T_0 = 1 > ... > T_{K-1} > T_K = 0 (K + 1 values).
+
+    `grid: scheduler` takes the K timesteps the teacher's stock scheduler (`scheduler_config`)
+    gives for `num_inference_steps=K`, which every client reproduces from the config alone."""
+    if cfg.timesteps:
+        ts = cfg.timesteps
+    elif cfg.grid == "scheduler":
+        if scheduler_config is None:
+            raise ValueError("grid: 'scheduler' needs the teacher's scheduler config")
+        from fewstep.stock_schedule import stock_timesteps
+
+        ts = list(stock_timesteps(scheduler_config, cfg.steps, float(scheduler_config.get("shift", 1.0)), None))
+    else:
+        ts = [shift_t(s, cfg.shift) for s in base_sigmas(cfg.steps)]
     return [float(t) for t in ts] + [0.0]
 
 

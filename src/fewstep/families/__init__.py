@@ -10,13 +10,24 @@ from fewstep.families.registry import (
     register_family,
     resolve_prefixed,
 )
+from fewstep.families.standard import StandardEvaluation, StandardMetrics
+
+
+def evaluation_with(family: Family, metrics: StandardMetrics | None = None) -> Evaluation | None:
+    """The standard metrics when the user configures them, else the family's own evaluation
+    (None: the family has none, and nothing may be scored)."""
+    return StandardEvaluation(metrics) if metrics is not None else family.evaluation()
+
 
 __all__ = [
     "CaptionedBatch",
     "DataSource",
     "Evaluation",
     "Family",
+    "StandardEvaluation",
+    "StandardMetrics",
     "data_family",
+    "evaluation_with",
     "families",
     "family_for",
     "family_named",

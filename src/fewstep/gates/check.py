@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fewstep.components import TOKENIZER_OF, pipeline_components, torch_outputs
-from fewstep.families import family_for
+from fewstep.families import Evaluation, StandardMetrics, evaluation_with, family_for
 from fewstep.gates import metrics
 from fewstep.gates.config import GateConfig, GateResult
 from fewstep.runtime.bundle import Bundle
@@ -27,17 +27,21 @@ from fewstep.sampling import GenerationConfig, Sampling, generate
 from fewstep.sd3_pipeline import encoder_length
 
 
-def gate_prompts(model_dir: Path, n: int) -> tuple[list[str], list | None]:
-    """The family's held-out prompts (with their specs when it has an evaluation)."""
-    family = family_for(model_dir)
-    evaluation = family.evaluation()
+def gate_evaluation(model_dir: Path, metrics: StandardMetrics | None = None) -> Evaluation | None:
+    """What scores the gate images: the configured standard metrics, else the family's evaluator."""
+    return evaluation_with(family_for(model_dir), metrics)
+
+
+def gate_prompts(model_dir: Path, n: int, metrics: StandardMetrics | None = None) -> tuple[list[str], list | None]:
+    """The held-out prompts (with their specs when there is an evaluation)."""
+    evaluation = gate_evaluation(model_dir, metrics)
     if evaluation is not None:
         return evaluation.held_out(n)
-    return family.held_out_prompts(n), None
+    return family_for(model_dir).held_out_prompts(n), None
 
 
-def has_evaluator(model_dir: Path) -> bool:
-    return family_for(model_dir).evaluation() is not None
+def has_evaluator(model_dir: Path, metrics: StandardMetrics | None = None) -> bool:
+    return gate_evaluation(model_dir, metrics) is not None
 
 
 @dataclass
@@ -140,20 +144,28 @@ def torch_images(pipe, prompts: list[str], sampling: Sampling, seed: int, batch:
 
 def image_gates(bundle_images: np.ndarray, reference: np.ndarray, cfg: GateConfig) -> list[GateResult]:
     g = cfg.image
-    return [
+    results = [
         GateResult.check("image/psnr", metrics.psnr(bundle_images, reference), g.psnr_min, ">="),
         GateResult.check("image/ssim", metrics.ssim(bundle_images, reference), g.ssim_min, ">="),
     ]
+    if g.lpips_network is not None:
+        from fewstep.families.standard import LpipsNetwork
+
+        distance = float(LpipsNetwork(g.lpips_network)(bundle_images, reference).mean())
+        results.append(GateResult.check("image/lpips", distance, g.lpips_max, "<="))
+    return results
 
 
 def distribution_gates(
     bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig
 ) -> tuple[list[GateResult], dict]:
     g = cfg.distribution
-    family = family_for(model_dir)
-    evaluation = family.evaluation()
+    evaluation = gate_evaluation(model_dir, g.metrics)
     if evaluation is None:
-        raise ValueError(f"distribution gates need an evaluator; the {family.name!r} family has none")
+        raise ValueError(
+            f"distribution gates need an evaluator; the {family_for(model_dir).name!r} family has none "
+            "(give gates.distribution.metrics: a reference image folder and local FID / CLIP networks)"
+        )
     prompts, specs = evaluation.held_out(g.num_images)
     ref = evaluation.score(torch_images(pipe, prompts, sampling, cfg.seed), specs)
     got = evaluation.score(bundle.generate(prompts, seed=cfg.seed), specs)
@@ -163,14 +175,14 @@ def distribution_gates(
         GateResult.check("distribution/fid_ratio", ratio, g.fid_ratio_max, "<="),
         GateResult.check("distribution/alignment_drop", drop, g.alignment_drop_max, "<="),
     ]
-    keep = ("fid", "fid_real", "alignment", "per_category")
+    keep = ("fid", "fid_real", "alignment", "per_category", *(("clip_score",) if "clip_score" in got else ()))
     return results, {"torch": {k: ref[k] for k in keep}, "bundle": {k: got[k] for k in keep}, "images": len(specs)}
 
 
 @torch.no_grad()
 def run_gates(bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig) -> GateReport:
     """All gates; the report keeps the image pairs' metrics and the distribution numbers."""
-    prompts, _ = gate_prompts(model_dir, cfg.num_prompts)
+    prompts, _ = gate_prompts(model_dir, cfg.num_prompts, cfg.distribution.metrics)
     report = GateReport()
     report.results += tensor_gates(bundle, pipe, prompts, sampling, cfg)
     reference = torch_images(pipe, prompts, sampling, cfg.seed)
@@ -179,7 +191,7 @@ def run_gates(bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: Ga
     report.extra["images"] = {"torch": reference, "bundle": images, "prompts": prompts}
     enabled = cfg.distribution.enabled
     if enabled is None:
-        enabled = has_evaluator(model_dir)
+        enabled = has_evaluator(model_dir, cfg.distribution.metrics)
     if enabled:
         results, numbers = distribution_gates(bundle, pipe, model_dir, sampling, cfg)
         report.results += results

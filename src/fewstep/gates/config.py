@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from fewstep.config import StrictModel
+from fewstep.families.standard import StandardMetrics
 from fewstep.precisions import default_gates as precision_gates
 
 
@@ -25,15 +27,33 @@ class ImageGates(StrictModel):
 
     psnr_min: float = Field(30.0, description="mean PSNR in dB")
     ssim_min: float = Field(0.95, ge=-1, le=1)
+    lpips_network: Path | None = Field(
+        None, description="local ONNX LPIPS network (two image inputs -> distance per pair); null: no LPIPS gate"
+    )
+    lpips_max: float = Field(0.1, gt=0, description="largest mean LPIPS distance, bundle vs torch images")
+
+    @field_validator("lpips_network")
+    @classmethod
+    def _lpips(cls, value: Path | None) -> Path | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"lpips_network: {value} does not exist")
+        return value
 
 
 class DistributionGates(StrictModel):
     """Domain FID and alignment of bundle images vs the torch student (families with an evaluator)."""
 
-    enabled: bool | None = Field(None, description="null: on when the model belongs to a family with an evaluator")
+    enabled: bool | None = Field(
+        None, description="null: on when the model's family has an evaluator or `metrics` are given"
+    )
     num_images: int = Field(200, ge=16, le=100_000)
     fid_ratio_max: float = Field(1.10, gt=0, description="bundle FID / torch-student FID")
     alignment_drop_max: float = Field(0.02, ge=0)
+    metrics: StandardMetrics | None = Field(
+        None,
+        description="standard metrics with local networks (FID against a reference folder, CLIP score / 100 as "
+        "alignment) for families without an evaluator",
+    )
 
 
 class GateConfig(StrictModel):

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from scipy import linalg, ndimage
+from scipy import ndimage
 from torch import nn
 
+from fewstep.families.frechet import frechet_distance  # noqa: F401 - re-exported for the zoo
 from fewstep.zoo import shapes_data as sd
 
 CATEGORIES = ("colour", "shape", "size", "count", "position", "relation")
@@ -184,15 +185,3 @@ def alignment(specs: list[sd.SceneSpec], pred: dict[str, np.ndarray]) -> dict:
         if any(s.kind == k for s in specs)
     }
     return {"alignment": float(np.mean([r["all"] for r in rows])), "per_category": per_category, "per_kind": per_kind}
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)  # scipy >= 1.16 dropped `disp`; non-finite checked below
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from fewstep.config import StrictModel
+from fewstep.families import StandardMetrics
 from fewstep.recipes.context import StageContext, model_field, register_stage, stage_name_field
 from fewstep.student import check_guidance_interval
 
@@ -28,6 +29,9 @@ class EvalStage(StrictModel):
     guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(
         None, description="[lo, hi]: apply CFG only where lo <= sigma <= hi (limited-interval guidance)"
     )
+    metrics: StandardMetrics | None = Field(
+        None, description="standard metrics with local networks (FID, CLIP score) instead of the family's evaluator"
+    )
 
     def default_name(self) -> str:
         return f"eval-{self.steps}"
@@ -42,16 +46,16 @@ class EvalStage(StrictModel):
 @register_stage(EvalStage)
 class EvalStageImpl:
     def inputs(self, cfg: EvalStage, ctx: StageContext) -> dict[str, Path]:
-        from fewstep.families import family_for
+        from fewstep.families import evaluation_with, family_for
 
         model = ctx.model_dir(cfg.model)
-        evaluation = family_for(model).evaluation()
+        evaluation = evaluation_with(family_for(model), cfg.metrics)
         return {"model": model, **(evaluation.inputs() if evaluation is not None else {})}
 
     def run(self, cfg: EvalStage, ctx: StageContext, out: Path) -> dict[str, Any]:
         from fewstep.evaluation import evaluate
 
-        result = evaluate(ctx.model_dir(cfg.model), cfg.generation(ctx.progress), grid=out / "grid.png")
+        result = evaluate(ctx.model_dir(cfg.model), cfg.generation(ctx.progress), out / "grid.png", cfg.metrics)
         result["grid"] = "grid.png"
         result["model"] = cfg.model
         (out / "metrics.json").write_text(json.dumps(result, indent=2))
