@@ -69,3 +69,42 @@ def test_openvino_layout_is_refused_for_other_targets(tiny_student_dir, tmp_path
     with pytest.raises(ValueError, match="openvino_layout: only for the openvino-cpu target"):
         compile_bundle(tiny_student_dir, cfg, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_genai_samples_a_scheduler_grid_student_on_its_own_timesteps(tiny_pipeline_dir, tmp_path):
+    """A student distilled with `grid: scheduler` needs no `shift_terminal`, so GenAI (which
+    ignores that key) samples it on the student's own timesteps."""
+    import torch
+
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+    from fewstep.compile.openvino_layout import genai_sigmas
+    from fewstep.distill.config import DistributionMatching, FlashConfig, TrajectoryGuidance
+    from fewstep.distill.run import distill
+    from fewstep.runtime.bundle import Bundle
+
+    cfg = FlashConfig(
+        steps=4,
+        grid="scheduler",
+        trajectory_guidance=TrajectoryGuidance(iterations=2, num_prompts=4, teacher_steps=4, batch=4),
+        distribution_matching=DistributionMatching(enabled=False),
+    )
+    student = distill(tiny_pipeline_dir, cfg, tmp_path / "student", progress=False)
+    compiled = CompileConfig(
+        target="openvino-cpu", precision="fp32", openvino_layout=True, gates={"enabled": False}, measure=False
+    )
+    path, _ = compile_bundle(student, compiled, tmp_path / "bundle")
+    p = Bundle.open(path).pipeline
+    config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+    assert config.get("shift_terminal") is None
+    np.testing.assert_allclose(genai_sigmas(config, 4), p.sigmas, atol=1e-6)  # GenAI's schedule is the student's
+    pipe = og.Text2ImagePipeline(str(path), "CPU")
+    tokens = p.tokenizers["text_encoder_3"].max_length
+    for seed, prompt in enumerate(["a red circle", "two blue squares"]):
+        out = pipe.generate(prompt, num_inference_steps=4, guidance_scale=1.0, height=p.image_size,
+                            width=p.image_size, max_sequence_length=tokens, generator=og.TorchGenerator(seed))  # fmt: skip
+        genai = np.array(out.data).astype(np.float32)[0] / 255.0
+        noise = torch.randn((1, *p.latent_shape), generator=torch.Generator().manual_seed(seed)).numpy()
+        ours = _fewstep_image(path, prompt, noise, list(p.sigmas))[0]
+        mse = float(np.mean((genai - ours) ** 2))
+        assert mse == 0 or 10 * np.log10(1 / mse) >= 40.0

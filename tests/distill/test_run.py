@@ -138,3 +138,24 @@ def test_gan_blocks_beyond_the_model_are_named(tiny_pipeline_dir, tmp_path):
     ):
         distill(tiny_pipeline_dir, cfg, tmp_path / "s", progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_scheduler_grid_student_keeps_the_teachers_scheduler(tiny_pipeline_dir, tmp_path):
+    """`grid: scheduler`: the student's timesteps are those the teacher's own scheduler gives for
+    K steps, so its scheduler config is the teacher's (no shift_terminal, which GenAI ignores)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    cfg = TINY.model_copy(update={"steps": 4, "grid": "scheduler"})
+    out = distill(tiny_pipeline_dir, cfg, tmp_path / "student", progress=False)
+    info = student_info(out)
+    teacher = FlowMatchEulerDiscreteScheduler.from_pretrained(str(tiny_pipeline_dir / "scheduler"))
+    teacher.set_timesteps(num_inference_steps=4)
+    assert info["timesteps"][:-1] == pytest.approx((teacher.timesteps / 1000).tolist(), abs=1e-6)
+    assert info["stock_scheduler"]["shift_only"] and info["stock_scheduler"]["shift_terminal"] is None
+    saved = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert saved.get("shift_terminal") is None and saved["shift"] == teacher.config.shift
+
+
+def test_grid_and_timesteps_are_exclusive():
+    with pytest.raises(ValueError, match="give either grid or timesteps"):
+        FlashConfig(steps=2, grid="scheduler", timesteps=[1.0, 0.5])
