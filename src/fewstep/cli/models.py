@@ -117,7 +117,7 @@ def _standard_metrics(path: Path):
 @app.command("distill")
 def distill_cmd(
     model: Annotated[str, typer.Argument(help="teacher: zoo:<name> or a diffusers pipeline directory")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="student directory to write")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="student directory to write")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON FlashConfig fields")] = None,
     steps: Annotated[int | None, typer.Option(help="student steps (1, 2, 4 or 8)")] = None,
     t5_free: Annotated[bool | None, typer.Option("--t5-free/--with-t5", help="zero-fill the student's T5")] = None,
@@ -125,6 +125,16 @@ def distill_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace an existing output that fewstep did not write")
     ] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="print the peak memory per device for this run and exit (nothing trains)")
+    ] = False,
+    resolution: Annotated[int | None, typer.Option(min=64, help="--plan: image size (default: the model's)")] = None,
+    devices: Annotated[int, typer.Option(min=1, help="--plan: devices (processes)")] = 1,
+    strategy: Annotated[str, typer.Option(help="--plan: ddp or fsdp")] = "ddp",
+    text_tokens: Annotated[int, typer.Option("--text-tokens", min=1, help="--plan: 77 CLIP + T5 tokens")] = 333,
+    device_memory: Annotated[
+        float | None, typer.Option("--device-memory", min=0.1, help="--plan: GiB per device (default: CUDA's)")
+    ] = None,
 ) -> None:
     """Distil a teacher into a K-step student (SD3.5-Flash). Works under `accelerate launch`."""
     from pydantic import ValidationError
@@ -147,8 +157,62 @@ def distill_cmd(
             "invalid distill config\n"
             + "\n".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']} (got {x['input']!r})" for x in e.errors())
         )
+    if plan:
+        _print_plan(model, cfg, resolution, devices, strategy, text_tokens, device_memory)
+        return
+    if output is None:
+        fail("distill needs -o/--output STUDENT (or --plan to only estimate memory)")
     try:
         path = distill(model, cfg, output, progress=progress, overwrite=overwrite)
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         fail(str(e).strip("'\""))
     out.print(f"student: {path}")
+
+
+def _print_plan(model: str, cfg, resolution, devices: int, strategy: str, text_tokens: int, memory) -> None:
+    """`distill --plan`: the memory estimate per device; exit 1 naming the switches when it does not fit."""
+    import json
+
+    from fewstep.distill.plan import GIB, PlanError, PlanInputs, check_fits, count_parameters, plan_memory, tokens_for
+    from fewstep.sd3_pipeline import resolve_model
+
+    if strategy not in ("ddp", "fsdp"):
+        fail(f"--strategy: {strategy!r}; allowed: ddp, fsdp")
+    try:
+        config = json.loads((resolve_model(model) / "transformer" / "config.json").read_text())
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(f"{model}: no readable transformer/config.json ({e})")
+    res = resolution or int(config.get("sample_size", 128)) * 8
+    image_tokens, text = tokens_for(config, res, text_tokens)
+    hw, dm = cfg.hardware, cfg.distribution_matching
+    inputs = PlanInputs(
+        params=count_parameters(config),
+        layers=int(config["num_layers"]),
+        hidden=int(config["num_attention_heads"]) * int(config["attention_head_dim"]),
+        image_tokens=image_tokens,
+        text_tokens=text,
+        batch=max(dm.batch, cfg.trajectory_guidance.batch),
+        devices=devices,
+        strategy=strategy,  # type: ignore[arg-type]
+        mixed_precision=hw.mixed_precision or "no",
+        teacher_dtype=hw.teacher_dtype,
+        activation_checkpointing=hw.activation_checkpointing,
+        gan=dm.enabled and dm.gan.enabled,
+        ema=cfg.split_timestep.enabled,
+    )
+    result = plan_memory(inputs)
+    out.print(f"plan: {inputs.params / 1e6:.0f} M parameters, {res} px ({image_tokens} image + {text} text tokens), "
+              f"batch {inputs.batch} per device, {devices} device(s), {strategy}")  # fmt: skip
+    for part, gib in result.rows():
+        out.print(f"  {part:<15} {gib:8.2f} GiB")
+    if memory is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+        memory = torch.cuda.get_device_properties(0).total_memory / GIB
+    try:
+        check_fits(result, int(memory * GIB))
+    except PlanError as e:
+        fail(str(e), code=1)
+    out.print(f"  fits in {memory:.1f} GiB")

@@ -67,6 +67,24 @@ class SplitTimestep(StrictModel):
     )
 
 
+class Hardware(StrictModel):
+    """How the trainer uses its devices. Device placement and the process group come from
+    `accelerate` (`accelerate launch` with a DDP or FSDP config); these choose numerics and memory."""
+
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = Field(
+        None,
+        description="accelerate's autocast with float32 master weights; null: what `accelerate launch` / "
+        "ACCELERATE_MIXED_PRECISION says (no when neither does)",
+    )
+    teacher_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="the frozen teacher (real score), run without gradients"
+    )
+    activation_checkpointing: bool = Field(
+        False, description="recompute the student's and fake score's block activations in backward (less memory)"
+    )
+    fused_optimizer: bool | None = Field(None, description="fused AdamW; null: on CUDA only")
+
+
 class FlashConfig(StrictModel):
     """How to distil a K-step student from an SD3-family teacher."""
 
@@ -103,6 +121,7 @@ class FlashConfig(StrictModel):
     distribution_matching: DistributionMatching = DistributionMatching()
     split_timestep: SplitTimestep = SplitTimestep(enabled=False)
     checkpoint_every: int = Field(50, ge=1)
+    hardware: Hardware = Hardware()
 
     @model_validator(mode="after")
     def _check_timesteps(self) -> FlashConfig:

@@ -12,10 +12,13 @@ import torch
 from fewstep.distill.schedule import cfg_velocity, student_sample, velocity
 
 
-def shifted_uniform(n: int, shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """t drawn uniformly, then shifted as SD3's sampler shifts (clamped away from 0 and 1)."""
+def shifted_uniform(
+    n: int, shift: float, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """t drawn uniformly, then shifted as SD3's sampler shifts (clamped away from 0 and 1).
+    Drawn from the CPU generator on every device, so a run's random stream does not depend on it."""
     u = torch.rand(n, generator=generator).clamp(0.02, 0.98)
-    return shift * u / (1 + (shift - 1) * u)
+    return (shift * u / (1 + (shift - 1) * u)).to(device or "cpu")
 
 
 @torch.no_grad()
@@ -46,14 +49,14 @@ def generator_point(
     n = noise.shape[0]
     if timestep_sharing:
         if k + 1 < len(timesteps) - 1:
-            t = torch.full((n,), timesteps[k + 1])
+            t = torch.full((n,), timesteps[k + 1], device=noise.device)
         else:
-            t = t_k * torch.rand(n).clamp(0.05, 0.95)
+            t = t_k * torch.rand(n).clamp(0.05, 0.95).to(noise.device)
         x = x_k + (t.view(-1, 1, 1, 1) - t_k) * v
     else:
-        t = shifted_uniform(n, shift)
+        t = shifted_uniform(n, shift, device=noise.device)
         tt = t.view(-1, 1, 1, 1)
-        x = (1 - tt) * x0 + tt * torch.randn_like(x0)
+        x = (1 - tt) * x0 + tt * torch.randn(x0.shape, dtype=x0.dtype).to(x0.device)
     return x, t, x0
 
 
@@ -66,13 +69,14 @@ def fake_score_loss(
     fake, x0_student, cond, timesteps: list[float], shift: float, timestep_sharing: bool
 ) -> torch.Tensor:
     """Flow matching of F on detached student samples (half the batch at the shared timesteps)."""
-    n = x0_student.shape[0]
+    n, device = x0_student.shape[0], x0_student.device
     t = shifted_uniform(n, shift)
     if timestep_sharing and len(timesteps) > 2:
         shared = torch.tensor(timesteps[1:-1])
         pick = shared[torch.randint(len(shared), (n,))]
         t = torch.where(torch.rand(n) < 0.5, pick, t)
-    eps = torch.randn_like(x0_student)
+    t = t.to(device)
+    eps = torch.randn(x0_student.shape, dtype=x0_student.dtype).to(device)  # the CPU stream on any device
     tt = t.view(-1, 1, 1, 1)
     x_t = (1 - tt) * x0_student + tt * eps
     return ((velocity(fake, x_t, t, *cond) - (eps - x0_student)) ** 2).mean()

@@ -63,8 +63,8 @@ def capture_blocks(transformer, blocks: tuple[int, ...]) -> Iterator[list[torch.
 
 def discriminate(fake_score, heads: DiscriminatorHeads, x0: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
     """Noise x0 to t, run the fake score and classify its block features."""
-    eps = torch.randn_like(x0)
-    tt = t.view(-1, 1, 1, 1)
+    eps = torch.randn(x0.shape, dtype=x0.dtype).to(x0.device)  # the CPU stream on any device
+    tt = t.to(x0.device).view(-1, 1, 1, 1)
     x_t = (1 - tt) * x0 + tt * eps
     with capture_blocks(fake_score, heads.blocks) as feats:
         velocity(fake_score, x_t, t, *cond)

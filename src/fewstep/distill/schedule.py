@@ -38,7 +38,7 @@ def student_timesteps(cfg: FlashConfig, scheduler_config: dict | None = None) ->
 def velocity(model, x: torch.Tensor, t: torch.Tensor | float, embeds: torch.Tensor, pooled: torch.Tensor):
     """v = eps - x0 predicted by an SD3 transformer at t in [0, 1]."""
     if not torch.is_tensor(t):
-        t = torch.full((x.shape[0],), float(t))
+        t = torch.full((x.shape[0],), float(t), device=x.device)
     return model(hidden_states=x, timestep=t * 1000, encoder_hidden_states=embeds, pooled_projections=pooled).sample
 
 
@@ -60,9 +60,9 @@ def cfg_velocity(
     v_u, v_c = both.chunk(2)
     if interval is None:
         return v_u + guidance * (v_c - v_u)
-    tt = t if torch.is_tensor(t) else torch.full((x.shape[0],), float(t))
+    tt = t if torch.is_tensor(t) else torch.full((x.shape[0],), float(t), device=x.device)
     inside = (tt >= interval[0] - 1e-6) & (tt <= interval[1] + 1e-6)
-    w = torch.where(inside, torch.tensor(float(guidance)), torch.tensor(1.0)).view(-1, 1, 1, 1).to(v_c.dtype)
+    w = torch.where(inside, float(guidance), 1.0).view(-1, 1, 1, 1).to(v_c.dtype)
     return v_u + w * (v_c - v_u)
 
 

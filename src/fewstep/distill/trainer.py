@@ -1,4 +1,8 @@
-"""The distillation loop on `accelerate`: one CPU process, or `accelerate launch` (DDP/FSDP).
+"""The distillation loop on `accelerate`: one CPU process, or `accelerate launch` (DDP/FSDP) on
+CPUs or CUDA devices. Device and process group come from accelerate; `FlashConfig.hardware`
+chooses the numerics (autocast with float32 master weights, a bfloat16 teacher) and memory
+(activation checkpointing). Random draws come from the CPU generators on every device, so a
+run's stream is the same wherever it runs; batches move to the device as they are used.
 
 Phases run in order (trajectory guidance, then distribution matching) under one global
 step counter, so a checkpoint names its phase implicitly. The random student step k of
@@ -55,6 +59,27 @@ def _pick(cond: tuple[torch.Tensor, torch.Tensor], idx) -> tuple[torch.Tensor, t
     return cond[0][idx], cond[1][idx]
 
 
+def accelerator(mixed_precision: str | None) -> Accelerator:
+    """accelerate's Accelerator with this run's autocast setting. Its state is a per-process
+    singleton that keeps the first setting, so a run asking for another one (tests, a recipe
+    with runs of different precision in one process) resets it; the process group is kept."""
+    from accelerate.state import AcceleratorState
+
+    if mixed_precision is not None and AcceleratorState._shared_state:
+        if AcceleratorState().mixed_precision != mixed_precision:
+            AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+
+
+def place_teacher(source: torch.nn.Module, device: torch.device, dtype: str) -> torch.nn.Module:
+    """The frozen real score on the training device in `dtype` (the pipeline's own module where
+    nothing changes, a copy otherwise so the pipeline stays as loaded)."""
+    want = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    if device.type == "cpu" and want == torch.float32:
+        return source
+    return copy.deepcopy(source).to(device, want).eval().requires_grad_(False)
+
+
 def default_gan_blocks(num_layers: int) -> tuple[int, ...]:
     """Blocks 1, 3 and 5 where the model has them (its last block for a shallower one)."""
     return tuple(b for b in (1, 3, 5) if b < num_layers) or (num_layers - 1,)
@@ -73,7 +98,9 @@ class DistillRun:
         ema: float | None = None,
     ):
         self.cfg, self.traj = cfg, traj
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        hw = cfg.hardware
+        self.acc = accelerator(hw.mixed_precision)
+        self.device = self.acc.device
         torch.manual_seed(cfg.seed + self.acc.process_index)
         self.rng = np.random.default_rng(cfg.seed + 17 * self.acc.process_index)
         tg, dm = cfg.trajectory_guidance, cfg.distribution_matching
@@ -82,9 +109,13 @@ class DistillRun:
         self.allowed = allowed_steps or list(range(cfg.steps))  # student steps this run trains
         self.cond = conditioning(teacher_pipe, traj.captions, cfg.t5_free)
         self.pipe = teacher_pipe
-        self.teacher = teacher_pipe.transformer.eval().requires_grad_(False)
-        self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
-        self.fake = copy.deepcopy(self.teacher).train().requires_grad_(True)
+        source = teacher_pipe.transformer.eval().requires_grad_(False)
+        self.student = copy.deepcopy(source).train().requires_grad_(True)  # float32 master weights
+        self.fake = copy.deepcopy(source).train().requires_grad_(True)
+        self.teacher = place_teacher(source, self.device, hw.teacher_dtype)
+        if hw.activation_checkpointing:
+            for net in (self.student, self.fake):
+                net.enable_gradient_checkpointing()
         tcfg = self.teacher.config
         self.use_gan = dm.gan.enabled and self.dm_iters > 0
         blocks = dm.gan.blocks or default_gan_blocks(tcfg.num_layers)
@@ -94,9 +125,10 @@ class DistillRun:
                 module.load_state_dict(load_file(str(init / f"{name}.safetensors")))
         self.ema_decay = ema
         self.ema = copy.deepcopy(self.student).eval().requires_grad_(False) if ema is not None else None
-        self.opt_s = torch.optim.AdamW(self.student.parameters(), tg.lr, weight_decay=0.0)
+        fused = hw.fused_optimizer if hw.fused_optimizer is not None else self.device.type == "cuda"
+        self.opt_s = torch.optim.AdamW(self.student.parameters(), tg.lr, weight_decay=0.0, fused=fused or None)
         fake_params = list(self.fake.parameters()) + (list(self.heads.parameters()) if self.use_gan else [])
-        self.opt_f = torch.optim.AdamW(fake_params, dm.lr_fake, weight_decay=0.0)
+        self.opt_f = torch.optim.AdamW(fake_params, dm.lr_fake, weight_decay=0.0, fused=fused or None)
         self.source = open_source(cfg.data) if self.use_gan and dm.gan.real == "data" else None
 
     def resume(self, ckpt_root: Path) -> int:
@@ -129,6 +161,8 @@ class DistillRun:
         self.student_w, self.fake_w, self.heads_w, self.opt_s, self.opt_f = self.acc.prepare(
             self.student, self.fake, self.heads, self.opt_s, self.opt_f
         )
+        if self.ema is not None:
+            self.ema.to(self.device)
 
     def step(self, i: int) -> dict[str, float]:
         in_tg = i < self.tg_iters
@@ -137,16 +171,31 @@ class DistillRun:
         idx = torch.from_numpy(self.rng.choice(n, size=batch, replace=n < batch))
         return self._tg_step(idx) if in_tg else self._dm_step(i - self.tg_iters, idx)
 
+    def _on(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
+
+    def _cond(self, cond: tuple[torch.Tensor, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(self._on(c) for c in _pick(cond, idx))  # type: ignore[return-value]
+
+    def _real_score(self):
+        """The teacher runs under bfloat16 autocast when it is stored in bfloat16."""
+        bf16 = self.teacher_dtype_is_bf16
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+    @property
+    def teacher_dtype_is_bf16(self) -> bool:
+        return next(self.teacher.parameters()).dtype == torch.bfloat16
+
     def _jumps(self, n: int) -> torch.Tensor:
         return torch.from_numpy(self.rng.choice(self.allowed, size=n))
 
     def _tg_step(self, idx) -> dict[str, float]:
         loss = trajectory_guidance_loss(
             self.student_w,
-            self.traj.states[idx],
+            self._on(self.traj.states[idx]),
             self._jumps(len(idx)),
             self.traj.timesteps,
-            _pick(self.cond.student, idx),
+            self._cond(self.cond.student, idx),
         )
         self.opt_s.zero_grad(set_to_none=True)
         self.acc.backward(loss)
@@ -161,22 +210,23 @@ class DistillRun:
         see a real image under another sample's prompt, or it rewards ignoring the prompt).
         """
         if self.source is None:
-            return self.traj.states[idx, -1], t_cond  # the teacher's own samples and prompts
+            return self._on(self.traj.states[idx, -1]), t_cond  # the teacher's own samples and prompts
         batch = self.source.sample(self.rng, len(idx))
         x = torch.from_numpy(batch.images).permute(0, 3, 1, 2) * 2 - 1
-        vae = self.pipe.vae
+        vae = self.pipe.vae  # the encoders stay where the pipeline is; their outputs move
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
             cond = encode_prompts(self.pipe, batch.captions)
-        return (z - vae.config.shift_factor) * vae.config.scaling_factor, cond
+        z = (z - vae.config.shift_factor) * vae.config.scaling_factor
+        return self._on(z), (self._on(cond[0]), self._on(cond[1]))
 
     def _dm_step(self, i: int, idx) -> dict[str, float]:
         cfg, dm = self.cfg, self.cfg.distribution_matching
         ts = self.traj.timesteps
-        s_cond, t_cond = _pick(self.cond.student, idx), _pick(self.cond.teacher, idx)
+        s_cond, t_cond = self._cond(self.cond.student, idx), self._cond(self.cond.teacher, idx)
         n = len(idx)
-        uncond = (self.cond.uncond[0].expand(n, -1, -1), self.cond.uncond[1].expand(n, -1))
-        noise = torch.randn_like(self.traj.states[idx, 0])
+        uncond = (self._on(self.cond.uncond[0].expand(n, -1, -1)), self._on(self.cond.uncond[1].expand(n, -1)))
+        noise = self._on(torch.randn_like(self.traj.states[idx, 0]))
         out: dict[str, float] = {}
         # Fake score (and discriminator heads): every iteration, on detached student samples.
         with torch.no_grad():
@@ -184,7 +234,7 @@ class DistillRun:
         loss_f = fake_score_loss(self.fake_w, x0_student, t_cond, ts, cfg.shift, dm.timestep_sharing)
         out["fake"] = loss_f.item()
         if self.use_gan:
-            t = shifted_uniform(n, cfg.shift)
+            t = shifted_uniform(n, cfg.shift, device=self.device)
             d_fake = discriminate(self.fake_w, self.heads_w, x0_student, t, t_cond)
             x_real, real_cond = self._real(idx, t_cond)
             d_real = discriminate(self.fake_w, self.heads_w, x_real, t, real_cond)
@@ -200,23 +250,32 @@ class DistillRun:
         if i % dm.critic_ratio:
             return out
         # Generator: the same backward-simulation depth k on every rank.
-        k = torch.tensor([int(self.rng.choice(self.allowed))])
+        k = torch.tensor([int(self.rng.choice(self.allowed))], device=self.device)
         k = int(broadcast(k, from_process=0).item()) if self.acc.num_processes > 1 else int(k.item())
         for group in self.opt_s.param_groups:
             group["lr"] = dm.lr_student
         x, t, x0 = generator_point(self.student_w, noise, k, ts, s_cond, dm.timestep_sharing, cfg.shift)
-        g = dm_direction(
-            self.acc.unwrap_model(self.fake_w), self.teacher, x, t, t_cond, uncond, cfg.guidance, cfg.guidance_interval
-        )
+        with self._real_score():
+            g = dm_direction(
+                self.acc.unwrap_model(self.fake_w),
+                self.teacher,
+                x,
+                t,
+                t_cond,
+                uncond,
+                cfg.guidance,
+                cfg.guidance_interval,
+            )
         loss_g = dm_loss(x, g)
         out["dm"] = loss_g.item()
         if self.use_gan and dm.gan.weight > 0:
             fake_net, heads = self.acc.unwrap_model(self.fake_w), self.acc.unwrap_model(self.heads_w)
-            adv = generator_adv_loss(discriminate(fake_net, heads, x0, shifted_uniform(n, cfg.shift), t_cond))
+            t_adv = shifted_uniform(n, cfg.shift, device=self.device)
+            adv = generator_adv_loss(discriminate(fake_net, heads, x0, t_adv, t_cond))
             loss_g = loss_g + dm.gan.weight * adv
             out["adv"] = adv.item()
         if dm.regression_weight > 0:
-            reg = trajectory_guidance_loss(self.student_w, self.traj.states[idx], self._jumps(n), ts, s_cond)
+            reg = trajectory_guidance_loss(self.student_w, self._on(self.traj.states[idx]), self._jumps(n), ts, s_cond)
             loss_g = loss_g + dm.regression_weight * reg
             out["tg"] = reg.item()
         self.opt_s.zero_grad(set_to_none=True)
@@ -263,6 +322,7 @@ def train_student(
                     unwrapped = {k: acc.unwrap_model(m) for k, m in run.modules().items()}
                     save_checkpoint(ckpt_root, i + 1, unwrapped, run.optims(), run.rng)
                 acc.wait_for_everyone()
+    # the student leaves on the CPU in float32, as the rest of the pipeline is (scoring, saving)
     if run.ema is not None:
-        return run.ema
-    return acc.unwrap_model(run.student_w).eval()
+        return run.ema.to("cpu", torch.float32)
+    return acc.unwrap_model(run.student_w).eval().to("cpu", torch.float32)
