@@ -101,8 +101,10 @@ def test_genai_samples_a_scheduler_grid_student_on_its_own_timesteps(tiny_pipeli
     pipe = og.Text2ImagePipeline(str(path), "CPU")
     tokens = p.tokenizers["text_encoder_3"].max_length
     for seed, prompt in enumerate(["a red circle", "two blue squares"]):
-        out = pipe.generate(prompt, num_inference_steps=4, guidance_scale=1.0, height=p.image_size,
-                            width=p.image_size, max_sequence_length=tokens, generator=og.TorchGenerator(seed))  # fmt: skip
+        size = dict(height=p.image_size, width=p.image_size, max_sequence_length=tokens)
+        out = pipe.generate(
+            prompt, num_inference_steps=4, guidance_scale=1.0, generator=og.TorchGenerator(seed), **size
+        )
         genai = np.array(out.data).astype(np.float32)[0] / 255.0
         noise = torch.randn((1, *p.latent_shape), generator=torch.Generator().manual_seed(seed)).numpy()
         ours = _fewstep_image(path, prompt, noise, list(p.sigmas))[0]

@@ -65,9 +65,9 @@ def accelerator(mixed_precision: str | None) -> Accelerator:
     with runs of different precision in one process) resets it; the process group is kept."""
     from accelerate.state import AcceleratorState
 
-    if mixed_precision is not None and AcceleratorState._shared_state:
-        if AcceleratorState().mixed_precision != mixed_precision:
-            AcceleratorState._reset_state(reset_partial_state=False)
+    shared = AcceleratorState._shared_state
+    if mixed_precision is not None and shared and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
 
 
