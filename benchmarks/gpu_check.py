@@ -49,6 +49,9 @@ def sync(device) -> None:
 
 
 def peak_reset(device) -> None:
+    import gc
+
+    gc.collect()  # the previous row's models and optimizer states
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -133,7 +136,6 @@ def training_row(config: dict, res: int, batch: int, ckpt: bool, device, repeats
         text_tokens=text_tokens, batch=batch, mixed_precision="bf16", teacher_dtype="bfloat16",
         activation_checkpointing=ckpt, gan=True))  # fmt: skip
     row["plan_gib"] = plan.total / 1024**3
-    del teacher, student, fake, opt_s, opt_f
     return row
 
 
