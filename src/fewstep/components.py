@@ -7,74 +7,21 @@ so the runtime needs no VAE config.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from fewstep.null_tokens import null_token_attention, supports_collapse
+from fewstep.component_modules import ClipEncoder, T5Encoder, Transformer, VaeDecoder
+from fewstep.null_tokens import supports_collapse
 from fewstep.sd3_pipeline import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
 COMPONENT_ATTR = {"vae_decoder": "vae"}  # pipeline attribute behind a component, where the names differ
 # each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
 TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
-
-
-class ClipEncoder(nn.Module):
-    """token ids -> (penultimate hidden states, projected pooled embedding), as SD3 reads CLIP."""
-
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.encoder(input_ids, output_hidden_states=True)
-        return out.hidden_states[-2], out.text_embeds
-
-
-class T5Encoder(nn.Module):
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids)[0]
-
-
-class Transformer(nn.Module):
-    """The velocity model; with `null_tokens` set, the last text token stands for that many
-    zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: compile/null_tokens.py)."""
-
-    def __init__(self, transformer: nn.Module, null_tokens: int | None = None):
-        super().__init__()
-        self.transformer = transformer
-        self.null_tokens = null_tokens
-
-    def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
-        with null_token_attention(self.transformer, self.null_tokens) if self.null_tokens else nullcontext():
-            return self.transformer(
-                hidden_states=hidden_states,
-                timestep=timestep,
-                encoder_hidden_states=encoder_hidden_states,
-                pooled_projections=pooled_projections,
-            ).sample
-
-
-class VaeDecoder(nn.Module):
-    """Model latents -> image in [0, 1] (NCHW)."""
-
-    def __init__(self, vae: nn.Module):
-        super().__init__()
-        self.vae = vae
-        self.scaling = float(vae.config.scaling_factor)
-        self.shift = float(vae.config.shift_factor or 0.0)
-
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        image = self.vae.decode(latents / self.scaling + self.shift).sample
-        return (image / 2 + 0.5).clamp(0, 1)
+__all__ = ["ClipEncoder", "Component", "T5Encoder", "Transformer", "VaeDecoder", "pipeline_components"]
 
 
 @dataclass

@@ -77,9 +77,12 @@ def export_step(
     calibration,
     items: list[dict],
 ) -> tuple[StepResult, ComponentIO]:
-    """One component's ONNX (fake-quantized in torch first for targets that quantize before export)."""
+    """One component's ONNX (fake-quantized in torch first for targets that quantize before export),
+    or its torch model and wrapper record for targets that run torch (`export_format = "torch"`)."""
+    as_torch = target.export_format == "torch"
     key = step_key(
         "export",
+        **({"format": "torch"} if as_torch else {}),
         model=model_digest,
         component=comp.io.name,
         batch=batch,
@@ -93,10 +96,16 @@ def export_step(
     if record is None:
         if torch_scheme is not None:  # e.g. ModelOpt: fake-quantize in torch, export Q/DQ
             comp = replace(comp, module=quantize_for(target, comp.module, comp.io, torch_scheme, items, work))
-        # each component in its own folder: over 2 GB the exporter writes one file per tensor,
-        # named after the tensor, and the CLIP encoders share tensor names
-        io = export_onnx(comp, folder / f"{comp.io.name}.onnx", batch, exporter)
-        record = {"io": io.to_json(), "file": f"{comp.io.name}.onnx"}
+        if as_torch:
+            from fewstep.compile.export_torch import export_torch
+
+            io = export_torch(comp, folder / comp.io.name)
+            record = {"io": io.to_json(), "file": comp.io.name}
+        else:
+            # each component in its own folder: over 2 GB the exporter writes one file per tensor,
+            # named after the tensor, and the CLIP encoders share tensor names
+            io = export_onnx(comp, folder / f"{comp.io.name}.onnx", batch, exporter)
+            record = {"io": io.to_json(), "file": f"{comp.io.name}.onnx"}
         complete(folder, record)
         status = "ran"
     return StepResult(key, folder / record["file"], status), ComponentIO.from_json(record["io"])

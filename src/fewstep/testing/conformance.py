@@ -31,6 +31,9 @@ GATES = {
 }
 
 
+BATCH_TOLERANCE = {"bf16": 5e-2, "fp16": 1e-2}  # max |batched - single| per pixel in [0, 1]
+
+
 @dataclass
 class CheckResult:
     precision: str
@@ -89,14 +92,18 @@ def run_conformance(target: str, precisions: list[str] | None = None, work: Path
             lambda s=state: _assert(s["report"].passed, [r.describe() for r in s["report"].failures()]),
         )
 
-        def reload_and_generate(s=state):
+        def reload_and_generate(s=state, precision=precision):
             bundle = Bundle.open(s["path"])
             prompts = ["a red circle", "two blue squares", "a green triangle"]
             a = bundle.generate(prompts, seed=5)
             _assert(a.shape == (3, 32, 32, 3) and a.dtype == np.float32, f"shape/dtype {a.shape} {a.dtype}")
             _assert(np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1, "images must be finite, in [0, 1]")
             b = bundle.generate(prompts[1:2], seed=6)
-            _assert(np.abs(a[1] - b[0]).max() < 1e-4, "image i must depend only on seed + i, not on the batch")
+            # 16-bit float kernels pick other blockings per batch size: their last bits differ; a
+            # seeding bug differs by O(1)
+            tol = BATCH_TOLERANCE.get(precision, 1e-4)
+            diff = np.abs(a[1] - b[0]).max()
+            _assert(diff < tol, f"image i must depend only on seed + i, not on the batch ({diff:.2e} >= {tol:g})")
             return f"max |batch - single| = {np.abs(a[1] - b[0]).max():.2e}"
 
         _check(results, precision, "reload, deterministic generation", reload_and_generate)
@@ -104,7 +111,7 @@ def run_conformance(target: str, precisions: list[str] | None = None, work: Path
         def tamper(s=state, o=out):
             bad = o.with_name(o.name + "-tampered")
             shutil.copytree(s["path"], bad)
-            victim = next(p for p in sorted((bad / "components").iterdir()) if p.is_file())
+            victim = next(p for p in sorted((bad / "components").rglob("*")) if p.is_file())
             victim.write_bytes(victim.read_bytes() + b"\0")
             try:
                 Bundle.open(bad)

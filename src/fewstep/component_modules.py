@@ -1,0 +1,111 @@
+"""The torch modules fewstep wraps a pipeline's models in (what is exported, gated and, for
+targets that run torch, shipped), and how a shipped one is rebuilt from its library's own files.
+
+They sit low in the layers so a torch-running target can rebuild them without importing the
+compile pipeline: `wrapper_record` describes one, `rebuild` makes it again from the model
+folder that its library's `save_pretrained` wrote (safetensors, nothing unpickled).
+"""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fewstep.null_tokens import null_token_attention
+
+
+class ClipEncoder(nn.Module):
+    """token ids -> (penultimate hidden states, projected pooled embedding), as SD3 reads CLIP."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(input_ids, output_hidden_states=True)
+        return out.hidden_states[-2], out.text_embeds
+
+
+class T5Encoder(nn.Module):
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids)[0]
+
+
+class Transformer(nn.Module):
+    """The velocity model; with `null_tokens` set, the last text token stands for that many
+    zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: compile/null_tokens.py)."""
+
+    def __init__(self, transformer: nn.Module, null_tokens: int | None = None):
+        super().__init__()
+        self.transformer = transformer
+        self.null_tokens = null_tokens
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
+        with null_token_attention(self.transformer, self.null_tokens) if self.null_tokens else nullcontext():
+            return self.transformer(
+                hidden_states=hidden_states,
+                timestep=timestep,
+                encoder_hidden_states=encoder_hidden_states,
+                pooled_projections=pooled_projections,
+            ).sample
+
+
+class VaeDecoder(nn.Module):
+    """Model latents -> image in [0, 1] (NCHW)."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+        self.scaling = float(vae.config.scaling_factor)
+        self.shift = float(vae.config.shift_factor or 0.0)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        image = self.vae.decode(latents / self.scaling + self.shift).sample
+        return (image / 2 + 0.5).clamp(0, 1)
+
+
+# record name -> (wrapper class, the attribute that holds the library model)
+WRAPPERS: dict[str, tuple[type[nn.Module], str]] = {
+    "clip": (ClipEncoder, "encoder"),
+    "t5": (T5Encoder, "encoder"),
+    "transformer": (Transformer, "transformer"),
+    "vae_decoder": (VaeDecoder, "vae"),
+}
+LIBRARIES = ("diffusers", "transformers")  # the only modules a record may name classes from
+
+
+def wrapper_record(module: nn.Module) -> dict[str, Any]:
+    """What `rebuild` needs besides the model folder."""
+    kind, attr = next((k, a) for k, (cls, a) in WRAPPERS.items() if type(module) is cls)
+    inner = getattr(module, attr)
+    return {
+        "wrapper": kind,
+        "library": type(inner).__module__.split(".")[0],
+        "class": type(inner).__name__,
+        "null_tokens": getattr(module, "null_tokens", None),
+    }
+
+
+def rebuild(record: dict[str, Any], model_dir: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The wrapper of `record` around its library model loaded from `model_dir` (safetensors only)."""
+    if record.get("wrapper") not in WRAPPERS:
+        raise ValueError(f"unknown component wrapper {record.get('wrapper')!r}; known: {', '.join(WRAPPERS)}")
+    if record.get("library") not in LIBRARIES:
+        raise ValueError(f"component library {record.get('library')!r} is not one of {', '.join(LIBRARIES)}")
+    cls = getattr(importlib.import_module(record["library"]), str(record["class"]), None)
+    if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
+        raise ValueError(f"{record['library']} has no model class {record['class']!r}")
+    inner = cls.from_pretrained(str(model_dir), torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+    wrapper, _ = WRAPPERS[record["wrapper"]]
+    if record["wrapper"] == "transformer":
+        return Transformer(inner, record.get("null_tokens")).eval()
+    return wrapper(inner).eval()
