@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from fewstep.runtime.manifest import Sampling
 from fewstep.runtime.noise import initial_noise as runtime_noise
-from fewstep.sd3_pipeline import t5_length
+from fewstep.sd3_pipeline import t5_length, warn_cut_prompts
 from fewstep.student import student_info
 
 
@@ -114,6 +114,7 @@ def sample_torch(pipe, prompts: list[str], noise: torch.Tensor, cfg: GenerationC
 def generate(pipe, prompts: list[str], cfg: GenerationConfig) -> np.ndarray:
     """Images (N, H, W, 3) in [0, 1]: the diffusers pipeline call, or fewstep's sampler for
     interval guidance."""
+    warn_cut_prompts(pipe, prompts)  # diffusers' own call cuts them with one logged line
     noise = initial_noise(pipe, cfg.seed, len(prompts))
     if cfg.guidance_interval is not None and cfg.guidance > 1.0:
         bar = tqdm(range(0, len(prompts), cfg.batch), desc=f"generate {cfg.steps} steps", disable=not cfg.progress)

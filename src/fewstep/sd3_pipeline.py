@@ -121,8 +121,29 @@ def _clip(pipe, index: int, captions: list[str]) -> tuple[torch.Tensor, torch.Te
     return out.hidden_states[-2], out[0]
 
 
+_WARNED: set[tuple[str, str]] = set()  # (encoder, prompt) already reported in this process
+
+
+def warn_cut_prompts(pipe, captions: list[str]) -> None:
+    """Name the prompts the CLIP or T5 tokenizer will cut (each once per process)."""
+    from fewstep.prompt_length import warn_cut
+
+    slots = [("CLIP", pipe.tokenizer, text_length(pipe))]
+    if getattr(pipe, "text_encoder_3", None) is not None:
+        slots.append(("T5", pipe.tokenizer_3, t5_length(pipe)))
+    for name, tok, length in slots:
+        fresh = sorted({c for c in captions if (name, c) not in _WARNED})
+        if not fresh:
+            continue
+        needed = [len(ids) for ids in tok(fresh, truncation=False).input_ids]
+        cut = [(c, n) for c, n in zip(fresh, needed) if n > length]
+        _WARNED.update((name, c) for c in fresh)
+        warn_cut(cut, length, name)
+
+
 def _encode_all(pipe, captions: list[str]) -> tuple[torch.Tensor, ...]:
     """(CLIP-L hidden, CLIP-L pooled, CLIP-G hidden, CLIP-G pooled, T5 hidden) of a batch."""
+    warn_cut_prompts(pipe, captions)
     (h1, p1), (h2, p2) = _clip(pipe, 0, captions), _clip(pipe, 1, captions)
     return h1, p1, h2, p2, _t5(pipe, captions, t5_length(pipe))
 

@@ -56,6 +56,13 @@ def zoo_train(
         bool, typer.Option("--compile/--no-compile", help="torch.compile the teacher (faster; needs a C++ compiler)")
     ] = True,
     install: Annotated[bool, typer.Option("--install", help="copy the result into the package's zoo")] = False,
+    text_length: Annotated[
+        int | None,
+        typer.Option("--text-length", min=8, max=77, help="text slot in tokens (default: fitted to the captions)"),
+    ] = None,
+    vocab_words: Annotated[
+        int, typer.Option("--vocab-words", min=0, help="user data: caption words that get a token of their own")
+    ] = 512,
 ) -> None:
     """Train the toy family (evaluator, VAE, teacher); re-running resumes where it stopped."""
     from fewstep.zoo.train import TrainConfig, train_all
@@ -70,6 +77,8 @@ def zoo_train(
         teacher_steps=teacher_steps,
         decoder_steps=decoder_steps,
         compile=compile,
+        text_length=text_length,
+        vocab_words=vocab_words,
     )
     try:
         pipeline = train_all(cfg)

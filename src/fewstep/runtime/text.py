@@ -28,6 +28,7 @@ class PromptTokenizer:
     def __init__(self, folder: Path, spec: TokenizerSpec):
         from tokenizers import Tokenizer
 
+        self.name, self.max_length = Path(spec.path).name, spec.max_length
         path = Path(folder) / "tokenizer.json"
         if not path.exists():
             raise FileNotFoundError(f"tokenizer file is missing: {path}")
@@ -39,5 +40,10 @@ class PromptTokenizer:
         self.tokenizer.enable_padding(length=spec.max_length, pad_id=pad_id, pad_token=spec.pad_token)
 
     def __call__(self, prompts: list[str]) -> np.ndarray:
+        from fewstep.prompt_length import warn_cut
+
         encodings = self.tokenizer.encode_batch(prompts)
+        cut = [(p, self.max_length + sum(len(o.ids) for o in e.overflowing)) for p, e in zip(prompts, encodings)
+               if e.overflowing]  # fmt: skip
+        warn_cut(cut, self.max_length, self.name)
         return np.asarray([e.ids for e in encodings], dtype=np.int64)

@@ -33,6 +33,7 @@ class ShapesFamilyConfig:
     dual_attention_layers: tuple[int, ...] = (0, 1)
     shift: float = 3.0
     seed: int = 0
+    words: tuple[str, ...] = ()  # vocabulary beyond the shapes grammar (from user captions)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -113,8 +114,8 @@ def build_pipeline(cfg: ShapesFamilyConfig | None = None) -> StableDiffusion3Pip
     """A randomly initialised toy pipeline (deterministic from `cfg.seed`)."""
     cfg = cfg or ShapesFamilyConfig()
     torch.manual_seed(cfg.seed)
-    tok = build_clip_tokenizer(cfg.text_length)
-    tok_t5 = build_t5_tokenizer(cfg.t5_length or cfg.text_length)
+    tok = build_clip_tokenizer(cfg.text_length, cfg.words)
+    tok_t5 = build_t5_tokenizer(cfg.t5_length or cfg.text_length, cfg.words)
     eos, bos = tok.eos_token_id, tok.bos_token_id
     pipe = StableDiffusion3Pipeline(
         transformer=build_transformer(cfg),
@@ -123,7 +124,7 @@ def build_pipeline(cfg: ShapesFamilyConfig | None = None) -> StableDiffusion3Pip
         text_encoder=build_clip(cfg, cfg.clip_dims[0], len(tok), eos, bos),
         tokenizer=tok,
         text_encoder_2=build_clip(cfg, cfg.clip_dims[1], len(tok), eos, bos),
-        tokenizer_2=build_clip_tokenizer(cfg.text_length),
+        tokenizer_2=build_clip_tokenizer(cfg.text_length, cfg.words),
         text_encoder_3=build_t5(cfg, len(tok_t5)),
         tokenizer_3=tok_t5,
     )

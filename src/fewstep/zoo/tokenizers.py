@@ -8,7 +8,9 @@ Unigram vocabulary scores whole words above characters. Unknown words still toke
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from transformers import CLIPTokenizer, T5Tokenizer
 
@@ -64,6 +66,19 @@ def domain_words() -> list[str]:
     return sorted(words)
 
 
+def caption_words(captions: Iterable[str], limit: int = 512) -> list[str]:
+    """The `limit` most frequent words of user captions (lower-cased letters; ties alphabetical),
+    sorted: the words that get a token of their own. Rarer words still tokenize, in pieces."""
+    counts = Counter(w for c in captions for w in re.findall(r"[a-z]+", c.lower()))
+    top = sorted(counts, key=lambda w: (-counts[w], w))[:limit]
+    return sorted(top)
+
+
+def vocabulary(words: Sequence[str] = ()) -> list[str]:
+    """The toy grammar's words plus `words` (e.g. from user captions), sorted and unique."""
+    return sorted(set(domain_words()) | set(words))
+
+
 def _bytes_to_unicode() -> dict[int, str]:
     # GPT-2/CLIP byte-level alphabet: printable bytes map to themselves, the rest shift past 255.
     keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
@@ -101,13 +116,13 @@ def learn_bpe(words: list[str]) -> list[tuple[str, str]]:
             seqs[w] = out
 
 
-def build_clip_tokenizer(max_length: int = 16) -> CLIPTokenizer:
-    """A CLIP BPE tokenizer over the toy vocabulary (pads with end-of-text, as CLIP-L)."""
+def build_clip_tokenizer(max_length: int = 16, words: Sequence[str] = ()) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer over the toy vocabulary and `words` (pads with end-of-text, as CLIP-L)."""
     base = list(_bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for tok in base + [b + "</w>" for b in base]:
         vocab.setdefault(tok, len(vocab))
-    merges = learn_bpe(domain_words())
+    merges = learn_bpe(vocabulary(words))
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
     vocab["<|startoftext|>"] = len(vocab)
@@ -115,10 +130,11 @@ def build_clip_tokenizer(max_length: int = 16) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
 
 
-def build_t5_tokenizer(max_length: int = 16) -> T5Tokenizer:
-    """A T5 Unigram tokenizer: whole words score above their characters."""
+def build_t5_tokenizer(max_length: int = 16, words: Sequence[str] = ()) -> T5Tokenizer:
+    """A T5 Unigram tokenizer over the toy vocabulary and `words`: whole words score above their
+    characters."""
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [("▁" + w, -1.0) for w in domain_words()]
+    pieces += [("▁" + w, -1.0) for w in vocabulary(words)]
     chars = sorted({chr(c) for c in range(ord("!"), ord("~") + 1)})
     pieces += [(c, -10.0) for c in chars]
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)

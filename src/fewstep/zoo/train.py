@@ -10,7 +10,7 @@ and each encoder stays independently droppable (the T5 slot can be zero-filled).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,8 @@ class TrainConfig:
     progress: bool = True
     compile: bool = True  # torch.compile the teacher's forward (1.10x per step here; ~1 min to compile)
     family: ShapesFamilyConfig = field(default_factory=ShapesFamilyConfig)
+    text_length: int | None = None  # None: the family's for shapes, fitted to the captions for user data
+    vocab_words: int = 512  # user data: the most frequent caption words get a token of their own
 
 
 def train_evaluator(cfg: TrainConfig, out: Path) -> None:
@@ -182,6 +184,48 @@ def assemble(out: Path, init: Path, target: Path) -> None:
         pipe.save_pretrained(str(tmp))
 
 
+CLIP_MAX = 77  # CLIP's position embeddings: the longest text slot an SD3 pipeline has
+
+
+def fit_text(cfg: TrainConfig) -> tuple[TrainConfig, dict]:
+    """The tokenizers' vocabulary and the text slot for the training captions.
+
+    User data (`imagefolder:`): the most frequent caption words join the vocabulary (built
+    deterministically, as for shapes) and the slot is the longest caption's token count rounded up
+    to a multiple of 8, so no caption is cut. A given `text_length` that would cut captions, or
+    captions longer than CLIP's 77 tokens, are refused naming how many and the length needed."""
+    import math
+
+    from fewstep.zoo.tokenizers import build_clip_tokenizer, build_t5_tokenizer, caption_words
+
+    if cfg.data == "shapes" and cfg.text_length is None:
+        return cfg, {"text_length": cfg.family.text_length, "words": "shapes grammar"}
+    captions = list(getattr(open_source(cfg.data, cfg.family.resolution), "captions", []))
+    words = caption_words(captions, cfg.vocab_words) if cfg.data != "shapes" else []
+    clip_need = [len(i) for i in build_clip_tokenizer(CLIP_MAX, words)(captions, truncation=False).input_ids]
+    t5_need = [len(i) for i in build_t5_tokenizer(CLIP_MAX, words)(captions, truncation=False).input_ids]
+    need = [max(a, b) for a, b in zip(clip_need, t5_need)]
+    longest, fits = max(need, default=0), 8 * math.ceil(max(need, default=0) / 8)
+    if cfg.text_length is None:
+        length = max(cfg.family.text_length, fits)
+        if length > CLIP_MAX:
+            raise ValueError(
+                f"{sum(n > CLIP_MAX for n in need)} of {len(captions)} captions need more than CLIP's {CLIP_MAX} "
+                f"tokens (the longest needs {longest}): shorten them"
+            )
+    else:
+        length = cfg.text_length
+        if cut := sum(n > length for n in need):
+            raise ValueError(
+                f"{cut} of {len(captions)} captions need more than text_length={length} tokens (the longest needs "
+                f"{longest}): use --text-length {min(fits, CLIP_MAX)} or shorten them"
+            )
+    family = replace(cfg.family, text_length=length, t5_length=None, words=tuple(words))
+    record = {"text_length": length, "captions": len(captions), "longest_tokens": longest,
+              "words_with_own_token": len(words)}  # fmt: skip
+    return replace(cfg, family=family), record
+
+
 def init_pipeline(cfg: TrainConfig) -> Path:
     """The seeded, untrained pipeline every phase starts from (`<out>/init`), built once."""
     init = Path(cfg.out) / "init"
@@ -196,8 +240,10 @@ def train_all(cfg: TrainConfig) -> Path:
     """Run every phase not yet complete; return the pipeline directory."""
     out = Path(cfg.out)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    cfg, text = fit_text(cfg)
     init = init_pipeline(cfg)
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    record["text_fit"] = text
     atomic_write_text(out / "train_config.json", __import__("json").dumps(record, indent=2, default=str))
     if cfg.data == "shapes" and not (out / "evaluator" / "model.safetensors").exists():
         train_evaluator(cfg, out)
