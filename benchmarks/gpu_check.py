@@ -14,6 +14,7 @@ caches encoder outputs, so encoders are not part of an iteration.
 
     python benchmarks/gpu_check.py --out gpu.json            # on the GPU machine
     python benchmarks/gpu_check.py --smoke                    # tiny widths, any device (a CI check)
+    python benchmarks/gpu_check.py --plan-only                # the plan's table alone (no device needed)
 """
 
 from __future__ import annotations
@@ -169,6 +170,30 @@ def latency_rows(config: dict, res: int, device, text: int, repeats: int) -> dic
     return out
 
 
+def print_plans(batch: int) -> None:
+    """The plan per device for SD3.5-Medium: resolution x checkpointing x (1 device, 8 with FSDP)."""
+    from fewstep.zoo.sd35_medium import SD35Config
+
+    config = SD35Config().transformer
+    params = count_parameters(config)
+    print(f"SD3.5-Medium transformer: {params / 1e9:.3f} B parameters; batch {batch} per device, bf16 autocast, "
+          "bf16 teacher, GAN heads")  # fmt: skip
+    print("| px | checkpointing | devices | trained states GiB | teacher GiB | activations GiB | total GiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for res in (512, 1024):
+        image_tokens, text_tokens = tokens_for(config, res, 333)
+        for ckpt in (False, True):
+            for devices, strategy in ((1, "ddp"), (8, "fsdp")):
+                plan = plan_memory(PlanInputs(
+                    params=params, layers=config["num_layers"],
+                    hidden=config["num_attention_heads"] * config["attention_head_dim"], image_tokens=image_tokens,
+                    text_tokens=text_tokens, batch=batch, devices=devices, strategy=strategy,
+                    mixed_precision="bf16", teacher_dtype="bfloat16", activation_checkpointing=ckpt))  # fmt: skip
+                g = {k: v for k, v in plan.rows()}
+                print(f"| {res} | {'on' if ckpt else 'off'} | {devices} ({strategy}) | {g['trained states']:.1f} | "
+                      f"{g['teacher']:.1f} | {g['activations']:.1f} | {g['total']:.1f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny widths and 64 px: checks the script anywhere")
@@ -176,7 +201,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--plan-only", action="store_true", help="print the memory plan for SD3.5-Medium and exit")
     a = ap.parse_args()
+    if a.plan_only:
+        print_plans(a.batch)
+        return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if a.smoke:
         config, resolutions, text, batch = {**SMOKE}, [64], 8, 2
