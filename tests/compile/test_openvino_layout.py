@@ -110,3 +110,31 @@ def test_genai_samples_a_scheduler_grid_student_on_its_own_timesteps(tiny_pipeli
         ours = _fewstep_image(path, prompt, noise, list(p.sigmas))[0]
         mse = float(np.mean((genai - ours) ** 2))
         assert mse == 0 or 10 * np.log10(1 / mse) >= 40.0
+
+
+def test_fewsteps_runtime_reads_the_layout_itself_with_no_second_copy(tiny_student_dir, tmp_path):
+    """With `openvino_layout: true` the layout's IRs are the bundle's components: fewstep's runtime
+    generates the same images as from a plain bundle, and no weight is stored twice."""
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+    from fewstep.runtime.bundle import Bundle
+
+    def build(layout: bool, out):
+        cfg = CompileConfig(
+            target="openvino-cpu", precision="fp32", openvino_layout=layout, gates={"enabled": False}, measure=False
+        )
+        return compile_bundle(tiny_student_dir, cfg, out)[0]
+
+    plain, layout = build(False, tmp_path / "plain"), build(True, tmp_path / "layout")
+    manifest = json.loads((layout / "manifest.json").read_text())
+    assert not (layout / "components").exists()
+    assert {c["layout"] for c in manifest["components"].values()} == {"openvino"}
+    assert manifest["components"]["transformer"]["files"][0] == "transformer/openvino_model.xml"
+
+    def weight_bytes(root):
+        return sum(p.stat().st_size for p in root.rglob("*.bin"))
+
+    assert weight_bytes(layout) < 1.05 * weight_bytes(plain)  # one copy (plus tokenizer IRs), not two
+    prompts = ["a red circle", "two blue squares"]
+    a, b = Bundle.open(plain).generate(prompts, seed=3), Bundle.open(layout).generate(prompts, seed=3)
+    assert np.abs(a - b).max() < 1e-5

@@ -50,7 +50,8 @@ def release_module(pipe, component: str) -> None:
 
 
 def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, configs: dict) -> None:
-    """`openvino_layout: true`: the OpenVINO ecosystem's layout beside the components."""
+    """`openvino_layout: true`: the OpenVINO ecosystem's layout, which then is the bundle's
+    components (fewstep's runtime reads it too: runtime/layout.py), so no weight is stored twice."""
     if target.name != "openvino-cpu":
         raise ValueError(f"openvino_layout: only for the openvino-cpu target, not {target.name!r}")
     if "text_encoder_3" not in components:
@@ -58,9 +59,17 @@ def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, 
             "openvino_layout: needs T5 kept (OpenVINO GenAI fills a T5-free slot with CLIP-length zeros, "
             "which differs from the pipeline's own)"
         )
+    import shutil
+
     from fewstep.compile.openvino_layout import write_openvino_layout
 
-    write_openvino_layout(root, pipe, components, configs, {k: v.max_length for k, v in tokenizers.items()})
+    lengths = {k: v.max_length for k, v in tokenizers.items()}
+    for name, files in write_openvino_layout(root, pipe, components, configs, lengths).items():
+        for f in components[name].files:
+            (root / "components" / f).unlink()
+        components[name] = components[name].model_copy(update={"files": files, "layout": "openvino"})
+    if not any((root / "components").iterdir()):
+        shutil.rmtree(root / "components")
 
 
 def _check_isas(cfg: CompileConfig, target) -> None:

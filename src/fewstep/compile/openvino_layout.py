@@ -66,6 +66,7 @@ def _clip_ir(model, num_layers: int):
     names = ["text_embeds", "last_hidden_state", *(f"hidden_states.{i}" for i in range(num_layers))]
     for out, name in zip(ir.outputs, names):
         out.get_tensor().set_names({name})
+    ir.outputs[-1].get_tensor().add_names({"hidden_states"})  # fewstep's name for the same tensor
     return ir
 
 
@@ -74,7 +75,7 @@ def _t5_ir(model):
     from openvino import opset13 as ops
 
     ir = ov.Model([ops.result(_source(model, "hidden_states"))], model.get_parameters(), "text_encoder_3")
-    ir.outputs[0].get_tensor().set_names({"last_hidden_state"})
+    ir.outputs[0].get_tensor().set_names({"last_hidden_state", "hidden_states"})  # the ecosystem's, fewstep's
     return ir
 
 
@@ -117,10 +118,11 @@ def module_configs(pipe, names) -> dict[str, dict[str, Any]]:
 
 def write_openvino_layout(
     root: Path, pipe, components: dict[str, Any], configs: dict[str, dict[str, Any]], token_lengths: dict[str, int]
-) -> list[str]:
-    """Write the layout into the bundle directory `root` from its OpenVINO components; returns the
-    top-level entries written. `components` are the manifest's component records, `configs` what
-    `module_configs` read."""
+) -> dict[str, list[str]]:
+    """Write the layout into the bundle directory `root` from its OpenVINO components (which it
+    then replaces: the layout's IRs are the bundle's components, read by fewstep's runtime too);
+    returns each component's layout files, relative to `root`. `components` are the manifest's
+    component records, `configs` what `module_configs` read."""
     import openvino as ov
 
     try:
@@ -133,7 +135,7 @@ def write_openvino_layout(
     def component(name: str):
         return core.read_model(str(root / "components" / components[name].files[0]))
 
-    written = ["model_index.json"]
+    written: dict[str, list[str]] = {}
     _write_json(root / "model_index.json", configs["model_index"])
     for name in components:
         config = dict(configs[name])
@@ -149,7 +151,7 @@ def write_openvino_layout(
             ir = component(name)
         ov.save_model(ir, str(root / name / "openvino_model.xml"), compress_to_fp16=False)
         _write_json(root / name / "config.json", config)
-        written.append(name)
+        written[name] = [f"{name}/openvino_model.xml", f"{name}/openvino_model.bin"]
     for enc, attr in TOKENIZER_OF.items():
         tokenizer = getattr(pipe, attr, None)
         if enc not in components or tokenizer is None:
@@ -157,7 +159,6 @@ def write_openvino_layout(
         folder = root / attr
         ov.save_model(convert_tokenizer(tokenizer, with_detokenizer=False), str(folder / "openvino_tokenizer.xml"))
         tokenizer.save_pretrained(str(folder))
-        written.append(attr)
     return written
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fewstep.runtime.cpu_check import check_cpu, cpu_problem
+from fewstep.runtime.layout import adapted, component_folder
 from fewstep.runtime.integrity import BundleError, bundle_files, is_bundle, read_manifest, verify
 from fewstep.runtime.manifest import BundleManifest, PipelineRecord
 from fewstep.runtime.noise import initial_noise
@@ -86,7 +87,8 @@ class Bundle:
         for name, comp in manifest.components.items():
             io = ComponentIO.from_json(comp.io.model_dump())
             try:
-                sessions[name] = target.load(root / "components", comp.files, io, threads=threads)
+                session = target.load(component_folder(root, comp.layout), comp.files, io, threads=threads)
+                sessions[name] = adapted(name, session, comp.layout)
             except (BundleError, ImportError):
                 raise
             except Exception as e:  # the runtime's own error for a file it cannot read

@@ -69,7 +69,7 @@ def check_closed(root: Path, manifest: BundleManifest) -> None:
         raise BundleError(f"bundle {root} holds symlinks ({', '.join(sorted(links)[:5])}); a bundle is plain files")
     for name, comp in manifest.components.items():
         for f in comp.files:
-            rel = "components/" + _inside(f, f"components.{name}.files")
+            rel = ("" if comp.layout else "components/") + _inside(f, f"components.{name}.files")
             if rel not in files:
                 raise BundleError(f"manifest components.{name}.files: {f!r} is not among the bundle's hashed files")
     for name, spec in manifest.pipeline.tokenizers.items():

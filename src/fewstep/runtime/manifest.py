@@ -97,8 +97,11 @@ class IORecord(_Record):
 
 class ComponentRecord(_Record):
     io: IORecord
-    files: list[str] = Field(min_length=1)  # relative to components/
+    files: list[str] = Field(min_length=1)  # relative to components/ (to the bundle with `layout`)
     precision: str
+    # "openvino": the files are the OpenVINO ecosystem layout's `<name>/openvino_model.xml`, which
+    # optimum-intel and OpenVINO GenAI read too (runtime/layout.py adapts their interface)
+    layout: Literal["openvino"] | None = None
 
 
 class SourceRecord(_Record):

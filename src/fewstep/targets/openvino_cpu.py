@@ -40,9 +40,17 @@ def dynamic_quant_group(ir) -> int | None:
 
 
 class OVSession:
-    def __init__(self, compiled):
+    """A compiled model; outputs by the component's names (`wanted`: an output may carry several
+    names, e.g. fewstep's and the OpenVINO ecosystem's on a layout IR)."""
+
+    def __init__(self, compiled, wanted: tuple[str, ...] = ()):
         self.request = compiled.create_infer_request()
-        self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
+        ports = list(compiled.outputs)
+        named = [next((o for o in ports if w in o.get_names()), None) for w in wanted]
+        if wanted and all(o is not None for o in named):
+            self.outputs = list(zip(named, wanted))
+        else:
+            self.outputs = [(o, o.get_any_name()) for o in ports]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self.request.infer(feeds)
@@ -95,4 +103,4 @@ class OpenVINOCPU(Target):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(str(Path(folder) / files[0]), "CPU", config)
-        return OVSession(compiled)
+        return OVSession(compiled, tuple(io.outputs))
