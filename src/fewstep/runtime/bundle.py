@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from fewstep.runtime.cpu_check import check_cpu, cpu_problem
-from fewstep.runtime.layout import adapted, component_folder
 from fewstep.runtime.integrity import BundleError, bundle_files, is_bundle, read_manifest, verify
+from fewstep.runtime.layout import adapted, component_folder
 from fewstep.runtime.manifest import BundleManifest, PipelineRecord
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
