@@ -5,7 +5,7 @@ benchmarks/sd35_medium.py does) and called the stock way (`num_inference_steps=4
 `guidance_scale=1.0`, torch noise as `latents=`), against fewstep's runtime on the same noise.
 Rows: optimum's default inference precision (bf16 where the CPU has it) and f32.
 
-    python benchmarks/optimum_client.py [--images 4] [--venv runs/optimum-venv] [--json]
+    python benchmarks/optimum_client.py [--model zoo:shapes-flash] [--images 4] [--venv runs/optimum-venv] [--json]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="zoo:shapes-flash", help="a 4-step student: zoo name or directory")
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--venv", type=Path, default=ROOT / "runs" / "optimum-venv")
     ap.add_argument("--json", action="store_true")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     from fewstep.sd3_pipeline import resolve_model
 
     py = optimum_python(a.venv)
-    model = resolve_model("zoo:shapes-flash")
+    model = resolve_model(a.model)
     prompts, _ = family_for(model).evaluation().held_out(a.images)
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             values = [psnr(x, y) for x, y in zip(theirs, ours)]
             result[hint] = {"sigmas": json.loads(res.stdout.strip().splitlines()[-1]),
                             "mean_psnr_db": float(np.mean(values)), "min_psnr_db": float(np.min(values))}  # fmt: skip
-    print(f"zoo:shapes-flash, openvino-cpu fp32, {a.images} prompts; optimum-intel's stock call vs fewstep's runtime:")
+    print(f"{a.model}, openvino-cpu fp32, {a.images} prompts; optimum-intel's stock call vs fewstep's runtime:")
     for hint, r in result.items():
         print(f"  inference precision {hint:8s} sigmas {[round(s, 3) for s in r['sigmas'][:-1]]}: "
               f"mean PSNR {r['mean_psnr_db']:.2f} dB (min {r['min_psnr_db']:.2f})")  # fmt: skip
