@@ -10,7 +10,7 @@ noise from:
 - `diffusers-default-guidance`: the stock call without `guidance_scale` (diffusers' default 7 turns
   CFG on: a distilled student needs guidance 1).
 
-    python benchmarks/stock_clients.py [--images 64] [--quality 1000] [--json]
+    python benchmarks/stock_clients.py [--model zoo:shapes-flash] [--images 64] [--quality 1000] [--json]
 
 PSNR of each against `fewstep`; with `--quality N` also FID and alignment of the `fewstep` and
 `diffusers-stock` images over N held-out prompts (the quality cost of the stock schedule).
@@ -43,6 +43,7 @@ def isa() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="zoo:shapes-flash", help="a student: zoo name or directory")
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--quality", type=int, default=0, help="also score N held-out prompts (FID, alignment)")
     ap.add_argument("--json", action="store_true")
@@ -57,7 +58,7 @@ def main() -> None:
     from fewstep.student import student_info
 
     torch.manual_seed(0)
-    student = resolve_model("zoo:shapes-flash")
+    student = resolve_model(a.model)
     teacher = resolve_model("zoo:shapes")
     info = student_info(student)
     pipe = StableDiffusion3Pipeline.from_pretrained(str(student))
@@ -99,7 +100,7 @@ def main() -> None:
         "timesteps_student": [round(1000 * t, 3) for t in info["timesteps"][:-1]],
         "psnr_vs_fewstep_db": {name: round(psnr(img, ref), 2) for name, img in rows.items()},
     }
-    print(f"{a.images} images of zoo:shapes-flash, same noise; PSNR against fewstep's sampler ({result['isa']}):")
+    print(f"{a.images} images of {a.model}, same noise; PSNR against fewstep's sampler ({result['isa']}):")
     for name, value in result["psnr_vs_fewstep_db"].items():
         print(f"  {name:30s} {value:8.2f} dB")
     if a.quality:
