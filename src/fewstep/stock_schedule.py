@@ -69,12 +69,22 @@ def _call_sigmas(config: dict, steps: int, shift: float) -> tuple[float, ...]:
 
 def fit_stock_schedule(timesteps: list[float], config: dict) -> StockFit:
     """The stock scheduler settings closest to the student's K timesteps (K + 1 values ending at 0,
-    or K values)."""
-    from scipy.optimize import minimize_scalar
-
+    or K values): `shift` alone where it expresses them (every client, GenAI included), else
+    `shift` with `shift_terminal`."""
     want = np.asarray([t for t in timesteps if t > 0], np.float64)
     steps = len(want)
-    terminal = None if steps == 1 else float(want[-1])
+    own_shift = float(config.get("shift", 1.0))
+    shift_only = _fit(config, want, None, own_shift)
+    if shift_only.exact or steps == 1:
+        return shift_only
+    return _fit(config, want, float(want[-1]), own_shift)
+
+
+def _fit(config: dict, want: np.ndarray, terminal: float | None, own_shift: float) -> StockFit:
+    """The best `shift` for a given terminal (None: no stretch); the teacher's own shift where exact."""
+    from scipy.optimize import minimize_scalar
+
+    steps = len(want)
 
     def error(shift: float) -> float:
         return error_of(config, steps, shift, terminal, want)
@@ -89,17 +99,7 @@ def fit_stock_schedule(timesteps: list[float], config: dict) -> StockFit:
             call_sigmas=_call_sigmas(config, steps, shift),
         )
 
-    own_shift = float(config.get("shift", 1.0))
-    plain = StockFit(  # the teacher's scheduler unchanged: what every client reads the same way
-        shift=own_shift,
-        shift_terminal=None,
-        max_error=error_of(config, steps, own_shift, None, want),
-        timesteps=tuple(float(t) for t in stock_timesteps(config, steps, own_shift, None)),
-        call_sigmas=_call_sigmas(config, steps, own_shift),
-    )
-    if plain.exact:
-        return plain
-    own = fit(own_shift)  # the teacher's shift, where it already fits with a terminal, is kept
+    own = fit(own_shift)  # the teacher's shift, where it already fits, is kept
     if own.exact:
         return own
     grid = np.geomspace(0.05, 50.0, 60)

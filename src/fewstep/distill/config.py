@@ -92,12 +92,15 @@ class FlashConfig(StrictModel):
     timesteps: list[float] | None = Field(
         None, description="student timesteps, descending from 1.0 (default: the shifted uniform grid)"
     )
-    shift: float = Field(3.0, gt=0, description="shift of the default student timesteps")
+    shift: float = Field(3.0, gt=0, description="shift of the default student timesteps and of training's t draws")
     grid: Literal["uniform", "scheduler"] = Field(
         "uniform",
         description="default student timesteps: 'uniform' = shift(shift, [1, (K-1)/K, ..., 1/K]) (clients need "
-        "shift_terminal); 'scheduler' = the K timesteps the teacher's own scheduler gives for "
-        "num_inference_steps=K (every client, OpenVINO GenAI included, samples them with no extra setting)",
+        "shift_terminal); 'scheduler' = the K timesteps a stock scheduler with `shift` gives for "
+        "num_inference_steps=K (every client, OpenVINO GenAI included, samples them from the config alone)",
+    )
+    scheduler_shift: float | None = Field(
+        None, gt=0, description="grid: scheduler: the student scheduler's `shift` (default: the teacher's)"
     )
     guidance: float = Field(4.0, ge=1.0, description="teacher CFG scale")
     guidance_interval: Annotated[tuple[float, float] | None, AfterValidator(check_guidance_interval)] = Field(

@@ -20,8 +20,9 @@ def base_sigmas(steps: int) -> list[float]:
 def student_timesteps(cfg: FlashConfig, scheduler_config: dict | None = None) -> list[float]:
     """T_0 = 1 > ... > T_{K-1} > T_K = 0 (K + 1 values).
 
-    `grid: scheduler` takes the K timesteps the teacher's stock scheduler (`scheduler_config`)
-    gives for `num_inference_steps=K`, which every client reproduces from the config alone."""
+    `grid: scheduler` takes the K timesteps a stock scheduler (the teacher's `scheduler_config`,
+    with `scheduler_shift` where given) gives for `num_inference_steps=K`, which every client
+    reproduces from the student's config alone."""
     if cfg.timesteps:
         ts = cfg.timesteps
     elif cfg.grid == "scheduler":
@@ -29,7 +30,8 @@ def student_timesteps(cfg: FlashConfig, scheduler_config: dict | None = None) ->
             raise ValueError("grid: 'scheduler' needs the teacher's scheduler config")
         from fewstep.stock_schedule import stock_timesteps
 
-        ts = list(stock_timesteps(scheduler_config, cfg.steps, float(scheduler_config.get("shift", 1.0)), None))
+        shift = cfg.scheduler_shift or float(scheduler_config.get("shift", 1.0))
+        ts = list(stock_timesteps(scheduler_config, cfg.steps, shift, None))
     else:
         ts = [shift_t(s, cfg.shift) for s in base_sigmas(cfg.steps)]
     return [float(t) for t in ts] + [0.0]
