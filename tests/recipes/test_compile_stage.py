@@ -71,6 +71,6 @@ def test_recipe_compile_errors_name_field_and_allowed_values():
     with pytest.raises(
         RecipeError,
         match=r"stages\.0\.gates\.image\.psnr_minimum: unknown field; allowed fields: "
-        "psnr_min, ssim_min",
+        "lpips_max, lpips_network, psnr_min, ssim_min",
     ):
         parse_recipe({"name": "t", "stages": [{"kind": "compile", "gates": {"image": {"psnr_minimum": 3}}}]})
