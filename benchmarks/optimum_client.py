@@ -1,11 +1,16 @@
-"""optimum-intel on a fewstep bundle: `zoo:shapes-flash` compiled for openvino-cpu with
-`openvino_layout: true`, loaded with `OVStableDiffusion3Pipeline.from_pretrained(bundle)` in
-optimum-intel's own virtual environment (it needs transformers < 5.6; created on first use, as
-benchmarks/sd35_medium.py does) and called the stock way (`num_inference_steps=4`,
-`guidance_scale=1.0`, torch noise as `latents=`), against fewstep's runtime on the same noise.
-Rows: optimum's default inference precision (bf16 where the CPU has it) and f32.
+"""optimum on a fewstep bundle: a student (`zoo:shapes-flash` by default) compiled with the
+ecosystem layout and loaded by optimum's own pipeline class in its own virtual environment
+(created on first use, as benchmarks/sd35_medium.py does), called the stock way
+(`num_inference_steps=4`, `guidance_scale=1.0`, torch noise as `latents=`), against fewstep's
+runtime on the same noise:
 
-    python benchmarks/optimum_client.py [--model zoo:shapes-flash] [--images 4] [--venv runs/optimum-venv] [--json]
+- `--runtime openvino` (default): openvino-cpu with `openvino_layout: true`, optimum-intel's
+  `OVStableDiffusion3Pipeline` (transformers < 5.6); rows: its default inference precision (bf16
+  where the CPU has it) and f32;
+- `--runtime onnx`: onnxruntime-cpu with `onnx_layout: true`, optimum-onnx's
+  `ORTStableDiffusion3Pipeline` (transformers < 4.58).
+
+    python benchmarks/optimum_client.py [--runtime openvino|onnx] [--model zoo:shapes-flash] [--images 4] [--json]
 """
 
 from __future__ import annotations
@@ -22,12 +27,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ["torch==2.13.0", "optimum-intel[openvino]==2.2.*", "transformers<5.6", "huggingface-hub<1.22", "diffusers",
         "sentencepiece", "protobuf"]  # fmt: skip
+ONNX_PINS = ["torch==2.13.0", "optimum-onnx[onnxruntime]==0.1.*", "transformers<4.58", "diffusers", "sentencepiece",
+             "protobuf"]  # fmt: skip
+LOADERS = {
+    "openvino": """from optimum.intel import OVStableDiffusion3Pipeline
+pipe = OVStableDiffusion3Pipeline.from_pretrained(bundle, compile=True,
+    ov_config={"INFERENCE_PRECISION_HINT": hint} if hint != "default" else None)""",
+    "onnx": """from optimum.onnxruntime import ORTStableDiffusion3Pipeline
+pipe = ORTStableDiffusion3Pipeline.from_pretrained(bundle, provider="CPUExecutionProvider")""",
+}
 CLIENT = """
 import json, sys, numpy as np, torch
-from optimum.intel import OVStableDiffusion3Pipeline
 bundle, prompts, hint, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
-pipe = OVStableDiffusion3Pipeline.from_pretrained(bundle, compile=True,
-    ov_config={"INFERENCE_PRECISION_HINT": hint} if hint != "default" else None)
+LOADER
 cfg = json.load(open(bundle + "/transformer/config.json"))
 size = cfg["sample_size"] * 2 ** (len(json.load(open(bundle + "/vae_decoder/config.json"))["block_out_channels"]) - 1)
 t5 = json.load(open(bundle + "/manifest.json"))["pipeline"]["tokenizers"]["text_encoder_3"]["max_length"]
@@ -42,12 +54,14 @@ print(json.dumps([float(s) for s in pipe.scheduler.sigmas]))
 """
 
 
-def optimum_python(venv: Path) -> Path:
+def optimum_python(venv: Path, pins: list[str] = PINS) -> Path:
+    """The venv's python, created with `pins` in one pip call (torch pinned with the rest, so pip
+    never swaps in a CUDA build) on first use."""
     py = venv / "bin" / "python"
     if not (venv / ".ready").exists():
-        print(f"creating optimum-intel environment in {venv} ...", flush=True)
+        print(f"creating optimum environment in {venv} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PINS], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *pins], check=True)
         subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", "torchvision"], check=False)  # FACTS.md
         (venv / ".ready").write_text("ok")
     return py
@@ -60,9 +74,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runtime", choices=["openvino", "onnx"], default="openvino")
     ap.add_argument("--model", default="zoo:shapes-flash", help="a 4-step student: zoo name or directory")
     ap.add_argument("--images", type=int, default=4)
-    ap.add_argument("--venv", type=Path, default=ROOT / "runs" / "optimum-venv")
+    ap.add_argument("--venv", type=Path, default=None, help="default: runs/optimum-venv or runs/optimum-onnx-venv")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     import torch
@@ -73,13 +88,16 @@ def main(argv: list[str] | None = None) -> dict:
     from fewstep.runtime.bundle import Bundle
     from fewstep.sd3_pipeline import resolve_model
 
-    py = optimum_python(a.venv)
+    onnx = a.runtime == "onnx"
+    venv = a.venv or ROOT / "runs" / ("optimum-onnx-venv" if onnx else "optimum-venv")
+    py = optimum_python(venv, ONNX_PINS if onnx else PINS)
     model = resolve_model(a.model)
     prompts, _ = family_for(model).evaluation().held_out(a.images)
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = CompileConfig(target="openvino-cpu", precision="fp32", openvino_layout=True,
-                            gates={"enabled": False}, measure=False)  # fmt: skip
+        layout = {"onnx_layout": True} if onnx else {"openvino_layout": True}
+        cfg = CompileConfig(target="onnxruntime-cpu" if onnx else "openvino-cpu", precision="fp32",
+                            gates={"enabled": False}, measure=False, **layout)  # fmt: skip
         bundle, _ = compile_bundle(model, cfg, Path(tmp) / "bundle")
         b = Bundle.open(bundle)
         ours = np.concatenate([
@@ -87,9 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
                        generator=torch.Generator().manual_seed(i)).numpy())
             for i, p in enumerate(prompts)
         ])  # fmt: skip
-        for hint in ("default", "f32"):
+        client = CLIENT.replace("LOADER", LOADERS[a.runtime])
+        for hint in ("default",) if onnx else ("default", "f32"):
             out = Path(tmp) / f"optimum-{hint}.npy"
-            res = subprocess.run([str(py), "-c", CLIENT, str(bundle), json.dumps(prompts), hint, str(out)],
+            res = subprocess.run([str(py), "-c", client, str(bundle), json.dumps(prompts), hint, str(out)],
                                  capture_output=True, text=True)  # fmt: skip
             if res.returncode:
                 raise SystemExit(f"optimum-intel failed ({hint}):\n{res.stderr[-2000:]}")
@@ -97,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
             values = [psnr(x, y) for x, y in zip(theirs, ours)]
             result[hint] = {"sigmas": json.loads(res.stdout.strip().splitlines()[-1]),
                             "mean_psnr_db": float(np.mean(values)), "min_psnr_db": float(np.min(values))}  # fmt: skip
-    print(f"{a.model}, openvino-cpu fp32, {a.images} prompts; optimum-intel's stock call vs fewstep's runtime:")
+    print(f"{a.model}, {cfg.target} fp32, {a.images} prompts; optimum's stock call ({a.runtime}) vs fewstep's runtime:")
     for hint, r in result.items():
         print(f"  inference precision {hint:8s} sigmas {[round(s, 3) for s in r['sigmas'][:-1]]}: "
               f"mean PSNR {r['mean_psnr_db']:.2f} dB (min {r['min_psnr_db']:.2f})")  # fmt: skip

@@ -49,27 +49,35 @@ def release_module(pipe, component: str) -> None:
     gc.collect()
 
 
-def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, configs: dict) -> None:
-    """`openvino_layout: true`: the OpenVINO ecosystem's layout, which then is the bundle's
-    components (fewstep's runtime reads it too: runtime/layout.py), so no weight is stored twice."""
-    if target.name != "openvino-cpu":
-        raise ValueError(f"openvino_layout: only for the openvino-cpu target, not {target.name!r}")
+def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, configs: dict, layout: str) -> None:
+    """`openvino_layout` / `onnx_layout`: the ecosystem's diffusers-style layout, which then is the
+    bundle's components (fewstep's runtime reads it too: runtime/layout.py), so no weight is
+    stored twice."""
+    key = f"{layout}_layout"
+    if target.name not in LAYOUT_TARGETS[layout]:
+        raise ValueError(f"{key}: only for the {' / '.join(LAYOUT_TARGETS[layout])} target, not {target.name!r}")
     if "text_encoder_3" not in components:
         raise ValueError(
-            "openvino_layout: needs T5 kept (OpenVINO GenAI fills a T5-free slot with CLIP-length zeros, "
+            f"{key}: needs T5 kept (the ecosystem's pipelines fill a T5-free slot with CLIP-length zeros, "
             "which differs from the pipeline's own)"
         )
     import shutil
 
-    from fewstep.compile.openvino_layout import write_openvino_layout
+    if layout == "openvino":
+        from fewstep.compile.openvino_layout import write_openvino_layout as write
+    else:
+        from fewstep.compile.onnx_layout import write_onnx_layout as write
 
     lengths = {k: v.max_length for k, v in tokenizers.items()}
-    for name, files in write_openvino_layout(root, pipe, components, configs, lengths).items():
+    for name, files in write(root, pipe, components, configs, lengths).items():
         for f in components[name].files:
             (root / "components" / f).unlink()
-        components[name] = components[name].model_copy(update={"files": files, "layout": "openvino"})
+        components[name] = components[name].model_copy(update={"files": files, "layout": layout})
     if not any((root / "components").iterdir()):
         shutil.rmtree(root / "components")
+
+
+LAYOUT_TARGETS = {"openvino": ("openvino-cpu",), "onnx": ("onnxruntime-cpu", "onnxruntime-cuda")}
 
 
 def _check_isas(cfg: CompileConfig, target) -> None:
@@ -129,8 +137,9 @@ def build_bundle(
         )  # fmt: skip
     model_digest = tree_digest(model_dir)
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export
+    layout = "openvino" if cfg.openvino_layout else "onnx" if cfg.onnx_layout else None
     layout_configs = None
-    if cfg.openvino_layout:
+    if layout:
         from fewstep.compile.openvino_layout import module_configs
 
         layout_configs = module_configs(pipe, list(comps))
@@ -173,8 +182,8 @@ def build_bundle(
             components[name] = ComponentRecord(io=io.to_json(), files=files, precision=precision)
         pipe.scheduler.save_config(str(tmp / "scheduler"))
         tokenizers = save_tokenizers(pipe, tmp, components)
-        if cfg.openvino_layout:
-            _write_layout(tmp, pipe, target, components, tokenizers, layout_configs)
+        if layout:
+            _write_layout(tmp, pipe, target, components, tokenizers, layout_configs, layout)
         manifest = make_manifest(
             cfg=cfg,
             components=components,

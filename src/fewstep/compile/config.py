@@ -100,9 +100,14 @@ class CompileConfig(StrictModel):
     )
     openvino_layout: bool = Field(
         False,
-        description="openvino-cpu: also write the diffusers-style OpenVINO layout (model_index.json, "
-        "<component>/openvino_model.xml, openvino-tokenizers) that OpenVINO GenAI's Text2ImagePipeline loads; "
-        "its IRs duplicate the components' weights",
+        description="openvino-cpu: the bundle in the diffusers-style OpenVINO layout (model_index.json, "
+        "<component>/openvino_model.xml, openvino-tokenizers) that OpenVINO GenAI's Text2ImagePipeline and "
+        "optimum-intel load; fewstep reads it too",
+    )
+    onnx_layout: bool = Field(
+        False,
+        description="onnxruntime targets: the bundle in the diffusers-style ONNX layout (model_index.json, "
+        "<component>/model.onnx) that optimum's ORTStableDiffusion3Pipeline loads; fewstep reads it too",
     )
     gates: GateConfig = GateConfig()
     require_gates: bool = Field(True, description="fail the stage when a gate fails")
@@ -140,6 +145,8 @@ class CompileConfig(StrictModel):
     def _check_target(self) -> CompileConfig:
         from fewstep.targets.registry import get_target
 
+        if self.openvino_layout and self.onnx_layout:
+            raise ValueError("openvino_layout and onnx_layout: a bundle has one layout; choose by target")
         for field in ("component_precision", "component_quantization"):
             bad = sorted(set(getattr(self, field)) - set(COMPONENTS))
             if bad:

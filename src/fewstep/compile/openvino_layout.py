@@ -41,7 +41,7 @@ def _config(module) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=list))
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -136,7 +136,7 @@ def write_openvino_layout(
         return core.read_model(str(root / "components" / components[name].files[0]))
 
     written: dict[str, list[str]] = {}
-    _write_json(root / "model_index.json", configs["model_index"])
+    write_json(root / "model_index.json", configs["model_index"])
     for name in components:
         config = dict(configs[name])
         if name in CLIP_ENCODERS:
@@ -150,7 +150,7 @@ def write_openvino_layout(
         else:
             ir = component(name)
         ov.save_model(ir, str(root / name / "openvino_model.xml"), compress_to_fp16=False)
-        _write_json(root / name / "config.json", config)
+        write_json(root / name / "config.json", config)
         written[name] = [f"{name}/openvino_model.xml", f"{name}/openvino_model.bin"]
     for enc, attr in TOKENIZER_OF.items():
         tokenizer = getattr(pipe, attr, None)

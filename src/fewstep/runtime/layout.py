@@ -1,8 +1,9 @@
-"""fewstep's runtime on the OpenVINO ecosystem's layout (`compile.openvino_layout: true`): the
+"""fewstep's runtime on the ecosystem layouts (`compile.openvino_layout` / `onnx_layout`): the
 bundle's components are the `<name>/openvino_model.xml` files that optimum-intel and OpenVINO
-GenAI read, not a second copy. Their interface is the ecosystem's; fewstep's names are aliases
-on the same output tensors (CLIP's penultimate `hidden_states`, T5's `hidden_states`), and the
-VAE decoder's [-1, 1] `sample` is mapped back to fewstep's [0, 1] `image` here."""
+GenAI read, or the `<name>/model.onnx` files of optimum's ONNX Runtime pipelines, not a second
+copy. Their interface is the ecosystem's; fewstep's output names are aliases on the same OpenVINO
+tensors or extra ONNX outputs, and what differs is adapted here: the OpenVINO VAE decoder's
+[-1, 1] `sample` back to fewstep's [0, 1] `image`, the ONNX VAE decoder's `latent_sample` input."""
 
 from __future__ import annotations
 
@@ -19,26 +20,41 @@ def component_folder(root: Path, layout: str | None) -> Path:
     return Path(root) if layout else Path(root) / "components"
 
 
-def _vae(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+Arrays = dict[str, np.ndarray]
+
+
+def _vae_out(outputs: Arrays) -> Arrays:
     return {"image": np.clip((outputs["sample"] + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)}
 
 
-# component name -> how its layout outputs become fewstep's (the others are named alike)
-ADAPTERS: dict[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]] = {"vae_decoder": _vae}
+def _vae_in(feeds: Arrays) -> Arrays:
+    return {"latent_sample": feeds["latents"]}
+
+
+def _same(arrays: Arrays) -> Arrays:
+    return arrays
+
+
+# (layout, component) -> (feeds to the layout's inputs, the layout's outputs to fewstep's); the
+# others are named alike (fewstep's outputs are aliases, or kept beside the ecosystem's)
+ADAPTERS: dict[tuple[str, str], tuple[Callable[[Arrays], Arrays], Callable[[Arrays], Arrays]]] = {
+    ("openvino", "vae_decoder"): (_same, _vae_out),
+    ("onnx", "vae_decoder"): (_vae_in, _same),
+}
 
 
 class LayoutSession:
-    """A target session whose outputs are adapted to fewstep's component interface."""
+    """A target session whose inputs and outputs are adapted to fewstep's component interface."""
 
-    def __init__(self, session: Session, adapt: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]):
-        self.session, self.adapt = session, adapt
+    def __init__(self, session: Session, adapt_in: Callable[[Arrays], Arrays], adapt_out: Callable[[Arrays], Arrays]):
+        self.session, self.adapt_in, self.adapt_out = session, adapt_in, adapt_out
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.adapt(self.session.run(feeds))
+    def run(self, feeds: Arrays) -> Arrays:
+        return self.adapt_out(self.session.run(self.adapt_in(feeds)))
 
 
 def adapted(name: str, session: Session, layout: str | None) -> Session:
     """`session` as fewstep's component `name` expects it."""
-    if layout and name in ADAPTERS:
-        return LayoutSession(session, ADAPTERS[name])
+    if layout and (layout, name) in ADAPTERS:
+        return LayoutSession(session, *ADAPTERS[(layout, name)])
     return session

@@ -99,9 +99,10 @@ class ComponentRecord(_Record):
     io: IORecord
     files: list[str] = Field(min_length=1)  # relative to components/ (to the bundle with `layout`)
     precision: str
-    # "openvino": the files are the OpenVINO ecosystem layout's `<name>/openvino_model.xml`, which
-    # optimum-intel and OpenVINO GenAI read too (runtime/layout.py adapts their interface)
-    layout: Literal["openvino"] | None = None
+    # "openvino" / "onnx": the files are the ecosystem layout's `<name>/openvino_model.xml` (read by
+    # optimum-intel and OpenVINO GenAI too) or `<name>/model.onnx` (optimum's ONNX Runtime pipelines);
+    # runtime/layout.py adapts their interface
+    layout: Literal["openvino", "onnx"] | None = None
 
 
 class SourceRecord(_Record):
