@@ -10,7 +10,8 @@ runtime on the same noise:
 - `--runtime onnx`: onnxruntime-cpu with `onnx_layout: true`, optimum-onnx's
   `ORTStableDiffusion3Pipeline` (transformers < 4.58).
 
-    python benchmarks/optimum_client.py [--runtime openvino|onnx] [--model zoo:shapes-flash] [--images 4] [--json]
+    python benchmarks/optimum_client.py [--runtime openvino|onnx] [--model zoo:shapes-flash] [--precision fp32]
+                                      [--images 4] [--json]
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runtime", choices=["openvino", "onnx"], default="openvino")
     ap.add_argument("--model", default="zoo:shapes-flash", help="a 4-step student: zoo name or directory")
+    ap.add_argument("--precision", default="fp32", help="the bundle's precision (e.g. int8-weights)")
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--venv", type=Path, default=None, help="default: runs/optimum-venv or runs/optimum-onnx-venv")
     ap.add_argument("--json", action="store_true")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         layout = {"onnx_layout": True} if onnx else {"openvino_layout": True}
-        cfg = CompileConfig(target="onnxruntime-cpu" if onnx else "openvino-cpu", precision="fp32",
+        cfg = CompileConfig(target="onnxruntime-cpu" if onnx else "openvino-cpu", precision=a.precision,
                             gates={"enabled": False}, measure=False, **layout)  # fmt: skip
         bundle, _ = compile_bundle(model, cfg, Path(tmp) / "bundle")
         b = Bundle.open(bundle)
@@ -116,7 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
             values = [psnr(x, y) for x, y in zip(theirs, ours)]
             result[hint] = {"sigmas": json.loads(res.stdout.strip().splitlines()[-1]),
                             "mean_psnr_db": float(np.mean(values)), "min_psnr_db": float(np.min(values))}  # fmt: skip
-    print(f"{a.model}, {cfg.target} fp32, {a.images} prompts; optimum's stock call ({a.runtime}) vs fewstep's runtime:")
+    print(
+        f"{a.model}, {cfg.target} {a.precision}, {a.images} prompts; optimum's stock call ({a.runtime}) vs fewstep's runtime:"
+    )
     for hint, r in result.items():
         print(f"  inference precision {hint:8s} sigmas {[round(s, 3) for s in r['sigmas'][:-1]]}: "
               f"mean PSNR {r['mean_psnr_db']:.2f} dB (min {r['min_psnr_db']:.2f})")  # fmt: skip
