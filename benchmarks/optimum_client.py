@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
             result[hint] = {"sigmas": json.loads(res.stdout.strip().splitlines()[-1]),
                             "mean_psnr_db": float(np.mean(values)), "min_psnr_db": float(np.min(values))}  # fmt: skip
     print(
-        f"{a.model}, {cfg.target} {a.precision}, {a.images} prompts; optimum's stock call ({a.runtime}) vs fewstep's runtime:"
+        f"{a.model}, {cfg.target} {a.precision}, {a.images} prompts; "
+        f"optimum's stock call ({a.runtime}) vs fewstep's runtime:"
     )
     for hint, r in result.items():
         print(f"  inference precision {hint:8s} sigmas {[round(s, 3) for s in r['sigmas'][:-1]]}: "
