@@ -25,7 +25,7 @@ def cpu_twin(monkeypatch):
 
 
 def test_torch_target_passes_the_conformance_suite_on_a_cpu_twin(cpu_twin, tmp_path):
-    results = run_conformance(cpu_twin, ["fp32", "bf16"], work=tmp_path)
+    results = run_conformance(cpu_twin, ["bf16"], work=tmp_path)  # fp32: the default-gates test below
     assert all(r.passed for r in results), [r for r in results if not r.passed]
     wrapper = json.loads((tmp_path / "bf16" / "components" / "transformer" / "wrapper.json").read_text())
     assert wrapper["wrapper"] == "transformer" and wrapper["precision"] == "bf16"
