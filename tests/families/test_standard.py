@@ -189,3 +189,31 @@ def test_evaluator_less_family_is_refused_without_metrics_and_scored_with_them(t
         evaluation_of(tmp_path, family_name="sd3")
     metrics = StandardMetrics(reference=networks["reference"], fid_network=networks["fid"], resolution=32)
     assert evaluation_of(tmp_path, family_name="sd3", metrics=metrics).held_out(1)[0] == ["a red circle"]
+
+
+def test_eval_cli_refuses_an_evaluator_less_pipeline_and_scores_it_with_metrics(networks, tmp_path):
+    """An SD3 pipeline with its own tokenizers is not the shapes family: `fewstep eval` says so by
+    name (exit 2) and scores it when given standard metrics."""
+    from typer.testing import CliRunner
+
+    from fewstep.cli import app
+    from fewstep.zoo.builder import ShapesFamilyConfig, build_pipeline
+
+    tiny = dict(layers=1, heads=2, head_dim=16, vae_channels=(16, 16, 16), clip_dims=(16, 32), t5_dim=64)
+    build_pipeline(ShapesFamilyConfig(**tiny, dual_attention_layers=(0,), words=("corgi",))).save_pretrained(
+        str(tmp_path / "sd3")
+    )
+    runner = CliRunner()
+    args = ["eval", str(tmp_path / "sd3"), "--steps", "2", "--num-images", "8", "--grid", str(tmp_path / "g.png")]
+    refused = runner.invoke(app, args)
+    assert (
+        refused.exit_code == 2 and "'sd3' family has no evaluator" in refused.output and "--metrics" in refused.output
+    )
+    lines = [f"reference: {networks['reference']}", f"fid_network: {networks['fid']}", f"clip: {networks['clip']}"]
+    (tmp_path / "m.yaml").write_text("\n".join([*lines, "resolution: 32"]) + "\n")
+    scored = runner.invoke(app, [*args, "--metrics", str(tmp_path / "m.yaml"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    result = json.loads(scored.output[scored.output.index("{") :])
+    assert result["fid"] > 0 and 0 <= result["clip_score"] <= 100 and result["metrics"] == "standard"
+    bad = runner.invoke(app, [*args, "--metrics", str(networks["reference"] / "metadata.jsonl")])
+    assert bad.exit_code == 2

@@ -80,13 +80,14 @@ def eval_cmd(
     standard = _standard_metrics(metrics) if metrics is not None else None
     try:
         result = evaluate(model, cfg, grid=grid, metrics=standard)
-    except (FileNotFoundError, KeyError, BundleError) as e:
+    except (FileNotFoundError, KeyError, BundleError, ValueError) as e:
         fail(str(e).strip("'\""))
     if as_json:
         print_json(result)
         return
     out.print(f"{model} @ {result['steps']} steps, {result['images']} images, guidance {result['guidance']}")
-    out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {result['alignment']:.3f}")
+    align = "n/a (no clip network)" if result["alignment"] != result["alignment"] else f"{result['alignment']:.3f}"
+    out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {align}")
     if "clip_score" in result:
         out.print(f"  CLIP score {result['clip_score']:.2f}")
     if result.get("per_category"):
