@@ -32,7 +32,11 @@ ROWS = [
     ("full method, 2 steps", "recipes/ablations/steps-2.yaml", "student-2"),
     ("full method, 8 steps", "recipes/ablations/steps-8.yaml", "student-8"),
     ("full method, grid: scheduler (shift 3; GenAI-exact)", "recipes/ablations/scheduler-grid.yaml", "student-4"),
-    ("full method, grid: scheduler (shift 6; GenAI-exact)", "recipes/ablations/scheduler-grid-shift6.yaml", "student-4"),
+    (
+        "full method, grid: scheduler (shift 6; GenAI-exact)",
+        "recipes/ablations/scheduler-grid-shift6.yaml",
+        "student-4",
+    ),
 ]
 
 
