@@ -71,3 +71,21 @@ def test_torch_cuda_says_why_it_cannot_run_without_a_gpu():
 def test_torch_cuda_conformance_on_the_gpu(tmp_path):
     results = run_conformance("torch-cuda", ["bf16"], work=tmp_path)
     assert all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_torch_cuda_builds_here_with_gates_off_and_refuses_gates_it_cannot_run(tiny_student_dir, tmp_path):
+    """A GPU bundle can be built on a CPU machine and gated where it runs; gating it here is refused
+    before any work, naming the switch."""
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+
+    gated = CompileConfig(target="torch-cuda", precision="bf16", measure=False, gates={"num_prompts": 1})
+    with pytest.raises(ValueError, match=r"cannot run here \(needs an NVIDIA GPU.*gates.enabled: false"):
+        compile_bundle(tiny_student_dir, gated, tmp_path / "gated")
+    assert not (tmp_path / "gated").exists()
+    cfg = CompileConfig(target="torch-cuda", precision="bf16", measure=False, gates={"enabled": False})
+    path, _ = compile_bundle(tiny_student_dir, cfg, tmp_path / "bundle")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["target"] == "torch-cuda" and set(manifest["precision"].values()) == {"bf16"}
+    assert (path / "components" / "transformer" / "model" / "config.json").is_file()

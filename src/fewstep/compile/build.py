@@ -109,6 +109,11 @@ def build_bundle(
     model_dir = resolve_model(model)
     target = get_target(cfg.target)
     target.require()
+    if cfg.gates.enabled and (reason := target.unavailable_reason()):
+        raise ValueError(
+            f"target {target.name!r} cannot run here ({reason}), and its gates run the bundle: build with "
+            "gates.enabled: false here and gate it where it runs (`fewstep gate BUNDLE`)"
+        )
     _check_isas(cfg, target)
     work = Path(work_dir or out.with_name(f".{out.name}.work"))
     work.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,8 @@ def run_conformance(target: str, precisions: list[str] | None = None, work: Path
     from fewstep.targets.registry import get_target
 
     spec = get_target(target)
+    if reason := spec.unavailable_reason():
+        raise RuntimeError(f"target {target!r} cannot run here: {reason}")
     root = Path(work or tempfile.mkdtemp(prefix="fewstep-conformance-"))
     model = tiny_student(root)
     results: list[CheckResult] = []
