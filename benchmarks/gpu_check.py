@@ -29,7 +29,7 @@ import torch
 
 from fewstep.distill.dmd import dm_direction, dm_loss, fake_score_loss, generator_point
 from fewstep.distill.gan import DiscriminatorHeads, discriminate, discriminator_loss, generator_adv_loss
-from fewstep.distill.plan import PlanInputs, count_parameters, plan_memory, tokens_for
+from fewstep.distill.plan import count_parameters, plan_inputs, plan_memory
 from fewstep.distill.trajectory_guidance import trajectory_guidance_loss
 
 TIMESTEPS = [1.0, 0.9, 0.75, 0.5, 0.0]
@@ -131,11 +131,8 @@ def training_row(config: dict, res: int, batch: int, ckpt: bool, device, repeats
     row["dm_s"] = critic_s + gen_s / 5  # critic ratio 5: the student updates every 5th iteration
     row["gan_s"] = timed(lambda: critic(True), device, repeats) + timed(lambda: generator(True), device, repeats) / 5
     row["peak_gib"] = peak_gib(device)
-    image_tokens, text_tokens = tokens_for(config, res, text)
-    plan = plan_memory(PlanInputs(
-        params=count_parameters(config), layers=config["num_layers"], hidden=hidden, image_tokens=image_tokens,
-        text_tokens=text_tokens, batch=batch, mixed_precision="bf16", teacher_dtype="bfloat16",
-        activation_checkpointing=ckpt, gan=True))  # fmt: skip
+    plan = plan_memory(plan_inputs(config, res, text, batch, mixed_precision="bf16", teacher_dtype="bfloat16",
+                                   activation_checkpointing=ckpt, gan=True))  # fmt: skip
     row["plan_gib"] = plan.total / 1024**3
     return row
 
@@ -181,15 +178,12 @@ def print_plans(batch: int) -> None:
     print("| px | checkpointing | devices | trained states GiB | teacher GiB | activations GiB | total GiB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for res in (512, 1024):
-        image_tokens, text_tokens = tokens_for(config, res, 333)
         for ckpt in (False, True):
             for devices, strategy in ((1, "ddp"), (8, "fsdp")):
-                plan = plan_memory(PlanInputs(
-                    params=params, layers=config["num_layers"],
-                    hidden=config["num_attention_heads"] * config["attention_head_dim"], image_tokens=image_tokens,
-                    text_tokens=text_tokens, batch=batch, devices=devices, strategy=strategy,
-                    mixed_precision="bf16", teacher_dtype="bfloat16", activation_checkpointing=ckpt))  # fmt: skip
-                g = {k: v for k, v in plan.rows()}
+                plan = plan_memory(plan_inputs(
+                    config, res, 333, batch, params, devices=devices, strategy=strategy, mixed_precision="bf16",
+                    teacher_dtype="bfloat16", activation_checkpointing=ckpt))  # fmt: skip
+                g = dict(plan.rows())
                 print(f"| {res} | {'on' if ckpt else 'off'} | {devices} ({strategy}) | {g['trained states']:.1f} | "
                       f"{g['teacher']:.1f} | {g['activations']:.1f} | {g['total']:.1f} |")  # fmt: skip
 

@@ -34,6 +34,18 @@ def resolve_model(model: str | Path) -> Path:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
+def drop_build_paths(model_dir: Path) -> None:
+    """diffusers and transformers record the directory a model was loaded from (`_name_or_path`)
+    in model_index.json and each model's config.json: drop it (nothing shipped names a
+    build-machine path)."""
+    for f in [model_dir / "model_index.json", *model_dir.rglob("config.json")]:
+        if not f.is_file():
+            continue
+        data = json.loads(f.read_text())
+        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
+            f.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def read_model_index(path: Path) -> dict:
     f = path / "model_index.json"
     try:

@@ -55,11 +55,6 @@ def stock_timesteps(config: dict, steps: int, shift: float, shift_terminal: floa
     return sched.sigmas.numpy()[:-1].astype(np.float64)
 
 
-def error_of(config: dict, steps: int, shift: float, terminal: float | None, want: np.ndarray) -> float:
-    """Largest |stock - wanted| over the K timesteps."""
-    return float(np.abs(stock_timesteps(config, steps, shift, terminal) - want).max())
-
-
 def _call_sigmas(config: dict, steps: int, shift: float) -> tuple[float, ...]:
     """The unshifted grid the stock path starts from (passing it as `sigmas=` gives the same result)."""
     sched = FlowMatchEulerDiscreteScheduler.from_config(config, shift=shift, use_dynamic_shifting=False)
@@ -87,7 +82,7 @@ def _fit(config: dict, want: np.ndarray, terminal: float | None, own_shift: floa
     steps = len(want)
 
     def error(shift: float) -> float:
-        return error_of(config, steps, shift, terminal, want)
+        return float(np.abs(stock_timesteps(config, steps, shift, terminal) - want).max())
 
     def fit(shift: float) -> StockFit:
         got = stock_timesteps(config, steps, shift, terminal)

@@ -174,7 +174,7 @@ def _print_plan(model: str, cfg, resolution, devices: int, strategy: str, text_t
     """`distill --plan`: the memory estimate per device; exit 1 naming the switches when it does not fit."""
     import json
 
-    from fewstep.distill.plan import GIB, PlanError, PlanInputs, check_fits, count_parameters, plan_memory, tokens_for
+    from fewstep.distill.plan import GIB, PlanError, check_fits, plan_inputs, plan_memory
     from fewstep.sd3_pipeline import resolve_model
 
     if strategy not in ("ddp", "fsdp"):
@@ -184,17 +184,14 @@ def _print_plan(model: str, cfg, resolution, devices: int, strategy: str, text_t
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(f"{model}: no readable transformer/config.json ({e})")
     res = resolution or int(config.get("sample_size", 128)) * 8
-    image_tokens, text = tokens_for(config, res, text_tokens)
     hw, dm = cfg.hardware, cfg.distribution_matching
-    inputs = PlanInputs(
-        params=count_parameters(config),
-        layers=int(config["num_layers"]),
-        hidden=int(config["num_attention_heads"]) * int(config["attention_head_dim"]),
-        image_tokens=image_tokens,
-        text_tokens=text,
-        batch=max(dm.batch, cfg.trajectory_guidance.batch),
+    inputs = plan_inputs(
+        config,
+        res,
+        text_tokens,
+        max(dm.batch, cfg.trajectory_guidance.batch),
         devices=devices,
-        strategy=strategy,  # type: ignore[arg-type]
+        strategy=strategy,
         mixed_precision=hw.mixed_precision or "no",
         teacher_dtype=hw.teacher_dtype,
         activation_checkpointing=hw.activation_checkpointing,
@@ -202,7 +199,8 @@ def _print_plan(model: str, cfg, resolution, devices: int, strategy: str, text_t
         ema=cfg.split_timestep.enabled,
     )
     result = plan_memory(inputs)
-    out.print(f"plan: {inputs.params / 1e6:.0f} M parameters, {res} px ({image_tokens} image + {text} text tokens), "
+    out.print(f"plan: {inputs.params / 1e6:.0f} M parameters, {res} px ({inputs.image_tokens} image + "
+              f"{inputs.text_tokens} text tokens), "
               f"batch {inputs.batch} per device, {devices} device(s), {strategy}")  # fmt: skip
     for part, gib in result.rows():
         out.print(f"  {part:<15} {gib:8.2f} GiB")

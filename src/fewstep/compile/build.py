@@ -49,35 +49,37 @@ def release_module(pipe, component: str) -> None:
     gc.collect()
 
 
+# layout -> (the targets whose files it holds, the module whose `write_layout` writes it)
+LAYOUTS = {
+    "openvino": (("openvino-cpu",), "fewstep.compile.openvino_layout"),
+    "onnx": (("onnxruntime-cpu", "onnxruntime-cuda"), "fewstep.compile.onnx_layout"),
+}
+
+
 def _write_layout(root: Path, pipe, target, components: dict, tokenizers: dict, configs: dict, layout: str) -> None:
     """`openvino_layout` / `onnx_layout`: the ecosystem's diffusers-style layout, which then is the
     bundle's components (fewstep's runtime reads it too: runtime/layout.py), so no weight is
     stored twice."""
+    import importlib
+    import shutil
+
     key = f"{layout}_layout"
-    if target.name not in LAYOUT_TARGETS[layout]:
-        raise ValueError(f"{key}: only for the {' / '.join(LAYOUT_TARGETS[layout])} target, not {target.name!r}")
+    targets, module = LAYOUTS[layout]
+    if target.name not in targets:
+        raise ValueError(f"{key}: only for the {' / '.join(targets)} target, not {target.name!r}")
     if "text_encoder_3" not in components:
         raise ValueError(
             f"{key}: needs T5 kept (the ecosystem's pipelines fill a T5-free slot with CLIP-length zeros, "
             "which differs from the pipeline's own)"
         )
-    import shutil
-
-    if layout == "openvino":
-        from fewstep.compile.openvino_layout import write_openvino_layout as write
-    else:
-        from fewstep.compile.onnx_layout import write_onnx_layout as write
-
     lengths = {k: v.max_length for k, v in tokenizers.items()}
-    for name, files in write(root, pipe, components, configs, lengths).items():
+    written = importlib.import_module(module).write_layout(root, pipe, components, configs, lengths)
+    for name, files in written.items():
         for f in components[name].files:
             (root / "components" / f).unlink()
         components[name] = components[name].model_copy(update={"files": files, "layout": layout})
     if not any((root / "components").iterdir()):
         shutil.rmtree(root / "components")
-
-
-LAYOUT_TARGETS = {"openvino": ("openvino-cpu",), "onnx": ("onnxruntime-cpu", "onnxruntime-cuda")}
 
 
 def _check_isas(cfg: CompileConfig, target) -> None:
@@ -142,7 +144,7 @@ def build_bundle(
         )  # fmt: skip
     model_digest = tree_digest(model_dir)
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export
-    layout = "openvino" if cfg.openvino_layout else "onnx" if cfg.onnx_layout else None
+    layout = cfg.layout
     layout_configs = None
     if layout:
         from fewstep.compile.openvino_layout import module_configs

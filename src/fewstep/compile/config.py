@@ -141,6 +141,11 @@ class CompileConfig(StrictModel):
         """The quantization scheme config (None for float precisions)."""
         return self.quantization or default_scheme(self.precision)
 
+    @property
+    def layout(self) -> str | None:
+        """The ecosystem layout the bundle is written in ("openvino", "onnx"), or None."""
+        return "openvino" if self.openvino_layout else "onnx" if self.onnx_layout else None
+
     @model_validator(mode="after")
     def _check_target(self) -> CompileConfig:
         from fewstep.targets.registry import get_target

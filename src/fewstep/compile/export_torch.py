@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fewstep.component_modules import WRAPPERS, wrapper_record
 from fewstep.components import Component
+from fewstep.sd3_pipeline import drop_build_paths
 from fewstep.targets.base import ComponentIO
 
 WRAPPER_FILE = "wrapper.json"
@@ -22,8 +23,5 @@ def export_torch(comp: Component, folder: Path) -> ComponentIO:
     folder = Path(folder)
     inner.save_pretrained(str(folder / "model"), safe_serialization=True)
     (folder / WRAPPER_FILE).write_text(json.dumps(record, indent=2))
-    for f in folder.rglob("config.json"):  # no build-machine paths in anything shipped
-        data = json.loads(f.read_text())
-        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
-            f.write_text(json.dumps(data, indent=2))
+    drop_build_paths(folder)
     return comp.io

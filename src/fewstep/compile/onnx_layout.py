@@ -26,19 +26,21 @@ from fewstep.components import TOKENIZER_OF
 FAST = {"CLIPTokenizer": "CLIPTokenizerFast", "T5Tokenizer": "T5TokenizerFast"}  # transformers 4 needs the Fast name
 
 
+def _output_like(graph, source: str, name: str):
+    """A graph output record for tensor `name`, typed and shaped as the output `source`."""
+    like = next(o for o in graph.output if o.name == source)
+    out = type(like)()
+    out.CopyFrom(like)
+    out.name = name
+    return out
+
+
 def _identity_outputs(graph, source: str, names: list[str]) -> list:
     """Outputs `names`, each an Identity of tensor `source` (ONNX names a tensor once)."""
     from onnx import helper
 
-    like = next(o for o in graph.output if o.name == source)
-    outs = []
-    for name in names:
-        graph.node.append(helper.make_node("Identity", [source], [name], name=f"layout_{name}"))
-        out = type(like)()
-        out.CopyFrom(like)
-        out.name = name
-        outs.append(out)
-    return outs
+    graph.node.extend(helper.make_node("Identity", [source], [n], name=f"layout_{n}") for n in names)
+    return [_output_like(graph, source, n) for n in names]
 
 
 def _front(graph, outputs: list) -> None:
@@ -74,14 +76,10 @@ def _vae(model) -> None:
         helper.make_node("Mul", ["image", "layout_two"], ["layout_image2"], name="layout_mul"),
         helper.make_node("Sub", ["layout_image2", "layout_one"], ["sample"], name="layout_sub"),
     ])  # fmt: skip
-    like = next(o for o in g.output if o.name == "image")
-    sample = type(like)()
-    sample.CopyFrom(like)
-    sample.name = "sample"
-    _front(g, [sample])
+    _front(g, [_output_like(g, "image", "sample")])
 
 
-def write_onnx_layout(
+def write_layout(
     root: Path, pipe, components: dict[str, Any], configs: dict[str, dict[str, Any]], token_lengths: dict[str, int]
 ) -> dict[str, list[str]]:
     """Write the layout into bundle `root` from its ONNX components; returns each component's
@@ -128,10 +126,10 @@ def _readable_by_transformers_4(path: Path) -> None:
     import json
 
     config = json.loads(path.read_text())
-    extra = config.pop("extra_special_tokens", None)
-    if isinstance(extra, list) and extra:
-        config["additional_special_tokens"] = extra
-    elif isinstance(extra, dict):
-        config["extra_special_tokens"] = extra
+    extra = config.get("extra_special_tokens")
+    if isinstance(extra, list):
+        del config["extra_special_tokens"]
+        if extra:
+            config["additional_special_tokens"] = extra
     config["tokenizer_class"] = FAST.get(config.get("tokenizer_class", ""), config.get("tokenizer_class"))
     path.write_text(json.dumps(config, indent=2) + "\n")

@@ -116,7 +116,7 @@ def module_configs(pipe, names) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_openvino_layout(
+def write_layout(
     root: Path, pipe, components: dict[str, Any], configs: dict[str, dict[str, Any]], token_lengths: dict[str, int]
 ) -> dict[str, list[str]]:
     """Write the layout into the bundle directory `root` from its OpenVINO components (which it

@@ -93,6 +93,24 @@ def count_parameters(config: dict) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def plan_inputs(
+    config: dict, resolution: int, text_tokens: int, batch: int, params: int | None = None, **switches
+) -> PlanInputs:
+    """PlanInputs for an SD3 transformer `config` at `resolution` px (`params` when already
+    counted); `switches` are the other PlanInputs fields (devices, strategy, precision,
+    checkpointing, gan, ema)."""
+    image_tokens, text = tokens_for(config, resolution, text_tokens)
+    return PlanInputs(
+        params=params if params is not None else count_parameters(config),
+        layers=int(config["num_layers"]),
+        hidden=int(config["num_attention_heads"]) * int(config["attention_head_dim"]),
+        image_tokens=image_tokens,
+        text_tokens=text,
+        batch=batch,
+        **switches,
+    )
+
+
 def plan_memory(inp: PlanInputs) -> MemoryPlan:
     """The estimate described in the module docstring."""
     shard = inp.devices if inp.strategy == "fsdp" else 1

@@ -18,7 +18,7 @@ from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
 from fewstep.fsutil import atomic_dir, check_replaceable, output_lock, tree_digest
-from fewstep.sd3_pipeline import load_pipeline, resolve_model
+from fewstep.sd3_pipeline import drop_build_paths, load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
 
 
@@ -27,15 +27,6 @@ def portable_name(model: str | Path) -> str:
     (no build-machine paths in anything shipped; the digest identifies it)."""
     text = str(model)
     return text if ":" in text and not Path(text).exists() else Path(text).name
-
-
-def drop_build_paths(pipeline_dir: Path) -> None:
-    """diffusers and transformers record the directory a model was loaded from (`_name_or_path`)
-    in model_index.json and each component's config.json: drop it."""
-    for f in [pipeline_dir / "model_index.json", *pipeline_dir.glob("*/config.json")]:
-        data = json.loads(f.read_text())
-        if isinstance(data, dict) and data.pop("_name_or_path", None) is not None:
-            f.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def student_schedule(pipe, timesteps: list[float]) -> tuple[list[float], dict]:

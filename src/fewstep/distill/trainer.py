@@ -179,12 +179,8 @@ class DistillRun:
 
     def _real_score(self):
         """The teacher runs under bfloat16 autocast when it is stored in bfloat16."""
-        bf16 = self.teacher_dtype_is_bf16
+        bf16 = self.cfg.hardware.teacher_dtype == "bfloat16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-    @property
-    def teacher_dtype_is_bf16(self) -> bool:
-        return next(self.teacher.parameters()).dtype == torch.bfloat16
 
     def _jumps(self, n: int) -> torch.Tensor:
         return torch.from_numpy(self.rng.choice(self.allowed, size=n))

@@ -134,33 +134,39 @@ class LpipsNetwork:
         return np.asarray(self.session.run(None, feeds)[0], np.float64).reshape(len(a), -1).mean(1)
 
 
-def clip_scores(clip_dir: Path, images: np.ndarray, prompts: list[str], batch: int = 32) -> np.ndarray:
+class ClipScorer:
     """Per-image CLIP score, 100 * max(cos(image, text), 0), with a local transformers CLIP
-    directory (safetensors only). torchmetrics' `CLIPScore` computes the same number but only
-    accepts hub names it knows, so the directory is loaded here with transformers itself."""
-    import torch
-    from transformers import CLIPModel, CLIPProcessor
+    directory (safetensors only), loaded once. torchmetrics' `CLIPScore` computes the same number
+    but only accepts hub names it knows, so the directory is loaded here with transformers itself."""
 
-    model = CLIPModel.from_pretrained(str(clip_dir), local_files_only=True, use_safetensors=True).eval()
-    processor = CLIPProcessor.from_pretrained(str(clip_dir), local_files_only=True)
-    length = model.config.text_config.max_position_embeddings
-    pixels = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
-    scores = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            inputs = processor(
-                text=prompts[i : i + batch],
-                images=list(pixels[i : i + batch]),
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=length,
-            )
-            out = model(**inputs)
-            img = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
-            txt = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
-            scores.append((100 * (img * txt).sum(-1)).clamp(min=0).numpy())
-    return np.concatenate(scores).astype(np.float64)
+    def __init__(self, clip_dir: Path, batch: int = 32):
+        from transformers import CLIPModel, CLIPProcessor
+
+        self.model = CLIPModel.from_pretrained(str(clip_dir), local_files_only=True, use_safetensors=True).eval()
+        self.processor = CLIPProcessor.from_pretrained(str(clip_dir), local_files_only=True)
+        self.batch = batch
+
+    def __call__(self, images: np.ndarray, prompts: list[str]) -> np.ndarray:
+        import torch
+
+        length = self.model.config.text_config.max_position_embeddings
+        pixels = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
+        scores = []
+        with torch.no_grad():
+            for i in range(0, len(images), self.batch):
+                inputs = self.processor(
+                    text=prompts[i : i + self.batch],
+                    images=list(pixels[i : i + self.batch]),
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=length,
+                )
+                out = self.model(**inputs)
+                img = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
+                txt = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
+                scores.append((100 * (img * txt).sum(-1)).clamp(min=0).numpy())
+        return np.concatenate(scores).astype(np.float64)
 
 
 class StandardEvaluation(Evaluation):
@@ -178,6 +184,10 @@ class StandardEvaluation(Evaluation):
     @cached_property
     def _features(self) -> FeatureNetwork | None:
         return FeatureNetwork(self.cfg.fid_network) if self.cfg.fid_network else None
+
+    @cached_property
+    def _clip(self) -> ClipScorer | None:
+        return ClipScorer(self.cfg.clip) if self.cfg.clip else None
 
     @cached_property
     def _reference_features(self) -> np.ndarray | None:
@@ -208,8 +218,8 @@ class StandardEvaluation(Evaluation):
             half = len(ref) // 2
             # the floor at this reference size: one half of the real images against the other
             out["fid_real"] = frechet_distance(ref[:half], ref[half:]) if half >= 2 else float("nan")
-        if self.cfg.clip is not None:
-            scores = clip_scores(self.cfg.clip, images, [str(s) for s in specs])
+        if self._clip is not None:
+            scores = self._clip(images, [str(s) for s in specs])
             out["clip_score"] = float(scores.mean())
             out["alignment"] = float(scores.mean() / 100.0)
         out["per_category"] = {}
