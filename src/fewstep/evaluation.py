@@ -25,7 +25,7 @@ def evaluation_of(
     model_dir: Path | None, family_name: str | None = None, metrics: StandardMetrics | None = None
 ) -> Evaluation:
     family = family_named(family_name) if family_name else family_for(model_dir)
-    evaluation = evaluation_with(family, metrics)
+    evaluation = evaluation_with(family, metrics, model_dir)
     if evaluation is None:
         raise ValueError(
             f"{model_dir}: the {family.name!r} family has no evaluator, so there is nothing to score its images "

@@ -75,9 +75,11 @@ def test_imagefolder_source_and_training(tmp_path, tiny_family):
     src = open_source(f"imagefolder:{folder}", 32)
     batch = src.sample(np.random.default_rng(0), 5)
     assert batch.images.shape == (5, 32, 32, 3) and len(batch.captions) == 5
-    out = train_all(_cfg(tmp_path / "d", tiny_family, data=f"imagefolder:{folder}"))
+    with pytest.warns(UserWarning, match="no caption evaluator: .* held-out images"):
+        out = train_all(_cfg(tmp_path / "d", tiny_family, data=f"imagefolder:{folder}"))
     assert (out / "model_index.json").exists()
-    assert not (tmp_path / "d" / "evaluator").exists()  # the evaluator is for the shapes domain only
+    assert not (tmp_path / "d" / "evaluator").exists()  # the shapes evaluator is for the shapes domain only
+    assert not (out / "fewstep_evaluator").exists()  # three images hold out too few for a caption evaluator
 
 
 def test_bad_data_sources_are_named(tmp_path):

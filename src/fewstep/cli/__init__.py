@@ -1,6 +1,7 @@
 """The `fewstep` command line (typer), one module per command group:
 `recipes` (run, recipe check/schema), `models` (distill, eval), `bundles` (compile, gate,
-generate), `signing` (keygen, sign), `system` (version, targets, doctor, conformance), `zoo` (the toy family)."""
+generate), `signing` (keygen, sign), `evaluator` (train), `system` (version, targets, doctor,
+conformance), `zoo` (the toy family)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 from rich.markup import escape
 
-from fewstep.cli import bundles, models, recipes, signing, system, zoo  # noqa: F401  (registers the commands)
+from fewstep.cli import bundles, evaluator, models, recipes, signing, system, zoo  # noqa: F401  (registers the commands)
 from fewstep.cli.app import app, err
 
 __all__ = ["app", "main"]

@@ -22,7 +22,9 @@ app = typer.Typer(
 recipe_app = typer.Typer(help="Check recipes and print their schema.", no_args_is_help=True)
 zoo_app = typer.Typer(help="The built-in toy model family (zoo:shapes).", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
+evaluator_app = typer.Typer(help="Quality evaluators for your own captioned images.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(evaluator_app, name="evaluator")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, markup=False, highlight=False)  # user text (paths, prompts) is never markup
 

@@ -32,7 +32,7 @@ def gate_change(pipe, model_dir: Path, sampling, cfg: Restructure, apply: Callab
         apply()
         return {"accepted": True, "reason": "forced (no gate)"}
     family = family_for(model_dir)
-    evaluation = family.evaluation()
+    evaluation = family.evaluation(model_dir)
     if evaluation is None:
         reason = f"the {family.name!r} family has no evaluator; set restructure.force to apply ungated"
         return {"accepted": False, "reason": reason}

@@ -17,6 +17,7 @@ from fewstep.distill.schedule import student_timesteps
 from fewstep.distill.split import split_timestep_finetune
 from fewstep.distill.trainer import train_student
 from fewstep.distill.trajectories import build_trajectories, cache_key, load_or_build, training_prompts
+from fewstep.families import carry_family_files
 from fewstep.fsutil import atomic_dir, check_replaceable, output_lock, tree_digest
 from fewstep.sd3_pipeline import drop_build_paths, load_pipeline, resolve_model
 from fewstep.student import STUDENT_FILE
@@ -118,7 +119,9 @@ def distill(
     student = train_student(pipe, traj, cfg, work, progress=progress)
     split_record = None
     if cfg.split_timestep.enabled:
-        student, split_record = split_timestep_finetune(pipe, traj, cfg, work, progress=progress)
+        student, split_record = split_timestep_finetune(
+            pipe, traj, cfg, work, progress=progress, teacher_dir=teacher_dir
+        )
     if not state.is_main_process:
         state.wait_for_everyone()
         return out_dir
@@ -143,6 +146,7 @@ def distill(
     with output_lock(out_dir), atomic_dir(out_dir) as tmp:
         pipe.save_pretrained(str(tmp))
         drop_build_paths(tmp)
+        carry_family_files(teacher_dir, tmp)
         (tmp / STUDENT_FILE).write_text(json.dumps(info, indent=2))
     state.wait_for_everyone()
     return out_dir

@@ -16,7 +16,7 @@ from fewstep.distill.config import FlashConfig
 from fewstep.distill.schedule import student_sample
 from fewstep.distill.trainer import conditioning, train_student
 from fewstep.distill.trajectories import Trajectories
-from fewstep.families import Evaluation, data_family
+from fewstep.families import Evaluation, data_family, family_for
 
 PAPER_RATIO = 0.3  # the paper's 3:7, used when the data has no evaluator
 
@@ -67,8 +67,19 @@ def select_ratio(scores: dict[float, dict], fid_guard: float) -> float:
     return max(eligible, key=lambda r: (scores[r]["alignment"], -abs(r - PAPER_RATIO)))
 
 
+def ratio_evaluation(cfg: FlashConfig, teacher_dir: Path | None) -> Evaluation | None:
+    """What scores the merge ratios: the teacher's family evaluation (a caption evaluator it
+    carries, or the toy family's), else the training data's family's."""
+    if teacher_dir is not None:
+        family = family_for(teacher_dir)
+        if (evaluation := family.evaluation(teacher_dir)) is not None:
+            return evaluation
+    family = data_family(cfg.data)
+    return family.evaluation() if family is not None else None
+
+
 def split_timestep_finetune(
-    pipe, traj: Trajectories, cfg: FlashConfig, work: Path, progress: bool = True
+    pipe, traj: Trajectories, cfg: FlashConfig, work: Path, progress: bool = True, teacher_dir: Path | None = None
 ) -> tuple[torch.nn.Module, dict]:
     """Fine-tune both branches from the distilled student in `work`; return the merge and its record."""
     sp = cfg.split_timestep
@@ -90,8 +101,7 @@ def split_timestep_finetune(
         bw.mkdir(parents=True, exist_ok=True)
         branches[name] = train_student(pipe, traj, branch_cfg, bw, progress, allowed_steps=steps, init=init, ema=sp.ema)
     record: dict = {"boundary": sp.boundary, "branch_a_steps": a_steps, "branch_b_steps": b_steps}
-    family = data_family(cfg.data)
-    evaluation = family.evaluation() if family is not None else None
+    evaluation = ratio_evaluation(cfg, teacher_dir)
     if evaluation is not None:
         scores = {
             r: student_scores(

@@ -4,7 +4,8 @@ A family recognises its pipeline directories, supplies held-out prompts (for gat
 training prompts (for calibration and fine-tunes, disjoint from the held-out ones), captioned
 training data, and optionally an `Evaluation` (a domain FID and a prompt-alignment score, as
 the toy family's evaluator network gives). SD3-family pipelines in diffusers layout are the
-generic family (`sd3.py`); `zoo` registers its shapes family through the `fewstep.families`
+generic family (`sd3.py`); pipelines that carry a caption evaluator trained on the user's images
+are the captioned family (`captioned/`); `zoo` registers its shapes family through the `fewstep.families`
 entry-point group exactly as a third-party package would.
 """
 
@@ -61,13 +62,20 @@ class Family(ABC):
         """True when `model_dir` is one of this family's pipelines."""
 
     @abstractmethod
-    def held_out_prompts(self, n: int) -> list[str]: ...
+    def held_out_prompts(self, n: int, model_dir: Path | None = None) -> list[str]: ...
 
     @abstractmethod
-    def training_prompts(self, n: int, seed: int) -> list[str]: ...
+    def training_prompts(self, n: int, seed: int, model_dir: Path | None = None) -> list[str]: ...
 
-    def evaluation(self) -> Evaluation | None:
+    def evaluation(self, model_dir: Path | None = None) -> Evaluation | None:
+        """The family's scores for `model_dir`'s images (None: it has none). A family whose
+        evaluator lives in the pipeline directory reads it from `model_dir`."""
         return None
+
+    def carried(self, model_dir: Path) -> tuple[str, ...]:
+        """Files and folders of `model_dir` (relative) that pipelines derived from it (distilled
+        students) must carry to stay in the family."""
+        return ()
 
     def resolve(self, name: str) -> Path:
         raise FileNotFoundError(f"family {self.name!r} resolves no model names")

@@ -34,13 +34,36 @@ def _families() -> tuple[Family, ...]:
 
 
 def families() -> tuple[Family, ...]:
-    """Every registered family, the generic SD3 family last."""
-    return (*_families(), SD3Family())
+    """The captioned family first (a pipeline carrying a caption evaluator was given one on
+    purpose), then every registered family, the generic SD3 family last."""
+    from fewstep.families.captioned.family import CaptionedFamily
+
+    return (CaptionedFamily(), *_families(), SD3Family())
 
 
 def family_for(model_dir: str | Path) -> Family:
     """The family of a pipeline directory (the generic SD3 family when no other claims it)."""
     return next(f for f in families() if f.matches(Path(model_dir)))
+
+
+def carry_family_files(source_dir: str | Path, target_dir: str | Path) -> list[str]:
+    """Copy what the source pipeline's family needs its derived pipelines to carry (a caption
+    evaluator, say) into `target_dir`; returns the relative paths copied."""
+    import shutil
+
+    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    copied = []
+    for rel in family_for(source_dir).carried(source_dir):
+        src, dst = source_dir / rel, target_dir / rel
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        else:
+            continue
+        copied.append(rel)
+    return copied
 
 
 def family_named(name: str) -> Family:

@@ -4,6 +4,7 @@ captioned image-folder data source."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import ClassVar
@@ -41,10 +42,10 @@ class SD3Family(Family):
     def matches(self, model_dir: Path) -> bool:
         return True  # the fallback: asked last
 
-    def held_out_prompts(self, n: int) -> list[str]:
+    def held_out_prompts(self, n: int, model_dir: Path | None = None) -> list[str]:
         return [HELD_OUT_PROMPTS[i % len(HELD_OUT_PROMPTS)] for i in range(n)]
 
-    def training_prompts(self, n: int, seed: int) -> list[str]:
+    def training_prompts(self, n: int, seed: int, model_dir: Path | None = None) -> list[str]:
         return [TRAINING_PROMPTS[i % len(TRAINING_PROMPTS)] for i in range(n)]
 
     def data_source(self, name: str, arg: str, resolution: int) -> ImageFolderSource:
@@ -53,11 +54,23 @@ class SD3Family(Family):
         return ImageFolderSource(Path(arg), resolution)
 
 
+HELD_OUT_SHARE = 10  # one image in 10, chosen by a hash of its file name
+
+
+def is_held_out(file_name: str) -> bool:
+    """Whether an image of a folder is held out from training (kept for evaluation): a stable
+    function of its file name, so adding images never moves another between splits."""
+    return int(hashlib.sha1(file_name.encode()).hexdigest()[:8], 16) % HELD_OUT_SHARE == 0
+
+
 class ImageFolderSource:
     """Images listed in `metadata.jsonl` (`file_name`, `text`: the Hugging Face imagefolder
-    convention), resized to `resolution`."""
+    convention), resized to `resolution`. `split`: "train" (the default: every image but the
+    held-out one in ten, which only evaluators see), "held_out" or "all"."""
 
-    def __init__(self, root: Path, resolution: int = 32):
+    def __init__(self, root: Path, resolution: int = 32, split: str = "train"):
+        if split not in ("train", "held_out", "all"):
+            raise ValueError(f"split {split!r}: allowed: train, held_out, all")
         root = Path(root)
         meta = root / "metadata.jsonl"
         if not meta.exists():
@@ -75,9 +88,10 @@ class ImageFolderSource:
             path = root / row["file_name"]
             if not path.exists():
                 raise FileNotFoundError(f"{meta}:{lineno}: image not found: {path}")
-            rows.append((path, str(row["text"])))
+            if split == "all" or (split == "held_out") == is_held_out(str(row["file_name"])):
+                rows.append((path, str(row["text"])))
         if not rows:
-            raise ValueError(f"{meta} lists no images")
+            raise ValueError(f"{meta} lists no images" + ("" if split == "all" else f" in its {split!r} split"))
         self.images = np.stack([_load(p, resolution) for p, _ in rows])
         self.captions = [t for _, t in rows]
 

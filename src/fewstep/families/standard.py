@@ -179,7 +179,7 @@ class StandardEvaluation(Evaluation):
     def _reference(self):
         from fewstep.families.sd3 import ImageFolderSource
 
-        return ImageFolderSource(self.cfg.reference, self.cfg.resolution)
+        return ImageFolderSource(self.cfg.reference, self.cfg.resolution, split="all")
 
     @cached_property
     def _features(self) -> FeatureNetwork | None:

@@ -29,7 +29,7 @@ from fewstep.sd3_pipeline import encoder_length
 
 def gate_evaluation(model_dir: Path, metrics: StandardMetrics | None = None) -> Evaluation | None:
     """What scores the gate images: the configured standard metrics, else the family's evaluator."""
-    return evaluation_with(family_for(model_dir), metrics)
+    return evaluation_with(family_for(model_dir), metrics, model_dir)
 
 
 def gate_prompts(model_dir: Path, n: int, metrics: StandardMetrics | None = None) -> tuple[list[str], list | None]:
@@ -37,7 +37,7 @@ def gate_prompts(model_dir: Path, n: int, metrics: StandardMetrics | None = None
     evaluation = gate_evaluation(model_dir, metrics)
     if evaluation is not None:
         return evaluation.held_out(n)
-    return family_for(model_dir).held_out_prompts(n), None
+    return family_for(model_dir).held_out_prompts(n, model_dir), None
 
 
 def has_evaluator(model_dir: Path, metrics: StandardMetrics | None = None) -> bool:

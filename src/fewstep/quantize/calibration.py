@@ -39,7 +39,7 @@ def calibration_prompts(model_dir: Path, n: int, seed: int) -> list[str]:
     """The family's training prompts: never its held-out gate prompts."""
     from fewstep.families import family_for
 
-    return family_for(model_dir).training_prompts(n, seed)
+    return family_for(model_dir).training_prompts(n, seed, model_dir)
 
 
 def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool) -> str:

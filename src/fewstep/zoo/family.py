@@ -55,13 +55,13 @@ class ShapesFamily(Family):
             return False
         return json.loads(mine.read_text()).get("model") == json.loads(zoo.read_text()).get("model")
 
-    def held_out_prompts(self, n: int) -> list[str]:
+    def held_out_prompts(self, n: int, model_dir: Path | None = None) -> list[str]:
         return ShapesEvaluation().held_out(n)[0]
 
-    def training_prompts(self, n: int, seed: int) -> list[str]:
+    def training_prompts(self, n: int, seed: int, model_dir: Path | None = None) -> list[str]:
         return self.data_source("shapes", "", 32).sample(np.random.default_rng(seed), n).captions
 
-    def evaluation(self) -> Evaluation:
+    def evaluation(self, model_dir: Path | None = None) -> Evaluation:
         return ShapesEvaluation()
 
     def resolve(self, name: str) -> Path:

@@ -10,6 +10,8 @@ and each encoder stays independently droppable (the T5 slot can be zero-filled).
 from __future__ import annotations
 
 import copy
+import shutil
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import torch
 from diffusers import AutoencoderKL, SD3Transformer2DModel, StableDiffusion3Pipeline
 
 from fewstep.families import open_source
+from fewstep.families.captioned import EVALUATOR_DIR
+from fewstep.families.sd3 import ImageFolderSource
 from fewstep.fsutil import atomic_dir, atomic_write_text
 from fewstep.sd3_pipeline import encode_prompts
 from fewstep.zoo import shapes_render as sr
@@ -75,6 +79,24 @@ def train_evaluator(cfg: TrainConfig, out: Path) -> None:
     train_loop("evaluator", work, cfg.evaluator_steps, {"model": model}, {"opt": opt}, rng, step, cfg, {"augment": gen})
     with atomic_dir(out / "evaluator") as tmp:
         model.eval().save(tmp)
+
+
+def train_folder_evaluator(cfg: TrainConfig, out: Path) -> None:
+    """User data: a caption evaluator trained on the folder (`fewstep.families.captioned`), which
+    the assembled pipeline carries, so eval, gates and the split-ratio choice score it. A folder
+    too small to hold out an FID reference trains without one (warned by name)."""
+    from fewstep.families.captioned.train import EvaluatorConfig, TooFewHeldOut, train_caption_evaluator
+
+    ecfg = EvaluatorConfig(
+        steps=cfg.evaluator_steps, seed=cfg.seed + 1, checkpoint_every=cfg.checkpoint_every, progress=cfg.progress
+    )
+    folder = Path(cfg.data.partition(":")[2])
+    try:
+        train_caption_evaluator(
+            folder, cfg.family.resolution, out / "caption_evaluator", ecfg, out / "work" / "caption"
+        )
+    except TooFewHeldOut as e:
+        warnings.warn(f"no caption evaluator: {e}", UserWarning, stacklevel=2)
 
 
 def train_vae(cfg: TrainConfig, out: Path, init: Path) -> None:
@@ -182,6 +204,8 @@ def assemble(out: Path, init: Path, target: Path) -> None:
     pipe.transformer = SD3Transformer2DModel.from_pretrained(str(out / "transformer"))
     with atomic_dir(target) as tmp:
         pipe.save_pretrained(str(tmp))
+        if (out / "caption_evaluator" / "config.json").exists():
+            shutil.copytree(out / "caption_evaluator", tmp / EVALUATOR_DIR)
 
 
 CLIP_MAX = 77  # CLIP's position embeddings: the longest text slot an SD3 pipeline has
@@ -200,7 +224,8 @@ def fit_text(cfg: TrainConfig) -> tuple[TrainConfig, dict]:
 
     if cfg.data == "shapes" and cfg.text_length is None:
         return cfg, {"text_length": cfg.family.text_length, "words": "shapes grammar"}
-    captions = list(getattr(open_source(cfg.data, cfg.family.resolution), "captions", []))
+    # Every caption, held-out ones included: they are the prompts the evaluator generates.
+    captions = [] if cfg.data == "shapes" else _folder(cfg, "all").captions
     words = caption_words(captions, cfg.vocab_words) if cfg.data != "shapes" else []
     clip_need = [len(i) for i in build_clip_tokenizer(CLIP_MAX, words)(captions, truncation=False).input_ids]
     t5_need = [len(i) for i in build_t5_tokenizer(CLIP_MAX, words)(captions, truncation=False).input_ids]
@@ -226,6 +251,10 @@ def fit_text(cfg: TrainConfig) -> tuple[TrainConfig, dict]:
     return replace(cfg, family=family), record
 
 
+def _folder(cfg: TrainConfig, split: str) -> ImageFolderSource:
+    return ImageFolderSource(Path(cfg.data.partition(":")[2]), cfg.family.resolution, split=split)
+
+
 def init_pipeline(cfg: TrainConfig) -> Path:
     """The seeded, untrained pipeline every phase starts from (`<out>/init`), built once."""
     init = Path(cfg.out) / "init"
@@ -247,6 +276,8 @@ def train_all(cfg: TrainConfig) -> Path:
     atomic_write_text(out / "train_config.json", __import__("json").dumps(record, indent=2, default=str))
     if cfg.data == "shapes" and not (out / "evaluator" / "model.safetensors").exists():
         train_evaluator(cfg, out)
+    if cfg.data != "shapes":
+        train_folder_evaluator(cfg, out)
     if not (out / "vae" / "config.json").exists():
         train_vae(cfg, out, init)
     if not (out / "transformer" / "config.json").exists():

@@ -49,7 +49,7 @@ class EvalStageImpl:
         from fewstep.families import evaluation_with, family_for
 
         model = ctx.model_dir(cfg.model)
-        evaluation = evaluation_with(family_for(model), cfg.metrics)
+        evaluation = evaluation_with(family_for(model), cfg.metrics, model)
         return {"model": model, **(evaluation.inputs() if evaluation is not None else {})}
 
     def run(self, cfg: EvalStage, ctx: StageContext, out: Path) -> dict[str, Any]:
