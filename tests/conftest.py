@@ -59,3 +59,21 @@ def built_bundles(tmp_path_factory, tiny_student_dir) -> dict:
         cfg = CompileConfig(target=target, precision="fp32", gates=gates, measure=False)
         out[target] = compile_bundle(tiny_student_dir, cfg, root / target)
     return out
+
+
+@pytest.fixture(scope="session")
+def caption_folder(tmp_path_factory) -> Path:
+    """A 250-image captioned folder (coloured squares left or right) with about 25 held out."""
+    from caption_helpers import write_folder
+
+    return write_folder(tmp_path_factory.mktemp("caption-data") / "data", n=250)
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_evaluator(tmp_path_factory, caption_folder) -> Path:
+    """A caption evaluator of that folder, trained for a few steps (wiring, not quality)."""
+    from fewstep.families.captioned.train import EvaluatorConfig, train_caption_evaluator
+
+    root = tmp_path_factory.mktemp("caption-evaluator")
+    cfg = EvaluatorConfig(steps=3, batch=8, width=8, features=16, min_count=2, progress=False)
+    return train_caption_evaluator(caption_folder, 16, root / "ev", cfg, root / "work")

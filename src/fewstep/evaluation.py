@@ -49,14 +49,18 @@ def _scored(evaluation: Evaluation, n: int, produce: Callable[[list[str]], Any],
 
 
 def evaluate_bundle(
-    path: Path, cfg: GenerationConfig, grid: Path | None = None, metrics: StandardMetrics | None = None
+    path: Path,
+    cfg: GenerationConfig,
+    grid: Path | None = None,
+    metrics: StandardMetrics | None = None,
+    evaluation: Evaluation | None = None,
 ) -> dict:
     """Score a compiled bundle through the torch-free runtime (its own steps and guidance)."""
     from fewstep.runtime.bundle import Bundle
 
     bundle = Bundle.open(path)
     p = bundle.pipeline
-    evaluation = evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family, metrics)
+    evaluation = evaluation or evaluation_of(Path(bundle.manifest.source.path), bundle.manifest.family, metrics)
     result = _scored(
         evaluation, cfg.num_images, lambda prompts: bundle.generate(prompts, seed=cfg.seed, batch=cfg.batch), grid
     )
@@ -73,18 +77,23 @@ def evaluate_bundle(
 
 
 def evaluate(
-    model: str | Path, cfg: GenerationConfig, grid: Path | None = None, metrics: StandardMetrics | None = None
+    model: str | Path,
+    cfg: GenerationConfig,
+    grid: Path | None = None,
+    metrics: StandardMetrics | None = None,
+    evaluation: Evaluation | None = None,
 ) -> dict:
     """Generate `cfg.num_images` held-out prompts with `model` and score them.
 
-    `model` is a zoo name, a diffusers pipeline directory or a fewstep bundle directory.
+    `model` is a zoo name, a diffusers pipeline directory or a fewstep bundle directory. The
+    scores are the family's (or `metrics`'), unless an `evaluation` is given.
     """
     from fewstep.runtime.bundle import is_bundle
 
     if not str(model).startswith("zoo:") and is_bundle(model):
-        return evaluate_bundle(Path(model), cfg, grid, metrics)
+        return evaluate_bundle(Path(model), cfg, grid, metrics, evaluation)
     model_dir = resolve_model(model)
-    evaluation = evaluation_of(model_dir, metrics=metrics)
+    evaluation = evaluation or evaluation_of(model_dir, metrics=metrics)
     info = student_info(model_dir)
     if info and cfg.steps == info["steps"] and cfg.sigmas is None:
         # A distilled student samples on its own timesteps, without CFG.

@@ -46,3 +46,33 @@ def test_ratio_is_best_alignment_among_those_with_near_lowest_fid():
     assert select_ratio(scores, fid_guard=0.0) == 0.0
     tie = {0.0: {"alignment": 0.6, "fid": 1.0}, 0.3: {"alignment": 0.6, "fid": 1.0}}
     assert select_ratio(tie, fid_guard=0.02) == 0.3  # the paper's 3:7 breaks ties
+
+
+def test_a_teacher_carrying_a_caption_evaluator_scores_the_ratios_and_hands_it_on(
+    tiny_pipeline_dir, tiny_caption_evaluator, caption_folder, tmp_path
+):
+    import shutil
+
+    from fewstep.evaluation import evaluate
+    from fewstep.families import family_for
+    from fewstep.families.captioned import EVALUATOR_DIR
+    from fewstep.sampling import GenerationConfig
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_pipeline_dir, teacher)
+    shutil.copytree(tiny_caption_evaluator, teacher / EVALUATOR_DIR)
+    cfg = FlashConfig(
+        steps=2,
+        shift=1.0,
+        data=f"imagefolder:{caption_folder}",
+        trajectory_guidance=TrajectoryGuidance(iterations=2, num_prompts=6, teacher_steps=4, batch=4),
+        distribution_matching=DistributionMatching(iterations=2, critic_ratio=1, batch=4),
+        split_timestep=SplitTimestep(enabled=True, iterations=2, boundary=0.6, ratios=(0.0, 1.0), eval_images=8),
+    )
+    out = distill(teacher, cfg, tmp_path / "s", progress=False)
+    rec = student_info(out)["split_timestep"]
+    assert set(rec["scores"]) == {"0.0", "1.0"} and rec["scored_by"] == "CaptionEvaluation"
+    assert (out / EVALUATOR_DIR / "config.json").read_text() == (teacher / EVALUATOR_DIR / "config.json").read_text()
+    assert family_for(out).name == "captioned"
+    scores = evaluate(out, GenerationConfig(steps=2, num_images=6, progress=False))
+    assert {"fid", "fid_real", "alignment", "concept_recall"} <= set(scores) and scores["images"] == 6

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from fewstep.families import carry_family_files, family_for, open_source
@@ -15,29 +14,7 @@ from fewstep.families.captioned.evaluation import CaptionEvaluation
 from fewstep.families.captioned.train import EvaluatorConfig, TooFewHeldOut, train_caption_evaluator
 from fewstep.families.captioned.vocab import build_vocabulary, concepts
 from fewstep.families.sd3 import ImageFolderSource, is_held_out
-
-COLOURS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (40, 60, 240)}
-
-
-def scene(colour: str, side: str, rng: np.random.Generator) -> np.ndarray:
-    img = np.zeros((16, 16, 3), np.uint8) + rng.integers(0, 30, 3).astype(np.uint8)
-    x = int(rng.integers(0, 3)) + (0 if side == "left" else 9)
-    y = int(rng.integers(3, 8))
-    img[y : y + 6, x : x + 6] = COLOURS[colour]
-    return img
-
-
-def write_folder(root, n=400, seed=0):
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        colour, side = list(COLOURS)[i % 3], ("left", "right")[(i // 3) % 2]
-        Image.fromarray(scene(colour, side, rng)).save(root / f"img{i:04d}.png")
-        rows.append(json.dumps({"file_name": f"img{i:04d}.png", "text": f"a {colour} square on the {side}"}))
-    (root / "metadata.jsonl").write_text("\n".join(rows))
-    return root
-
+from caption_helpers import scene, write_folder
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):

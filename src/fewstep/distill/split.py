@@ -117,6 +117,7 @@ def split_timestep_finetune(
         }
         ratio = select_ratio(scores, sp.fid_guard)
         record.update(
+            scored_by=type(evaluation).__name__,
             scores={str(r): s for r, s in scores.items()},
             ratio=ratio,
             chosen_by=f"alignment; FID within {sp.fid_guard:.0%} of the lowest; {sp.eval_images} training prompts",
