@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from caption_helpers import scene, write_folder
 from fewstep.families import carry_family_files, family_for, open_source
 from fewstep.families.captioned import EVALUATOR_DIR, CaptionEvaluator
 from fewstep.families.captioned.evaluation import CaptionEvaluation
 from fewstep.families.captioned.train import EvaluatorConfig, TooFewHeldOut, train_caption_evaluator
 from fewstep.families.captioned.vocab import build_vocabulary, concepts
 from fewstep.families.sd3 import ImageFolderSource, is_held_out
-from caption_helpers import scene, write_folder
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
