@@ -1,12 +1,17 @@
 """The SD3.5-Flash ablation table on zoo:shapes: every row's recipe in its own process.
 
-Usage: python benchmarks/distill_ablations.py [--workers 8] [--threads 2] [--json-out FILE]
+Usage: python benchmarks/distill_ablations.py [--seeds 3] [--workers 8] [--threads 2] [--json-out FILE]
 
 Runs `recipes/ablations/*.yaml` and the teacher rows of `recipes/toy-flash.yaml` (same
 evaluator, held-out prompts and seeds; 1000 images each) with `--workers` recipes at a time,
 each limited to `--threads` threads, then prints one row per setting with the FID ratio to the
 28-step teacher and the spread of the student's gradient norm during distribution matching.
 Rows resume from their checkpoints when re-run.
+
+`--seeds N` distils every student row with distillation seeds 0..N-1 (seed 0 in `--out` itself,
+seed s in `--out/seed-s`, from a copy of the recipe whose distill stages set `seed: s`; the
+evaluation prompts and image seeds stay the same) and prints mean ± std over seeds. The teacher
+rows do not depend on the distillation seed and run once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -40,9 +46,31 @@ ROWS = [
 ]
 
 
-def run_recipe(recipe: str, out_root: Path, threads: int) -> dict:
+def seeded_recipe(recipe: str, seed: int, out_root: Path) -> str:
+    """The recipe itself for seed 0, else a copy whose distill stages use `seed`."""
+    if seed == 0:
+        return recipe
+    import yaml
+
+    data = yaml.safe_load(Path(recipe).read_text())
+    for stage in data["stages"]:
+        if stage.get("kind") == "distill":
+            stage["seed"] = seed
+    path = out_root / "recipes" / Path(recipe).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def seed_root(out_root: Path, seed: int) -> Path:
+    return out_root if seed == 0 else out_root / f"seed-{seed}"
+
+
+def run_recipe(recipe: str, out_root: Path, threads: int, seed: int = 0) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     name = Path(recipe).stem
+    out_root = seed_root(out_root, seed)
+    recipe = seeded_recipe(recipe, seed, out_root)
     out = out_root / name
     start = time.perf_counter()
     log = out_root / f"{name}.log"
@@ -50,7 +78,8 @@ def run_recipe(recipe: str, out_root: Path, threads: int) -> dict:
     with open(log, "a") as f:
         cmd = [sys.executable, "-m", "fewstep.cli", "run", recipe, "-o", str(out), "--no-progress", "--json"]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, env=env)
-    return {"recipe": recipe, "rc": proc.returncode, "wall_s": time.perf_counter() - start, "out": str(out)}
+    wall = time.perf_counter() - start
+    return {"recipe": recipe, "rc": proc.returncode, "wall_s": wall, "out": str(out), "seed": seed}
 
 
 def main() -> None:
@@ -60,54 +89,66 @@ def main() -> None:
     ap.add_argument("--out", default="runs/ablations")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--only", nargs="*", default=None, help="recipe stems to run (the others are read from --out)")
+    ap.add_argument("--seeds", type=int, default=1, help="distillation seeds per student row (0..N-1)")
     args = ap.parse_args()
     out_root = Path(args.out)
     recipes = sorted({r for _, r, _ in ROWS}, key=lambda r: r != "recipes/toy-flash.yaml")
     if args.only is not None:
         recipes = [r for r in recipes if Path(r).stem in args.only]
+    jobs = [(r, seed) for seed in range(args.seeds) for r in recipes if seed == 0 or r in STUDENT_RECIPES]
     with ThreadPoolExecutor(args.workers) as pool:
-        runs = {r["recipe"]: r for r in pool.map(lambda r: run_recipe(r, out_root, args.threads), recipes)}
-    for _, recipe, _ in ROWS:  # rows not run now: read what an earlier run left
-        runs.setdefault(
-            recipe, {"recipe": recipe, "rc": None, "wall_s": None, "out": str(out_root / Path(recipe).stem)}
-        )
+        done = list(pool.map(lambda job: run_recipe(job[0], out_root, args.threads, job[1]), jobs))
+    runs = {(r["recipe_stem"], r["seed"]): r for r in ({**d, "recipe_stem": Path(d["recipe"]).stem} for d in done)}
     rows = []
     for label, recipe, stage in ROWS:
-        run_dir = Path(runs[recipe]["out"])
-        metrics_file = run_dir / stage / "metrics.json"
-        row = {
-            "row": label,
-            "recipe": recipe,
-            "stage": stage,
-            "rc": runs[recipe]["rc"],
-            "recipe_wall_s": runs[recipe]["wall_s"],
-        }
-        if metrics_file.exists():
-            m = json.loads(metrics_file.read_text())
-            row.update(fid=m["fid"], fid_real=m["fid_real"], alignment=m["alignment"], per_kind=m["per_kind"])
-        manifest = run_dir / "distill" / "manifest.json"
-        if stage.startswith("student") and manifest.exists():
-            summary = json.loads(manifest.read_text())["summary"]
-            row["grad_norm_dm"] = summary.get("grad_norm_dm")
-            row["distill_wall_s"] = json.loads(manifest.read_text())["wall_time_s"]
-        rows.append(row)
-    ref = next((r for r in rows if r["stage"] == "teacher-28" and "fid" in r), None)
-    print("| row | FID | FID / teacher@28 | alignment | single-object | grad-norm CV (DM) | distill wall s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+        seeds = range(args.seeds) if stage.startswith("student") else [0]
+        per_seed = [read_row(seed_root(out_root, s) / Path(recipe).stem, stage) for s in seeds]
+        ran = [runs.get((Path(recipe).stem, s), {}) for s in seeds]
+        rows.append({"row": label, "recipe": recipe, "stage": stage, "seeds": list(seeds), "per_seed": per_seed,
+                     "rc": [r.get("rc") for r in ran]})  # fmt: skip
+    ref = next((r["per_seed"][0] for r in rows if r["stage"] == "teacher-28" and r["per_seed"][0]), None)
+    print("| row | seeds | FID | FID / teacher@28 | alignment | single-object | grad-norm CV (DM) | distill wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        if "fid" not in r:
-            print(f"| {r['row']} | failed (rc {r['rc']}, see {r['recipe']}) | | | | | |")
+        got = [m for m in r["per_seed"] if m]
+        if not got:
+            print(f"| {r['row']} | | failed or not run (rc {r['rc']}, see {r['recipe']}) | | | | | |")
             continue
-        ratio = r["fid"] / ref["fid"] if ref else float("nan")
-        g = r.get("grad_norm_dm") or {}
-        cv = f"{g['cv']:.3f}" if g else ""
-        wall = f"{r['distill_wall_s']:.0f}" if "distill_wall_s" in r else ""
+        ratio = [m["fid"] / ref["fid"] for m in got] if ref else [float("nan")]
+        cv = [m["grad_norm_dm"]["cv"] for m in got if m.get("grad_norm_dm")]
+        wall = [m["distill_wall_s"] for m in got if "distill_wall_s" in m]
         print(
-            f"| {r['row']} | {r['fid']:.2f} | {ratio:.2f} | {r['alignment']:.3f} | {r['per_kind']['single']:.3f} | "
-            f"{cv} | {wall} |"
+            f"| {r['row']} | {len(got)} | {pm([m['fid'] for m in got], 2)} | {pm(ratio, 2)} | "
+            f"{pm([m['alignment'] for m in got], 3)} | {pm([m['per_kind']['single'] for m in got], 3)} | "
+            f"{pm(cv, 3) if cv else ''} | {pm(wall, 0) if wall else ''} |"
         )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=2))
+
+
+STUDENT_RECIPES = {r for _, r, stage in ROWS if stage.startswith("student")}
+
+
+def read_row(run_dir: Path, stage: str) -> dict:
+    """One run's scores for a stage (empty when it has not produced them)."""
+    metrics_file = run_dir / stage / "metrics.json"
+    if not metrics_file.exists():
+        return {}
+    m = json.loads(metrics_file.read_text())
+    row = {k: m[k] for k in ("fid", "fid_real", "alignment", "per_kind")}
+    manifest = run_dir / "distill" / "manifest.json"
+    if stage.startswith("student") and manifest.exists():
+        record = json.loads(manifest.read_text())
+        row["grad_norm_dm"] = record["summary"].get("grad_norm_dm")
+        row["distill_wall_s"] = record["wall_time_s"]
+    return row
+
+
+def pm(values: list[float], digits: int) -> str:
+    """mean ± sample std (just the value for one seed)."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 if __name__ == "__main__":

@@ -134,6 +134,9 @@ def test_cli_trains_attaches_and_refuses(tmp_path, folder, tiny_pipeline_dir):
     summary = json.loads(result.stdout)
     assert summary["attached"] == str(pipe / EVALUATOR_DIR) and summary["concepts"] > 0
     assert family_for(pipe).name == "captioned"
+    scored = runner.invoke(app, ["eval", str(pipe), "--steps", "2", "--num-images", "4", "--grid", str(tmp_path / "g.png")])
+    assert scored.exit_code == 0, scored.output
+    assert "caption concepts found" in scored.output and "real held-out images: alignment" in scored.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "fewstep_evaluator exists; pass --force to replace it" in again.output
     unattached = runner.invoke(app, args[:-3])

@@ -90,6 +90,10 @@ def eval_cmd(
     out.print(f"  fid {result['fid']:.3f} (real-vs-real {result['fid_real']:.3f})  alignment {align}")
     if "clip_score" in result:
         out.print(f"  CLIP score {result['clip_score']:.2f}")
+    if "concept_recall" in result:
+        real = result.get("alignment_real")
+        ceiling = f" (real held-out images: alignment {real:.3f})" if real is not None else ""
+        out.print(f"  caption concepts found {result['concept_recall']:.3f}{ceiling}")
     if result.get("per_category"):
         out.print("  per category: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_category"].items()))
     if result.get("per_kind"):
