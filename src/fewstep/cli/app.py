@@ -46,6 +46,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def example_prompt(bundle: Path) -> str:
+    """A held-out prompt of the bundle's family (for the "try:" hint), quoted for a shell."""
+    import shlex
+
+    try:
+        from fewstep.families import family_named
+
+        manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+        prompt = family_named(manifest["family"]).held_out_prompts(1, Path(manifest["source"]["path"]))[0]
+    except Exception:  # noqa: BLE001 - only a hint: any problem falls back to a plain prompt
+        prompt = "a photo of a red apple on a wooden table"
+    return shlex.quote(prompt)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 

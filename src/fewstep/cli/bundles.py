@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fewstep.cli.app import TRUSTED_KEY_HELP, app, err, fail, out, print_json, require_trusted_keys
+from fewstep.cli.app import TRUSTED_KEY_HELP, app, err, example_prompt, fail, out, print_json, require_trusted_keys
 
 
 @app.command("compile")
@@ -52,7 +52,7 @@ def compile_cmd(
         return
     out.print(f"bundle: {path}  gates {'passed' if report.passed else 'FAILED'} ({len(report.results)} checks)")
     if report.passed:
-        out.print(f'try: fewstep generate {path} "a red circle left of a blue square" -o image.png')
+        out.print(f"try: fewstep generate {path} {example_prompt(path)} -o image.png")
 
 
 def _kind(gate: str) -> str:

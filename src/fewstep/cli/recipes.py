@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fewstep.cli.app import app, err, fail, out, print_json, recipe_app
+from fewstep.cli.app import app, err, example_prompt, fail, out, print_json, recipe_app
 
 
 def rounded(value: Any, digits: int = 4) -> Any:
@@ -83,7 +83,7 @@ def run(
     out.print(table)
     for r in results:
         if r.kind == "compile" and (r.out / "bundle").exists() and r.summary.get("gates_passed", True):
-            out.print(f'try: fewstep generate {r.out / "bundle"} "a red circle left of a blue square" -o image.png')
+            out.print(f"try: fewstep generate {r.out / 'bundle'} {example_prompt(r.out / 'bundle')} -o image.png")
             break
     report = next((r.out / "report.html" for r in results if r.kind == "report"), None)
     if report is not None:
