@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from caption_helpers import scene, write_folder
+from caption_helpers import parse, scene, write_folder
 from fewstep.families import carry_family_files, family_for, open_source
 from fewstep.families.captioned import EVALUATOR_DIR, CaptionEvaluator
 from fewstep.families.captioned.evaluation import CaptionEvaluation
@@ -19,7 +19,7 @@ from fewstep.families.sd3 import ImageFolderSource, is_held_out
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return write_folder(tmp_path_factory.mktemp("captioned") / "data")
+    return write_folder(tmp_path_factory.mktemp("captioned") / "data", n=600, filler=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_held_out_split_is_stable_and_disjoint(folder):
     train = ImageFolderSource(folder, 16, split="train")
     held = ImageFolderSource(folder, 16, split="held_out")
     every = ImageFolderSource(folder, 16, split="all")
-    assert len(train.captions) + len(held.captions) == len(every.captions) == 400
-    assert 20 <= len(held.captions) <= 70
+    assert len(train.captions) + len(held.captions) == len(every.captions) == 600
+    assert 35 <= len(held.captions) <= 90
     assert is_held_out("img0000.png") == is_held_out("img0000.png")
     assert open_source(f"imagefolder:{folder}", 16).captions == train.captions  # training never sees held-out images
     with pytest.raises(ValueError, match="split 'test': allowed: train, held_out, all"):
@@ -58,6 +58,10 @@ def test_evaluator_scores_real_images_high_and_wrong_ones_low(folder, evaluator_
     assert {"red", "left", "red square", "square left"} <= set(ev.vocabulary)
     real = ev.info["real"]
     assert real["alignment"] >= 0.9 and real["concept_recall"] >= 0.95
+    # calibration on half the real held-out images: the filler no image shows is not checked
+    assert "picture" in ev.unchecked and "picture" in ev.info["calibration"]["unchecked"]
+    assert not {"red", "left", "red square"} & set(ev.unchecked)
+    assert 0 < ev.thresholds["red"] < 1 and real["images"] == len(ev.held_out) // 2
     evaluation = CaptionEvaluation(evaluator_dir)
     prompts, specs = evaluation.held_out(60)
     assert prompts == specs and prompts[: len(ev.held_out)] == ev.held_out[:60]
@@ -66,8 +70,8 @@ def test_evaluator_scores_real_images_high_and_wrong_ones_low(folder, evaluator_
     def render(colour_of, side_of):
         out = []
         for p in prompts:
-            words = p.split()
-            out.append(scene(colour_of(words[1]), side_of(words[-1]), rng))
+            colour, side = parse(p)
+            out.append(scene(colour_of(colour), side_of(side), rng))
         return np.stack(out).astype(np.float32) / 255
 
     right = evaluation.score(render(lambda c: c, lambda s: s), specs)
@@ -134,7 +138,9 @@ def test_cli_trains_attaches_and_refuses(tmp_path, folder, tiny_pipeline_dir):
     summary = json.loads(result.stdout)
     assert summary["attached"] == str(pipe / EVALUATOR_DIR) and summary["concepts"] > 0
     assert family_for(pipe).name == "captioned"
-    scored = runner.invoke(app, ["eval", str(pipe), "--steps", "2", "--num-images", "4", "--grid", str(tmp_path / "g.png")])
+    scored = runner.invoke(
+        app, ["eval", str(pipe), "--steps", "2", "--num-images", "4", "--grid", str(tmp_path / "g.png")]
+    )
     assert scored.exit_code == 0, scored.output
     assert "caption concepts found" in scored.output and "real held-out images: alignment" in scored.output
     again = runner.invoke(app, args)
@@ -143,6 +149,10 @@ def test_cli_trains_attaches_and_refuses(tmp_path, folder, tiny_pipeline_dir):
     assert unattached.exit_code == 2 and "already holds an evaluator; pass --force" in unattached.output
     forced = runner.invoke(app, [*args, "--force"])
     assert forced.exit_code == 0, forced.output
+    calibrated = runner.invoke(app, ["evaluator", "calibrate", str(tmp_path / "ev"), "--data", f"imagefolder:{folder}"])
+    assert calibrated.exit_code == 0 and "concepts checked" in calibrated.output, calibrated.output
+    bad_data = runner.invoke(app, ["evaluator", "calibrate", str(tmp_path / "ev"), "--data", "shapes"])
+    assert bad_data.exit_code == 2 and "allowed: imagefolder:PATH" in bad_data.output
     bad = runner.invoke(app, ["evaluator", "train", "--data", "shapes", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "allowed: imagefolder:PATH" in bad.output
     not_pipe = runner.invoke(app, [*args[:6], "--attach", str(tmp_path)])

@@ -64,8 +64,34 @@ def evaluator_train(
     real = evaluator.info["real"]
     out.print(f"evaluator: {output} ({len(evaluator.vocabulary)} concepts)")
     out.print(
-        f"on {evaluator.info['data']['held_out']} real held-out images: alignment {real['alignment']:.3f}, "
+        f"on {real['images']} real held-out images (not used to calibrate): alignment {real['alignment']:.3f}, "
         f"concept recall {real['concept_recall']:.3f}, FID real-vs-real {real['fid_real']:.3f}"
     )
     if attach is not None:
         out.print(f"attached: {attach / EVALUATOR_DIR}")
+
+
+@evaluator_app.command("calibrate")
+def evaluator_calibrate(
+    evaluator: Annotated[Path, typer.Argument(help="evaluator directory (or a pipeline's fewstep_evaluator/)")],
+    data: Annotated[str, typer.Option(help="imagefolder:PATH it was trained on")],
+    min_auc: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="concepts separated less well are not checked")
+    ] = 0.9,
+) -> None:
+    """Decide again, on real held-out images, which caption concepts the evaluator checks."""
+    from fewstep.families.captioned.train import recalibrate
+
+    name, _, path = data.partition(":")
+    if name != "imagefolder" or not path:
+        fail(f"--data {data!r}: allowed: imagefolder:PATH")
+    try:
+        ev = recalibrate(evaluator, Path(path), min_auc)
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    cal, real = ev.info["calibration"], ev.info["real"]
+    out.print(f"{evaluator}: {len(ev.vocabulary) - len(ev.unchecked)} of {len(ev.vocabulary)} concepts checked")
+    if ev.unchecked:
+        out.print("not checked (AUC): " + ", ".join(f"{c} {a:.2f}" for c, a in cal["unchecked"].items()))
+    out.print(f"on {real['images']} real held-out images: alignment {real['alignment']:.3f}, "
+              f"concept recall {real['concept_recall']:.3f}")  # fmt: skip

@@ -1,6 +1,6 @@
 """Scores from a caption evaluator: domain FID against the held-out real images and
 caption-concept alignment, GenEval-style: an image is aligned when every concept of its prompt
-that the evaluator knows is detected (probability >= its threshold)."""
+that the evaluator checks is detected (probability >= that concept's calibrated threshold)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def concept_checks(evaluator: CaptionEvaluator, probs: np.ndarray, captions: lis
         idx = evaluator.known(caption)
         if not idx:
             continue
-        hit = p[idx] >= evaluator.threshold
+        hit = p[idx] >= evaluator.cutoffs[idx]
         aligned.append(bool(hit.all()))
         recall.append(float(hit.mean()))
         for i, h in zip(idx, hit):

@@ -33,13 +33,18 @@ class CaptionEvaluator:
     training: list[str]  # captions of the training split (calibration / ratio-choice prompts)
     reference: dict[str, np.ndarray]  # "held_out", "training": N x F features
     threshold: float = 0.5
-    info: dict[str, Any] = field(default_factory=dict)  # data, training, scores on real images
+    info: dict[str, Any] = field(default_factory=dict)  # data, training, calibration, scores on real images
+    unchecked: list[str] = field(default_factory=list)  # concepts the network cannot see (calibration)
+    thresholds: dict[str, float] = field(default_factory=dict)  # per concept (calibration); else `threshold`
 
     def __post_init__(self) -> None:
-        self.index = {c: i for i, c in enumerate(self.vocabulary)}
+        skip = set(self.unchecked)
+        self.index = {c: i for i, c in enumerate(self.vocabulary) if c not in skip}
+        self.cutoffs = np.array([self.thresholds.get(c, self.threshold) for c in self.vocabulary], np.float32)
 
     def known(self, caption: str) -> list[int]:
-        """Vocabulary indices of the caption's concepts (unknown ones cannot be checked)."""
+        """Vocabulary indices of the caption's checkable concepts (unknown ones, and those that
+        calibration found the images do not show, such as a template's filler words, are not checked)."""
         return [self.index[c] for c in concepts(caption) if c in self.index]
 
     @torch.no_grad()
@@ -68,6 +73,8 @@ class CaptionEvaluator:
             "resolution": self.resolution,
             "threshold": self.threshold,
             "vocabulary": self.vocabulary,
+            "unchecked": self.unchecked,
+            "thresholds": self.thresholds,
             "held_out": self.held_out,
             "training": self.training,
             "info": self.info,
@@ -101,4 +108,6 @@ class CaptionEvaluator:
             reference=load_numpy(str(path / "reference.safetensors")),
             threshold=float(cfg["threshold"]),
             info=dict(cfg.get("info", {})),
+            unchecked=list(cfg.get("unchecked", [])),
+            thresholds={str(k): float(v) for k, v in cfg.get("thresholds", {}).items()},
         )
