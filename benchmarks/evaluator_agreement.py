@@ -39,8 +39,8 @@ ROWS = [
     ("teacher@4 g2.0", "zoo:shapes", 4, 2.0, INTERVAL),
     ("teacher@2 g2.0", "zoo:shapes", 2, 2.0, INTERVAL),
     ("student@4 (zoo:shapes-flash)", "zoo:shapes-flash", 4, 1.0, None),
-    ("student@4 scheduler grid", "runs/ablations/scheduler-grid/student-4", 4, 1.0, None),
-    ("student@4 scheduler grid shift 6", "runs/ablations/scheduler-grid-shift6/student-4", 4, 1.0, None),
+    ("student@4 scheduler grid", "runs/ablations/scheduler-grid/distill", 4, 1.0, None),
+    ("student@4 scheduler grid shift 6", "runs/ablations/scheduler-grid-shift6/distill", 4, 1.0, None),
 ]
 
 
@@ -50,12 +50,19 @@ def main() -> None:
     ap.add_argument("--num-images", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cache", type=Path, default=None, help="JSONL of finished rows: kept, and rows in it skipped")
     args = ap.parse_args()
+    done = {}
+    if args.cache is not None and args.cache.exists():
+        done = {r["row"]: r for r in map(json.loads, args.cache.read_text().splitlines()) if r.get("row")}
     caption, exact = CaptionEvaluation(args.evaluator), ShapesEvaluation()
     rows = []
     for label, model, steps, guidance, interval in ROWS:
         if not model.startswith("zoo:") and not Path(model).exists():
             print(f"# skipped {label}: {model} not found (see docs/benchmarks.md for how it was made)")
+            continue
+        if label in done:
+            rows.append(done[label])
             continue
         cfg = GenerationConfig(steps=steps, num_images=args.num_images, seed=args.seed, guidance=guidance,
                                guidance_interval=interval, progress=False)  # fmt: skip
@@ -66,6 +73,9 @@ def main() -> None:
             row[name] = {k: r[k] for k in ("fid", "fid_real", "alignment")}
         row["wall_s"] = round(time.perf_counter() - start, 1)
         rows.append(row)
+        if args.cache is not None:
+            with open(args.cache, "a") as f:
+                f.write(json.dumps(row) + "\n")
         if not args.json:
             e, c = row["exact"], row["caption"]
             line = f"{label:<34} exact FID {e['fid']:7.3f} align {e['alignment']:.3f} | "

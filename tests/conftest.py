@@ -71,9 +71,9 @@ def caption_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_caption_evaluator(tmp_path_factory, caption_folder) -> Path:
-    """A caption evaluator of that folder, trained for a few steps (wiring, not quality)."""
+    """A caption evaluator of that folder, trained briefly (enough that calibration keeps concepts)."""
     from fewstep.families.captioned.train import EvaluatorConfig, train_caption_evaluator
 
     root = tmp_path_factory.mktemp("caption-evaluator")
-    cfg = EvaluatorConfig(steps=3, batch=8, width=8, features=16, min_count=2, progress=False)
+    cfg = EvaluatorConfig(steps=150, batch=32, width=8, features=16, lr=3e-3, min_count=2, progress=False)
     return train_caption_evaluator(caption_folder, 16, root / "ev", cfg, root / "work")

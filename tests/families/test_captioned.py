@@ -132,14 +132,14 @@ def test_cli_trains_attaches_and_refuses(tmp_path, folder, tiny_pipeline_dir):
     pipe = tmp_path / "pipe"
     shutil.copytree(tiny_pipeline_dir, pipe)
     args = ["evaluator", "train", "--data", f"imagefolder:{folder}", "-o", str(tmp_path / "ev"), "--resolution", "16",
-            "--steps", "3", "--batch", "8", "--min-count", "2", "--attach", str(pipe), "--json"]  # fmt: skip
+            "--steps", "150", "--batch", "32", "--min-count", "2", "--attach", str(pipe), "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["attached"] == str(pipe / EVALUATOR_DIR) and summary["concepts"] > 0
     assert family_for(pipe).name == "captioned"
     scored = runner.invoke(
-        app, ["eval", str(pipe), "--steps", "2", "--num-images", "4", "--grid", str(tmp_path / "g.png")]
+        app, ["eval", str(pipe), "--steps", "2", "--num-images", "8", "--grid", str(tmp_path / "g.png")]
     )
     assert scored.exit_code == 0, scored.output
     assert "caption concepts found" in scored.output and "real held-out images: alignment" in scored.output

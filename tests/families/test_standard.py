@@ -129,7 +129,7 @@ def test_standard_evaluation_scores_fid_and_clip_score(networks):
     assert prompts == ["a red circle", "two blue squares"] * 5 and specs == prompts
     from fewstep.families.sd3 import ImageFolderSource
 
-    real = ImageFolderSource(networks["reference"], 32).images
+    real = ImageFolderSource(networks["reference"], 32, split="all").images
     noise = np.random.default_rng(2).random((24, 32, 32, 3)).astype(np.float32)
     close, far = evaluation.score(real, prompts[:2] * 12), evaluation.score(noise, prompts[:2] * 12)
     assert close["fid"] == pytest.approx(0.0, abs=1e-6)  # the reference against itself

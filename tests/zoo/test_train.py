@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from fewstep import training as train_mod
 from fewstep.families import open_source
-from fewstep.zoo import train_loop as train_mod
 from fewstep.zoo.train import TrainConfig, train_all
 
 

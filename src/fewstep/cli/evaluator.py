@@ -92,6 +92,7 @@ def evaluator_calibrate(
     cal, real = ev.info["calibration"], ev.info["real"]
     out.print(f"{evaluator}: {len(ev.vocabulary) - len(ev.unchecked)} of {len(ev.vocabulary)} concepts checked")
     if ev.unchecked:
-        out.print("not checked (AUC): " + ", ".join(f"{c} {a:.2f}" for c, a in cal["unchecked"].items()))
+        shown = [f"{c} {a:.2f}" if isinstance(a, float) else f"{c} (pair)" for c, a in cal["unchecked"].items()]
+        out.print("not checked (AUC): " + ", ".join(shown))
     out.print(f"on {real['images']} real held-out images: alignment {real['alignment']:.3f}, "
               f"concept recall {real['concept_recall']:.3f}")  # fmt: skip

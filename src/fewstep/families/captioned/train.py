@@ -136,13 +136,16 @@ def calibrate(evaluator: CaptionEvaluator, held: ImageFolderSource, min_auc: flo
         if aucs[concept] < min_auc:
             unchecked.append(concept)
         thresholds[concept] = youden_threshold(pos, neg)
+    # A pair with an unseen word says nothing its other word does not ("picture red" is "red").
+    unseen = set(unchecked)
+    unchecked += [c for c in evaluator.vocabulary if " " in c and c not in unseen and unseen & set(c.split())]
     evaluator.unchecked, evaluator.thresholds = unchecked, thresholds
     evaluator.__post_init__()
     evaluator.info["calibration"] = {
         "images": len(cal),
         "min_auc": min_auc,
         "tested": len(aucs),
-        "unchecked": {c: round(aucs[c], 3) for c in unchecked},
+        "unchecked": {c: round(aucs[c], 3) if c in aucs else "pair with an unseen word" for c in unchecked},
     }
     real = concept_checks(evaluator, probs[rep], [held.captions[i] for i in rep])
     evaluator.info["real"] = {**evaluator.info.get("real", {}), **real, "images": len(rep)}
