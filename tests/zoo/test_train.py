@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from fewstep import training as train_mod
 from fewstep.families import open_source
+from fewstep.zoo import train_loop as zoo_loop
 from fewstep.zoo.train import TrainConfig, train_all
 
 
@@ -108,14 +109,14 @@ def test_compiled_forward_falls_back_to_eager_when_compiling_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(train_mod.shutil, "which", lambda name: "/usr/bin/g++")
-    forward = train_mod.compiled_forward(model, enabled=True)
+    monkeypatch.setattr(zoo_loop.shutil, "which", lambda name: "/usr/bin/g++")
+    forward = zoo_loop.compiled_forward(model, enabled=True)
     forward.compiled = broken
     x = torch.randn(3, 4)
     with pytest.warns(UserWarning, match="torch.compile failed"):
         out = forward(x)
     torch.testing.assert_close(out, model(x))
     assert forward.compiled is None  # reported once, eager from then on
-    assert train_mod.compiled_forward(model, enabled=False) is model
-    monkeypatch.setattr(train_mod.shutil, "which", lambda name: None)
-    assert train_mod.compiled_forward(model, enabled=True) is model
+    assert zoo_loop.compiled_forward(model, enabled=False) is model
+    monkeypatch.setattr(zoo_loop.shutil, "which", lambda name: None)
+    assert zoo_loop.compiled_forward(model, enabled=True) is model
