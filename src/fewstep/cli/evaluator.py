@@ -12,6 +12,14 @@ import typer
 from fewstep.cli.app import evaluator_app, fail, out, print_json
 
 
+def _folder(data: str) -> Path:
+    """The folder of `--data imagefolder:PATH` (anything else is refused by name)."""
+    name, _, path = data.partition(":")
+    if name != "imagefolder" or not path:
+        fail(f"--data {data!r}: allowed: imagefolder:PATH")
+    return Path(path)
+
+
 @evaluator_app.command("train")
 def evaluator_train(
     data: Annotated[str, typer.Option(help="imagefolder:PATH (metadata.jsonl with file_name and text)")],
@@ -34,9 +42,7 @@ def evaluator_train(
     from fewstep.families.captioned.train import EvaluatorConfig, train_caption_evaluator
     from fewstep.fsutil import atomic_dir
 
-    name, _, path = data.partition(":")
-    if name != "imagefolder" or not path:
-        fail(f"--data {data!r}: allowed: imagefolder:PATH")
+    folder = _folder(data)
     if attach is not None:
         if not (attach / "model_index.json").is_file():
             fail(f"--attach {attach}: not a pipeline directory (no model_index.json)")
@@ -48,7 +54,7 @@ def evaluator_train(
         shutil.rmtree(output)
     cfg = EvaluatorConfig(steps=steps, batch=batch, seed=seed, min_count=min_count, progress=not as_json)
     try:
-        train_caption_evaluator(Path(path), resolution, output, cfg, output.parent / f".{output.name}-work")
+        train_caption_evaluator(folder, resolution, output, cfg, output.parent / f".{output.name}-work")
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     evaluator = CaptionEvaluator.load(output)
@@ -82,11 +88,9 @@ def evaluator_calibrate(
     """Decide again, on real held-out images, which caption concepts the evaluator checks."""
     from fewstep.families.captioned.train import recalibrate
 
-    name, _, path = data.partition(":")
-    if name != "imagefolder" or not path:
-        fail(f"--data {data!r}: allowed: imagefolder:PATH")
+    folder = _folder(data)
     try:
-        ev = recalibrate(evaluator, Path(path), min_auc)
+        ev = recalibrate(evaluator, folder, min_auc)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     cal, real = ev.info["calibration"], ev.info["real"]

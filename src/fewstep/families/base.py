@@ -29,6 +29,19 @@ class DataSource(Protocol):
     def sample(self, rng: np.random.Generator, n: int) -> CaptionedBatch: ...
 
 
+def cycled_prompts(captions: list[str], n: int) -> tuple[list[str], list[Any]]:
+    """n prompts from `captions` in order (cycled when more are asked for); specs are the prompts."""
+    prompts = [captions[i % len(captions)] for i in range(n)]
+    return prompts, list(prompts)
+
+
+def drawn_prompts(captions: list[str], n: int, seed: int) -> tuple[list[str], list[Any]]:
+    """n prompts drawn from `captions` with `seed` (with replacement); specs are the prompts."""
+    idx = np.random.default_rng(seed).integers(0, len(captions), n)
+    prompts = [captions[i] for i in idx]
+    return prompts, list(prompts)
+
+
 class Evaluation(ABC):
     """Scores images generated for prompts whose content is known (`specs`)."""
 

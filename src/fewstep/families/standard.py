@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from fewstep.config import StrictModel
-from fewstep.families.base import Evaluation
+from fewstep.families.base import Evaluation, cycled_prompts, drawn_prompts
 
 
 def _existing(path: Path | None, what: str) -> Path | None:
@@ -198,15 +198,10 @@ class StandardEvaluation(Evaluation):
         return {k: Path(v) for k, v in named.items() if v is not None}
 
     def held_out(self, n: int) -> tuple[list[str], list[Any]]:
-        captions = self._reference.captions
-        prompts = [captions[i % len(captions)] for i in range(n)]
-        return prompts, list(prompts)
+        return cycled_prompts(self._reference.captions, n)
 
     def training(self, n: int, seed: int) -> tuple[list[str], list[Any]]:
-        captions = self._reference.captions
-        idx = np.random.default_rng(seed).integers(0, len(captions), n)
-        prompts = [captions[i] for i in idx]
-        return prompts, list(prompts)
+        return drawn_prompts(self._reference.captions, n, seed)
 
     def score(self, images: np.ndarray, specs: list[Any]) -> dict[str, Any]:
         from fewstep.families.frechet import frechet_distance

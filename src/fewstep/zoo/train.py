@@ -90,10 +90,9 @@ def train_folder_evaluator(cfg: TrainConfig, out: Path) -> None:
     ecfg = EvaluatorConfig(
         steps=cfg.evaluator_steps, seed=cfg.seed + 1, checkpoint_every=cfg.checkpoint_every, progress=cfg.progress
     )
-    folder = Path(cfg.data.partition(":")[2])
     try:
         train_caption_evaluator(
-            folder, cfg.family.resolution, out / "caption_evaluator", ecfg, out / "work" / "caption"
+            _folder_path(cfg), cfg.family.resolution, out / "caption_evaluator", ecfg, out / "work" / "caption"
         )
     except TooFewHeldOut as e:
         warnings.warn(f"no caption evaluator: {e}", UserWarning, stacklevel=2)
@@ -252,7 +251,11 @@ def fit_text(cfg: TrainConfig) -> tuple[TrainConfig, dict]:
 
 
 def _folder(cfg: TrainConfig, split: str) -> ImageFolderSource:
-    return ImageFolderSource(Path(cfg.data.partition(":")[2]), cfg.family.resolution, split=split)
+    return ImageFolderSource(_folder_path(cfg), cfg.family.resolution, split=split)
+
+
+def _folder_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.data.partition(":")[2])
 
 
 def init_pipeline(cfg: TrainConfig) -> Path:

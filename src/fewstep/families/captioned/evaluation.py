@@ -4,12 +4,13 @@ that the evaluator checks is detected (probability >= that concept's calibrated 
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fewstep.families.base import Evaluation
+from fewstep.families.base import Evaluation, cycled_prompts, drawn_prompts
 from fewstep.families.captioned.store import CaptionEvaluator
 from fewstep.families.frechet import frechet_distance
 
@@ -43,27 +44,19 @@ class CaptionEvaluation(Evaluation):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._evaluator: CaptionEvaluator | None = None
 
-    @property
+    @cached_property
     def evaluator(self) -> CaptionEvaluator:
-        if self._evaluator is None:
-            self._evaluator = CaptionEvaluator.load(self.path)
-        return self._evaluator
+        return CaptionEvaluator.load(self.path)
 
     def inputs(self) -> dict[str, Path]:
         return {"evaluator": self.path}
 
     def held_out(self, n: int) -> tuple[list[str], list[Any]]:
-        captions = self.evaluator.held_out
-        prompts = [captions[i % len(captions)] for i in range(n)]
-        return prompts, list(prompts)
+        return cycled_prompts(self.evaluator.held_out, n)
 
     def training(self, n: int, seed: int) -> tuple[list[str], list[Any]]:
-        captions = self.evaluator.training
-        idx = np.random.default_rng(seed).integers(0, len(captions), n)
-        prompts = [captions[i] for i in idx]
-        return prompts, list(prompts)
+        return drawn_prompts(self.evaluator.training, n, seed)
 
     def score(self, images: np.ndarray, specs: list[Any]) -> dict[str, Any]:
         if not np.isfinite(images).all():

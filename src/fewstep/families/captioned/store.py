@@ -38,9 +38,14 @@ class CaptionEvaluator:
     thresholds: dict[str, float] = field(default_factory=dict)  # per concept (calibration); else `threshold`
 
     def __post_init__(self) -> None:
-        skip = set(self.unchecked)
+        self.calibrated(self.unchecked, self.thresholds)
+
+    def calibrated(self, unchecked: list[str], thresholds: dict[str, float]) -> None:
+        """Set what calibration decided, and the lookups derived from it."""
+        self.unchecked, self.thresholds = unchecked, thresholds
+        skip = set(unchecked)
         self.index = {c: i for i, c in enumerate(self.vocabulary) if c not in skip}
-        self.cutoffs = np.array([self.thresholds.get(c, self.threshold) for c in self.vocabulary], np.float32)
+        self.cutoffs = np.array([thresholds.get(c, self.threshold) for c in self.vocabulary], np.float32)
 
     def known(self, caption: str) -> list[int]:
         """Vocabulary indices of the caption's checkable concepts (unknown ones, and those that

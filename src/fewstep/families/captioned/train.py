@@ -96,7 +96,7 @@ def train_caption_evaluator(folder: Path, resolution: int, out: Path, cfg: Evalu
         reference={},
         threshold=cfg.threshold,
     )
-    _, held_feats = evaluator.predict(held.images)
+    held_probs, held_feats = evaluator.predict(held.images)
     _, train_feats = evaluator.predict(train.images[pick])
     evaluator.reference = {"held_out": held_feats, "training": train_feats}
     evaluator.info = {
@@ -109,27 +109,32 @@ def train_caption_evaluator(folder: Path, resolution: int, out: Path, cfg: Evalu
         "training": asdict(cfg),
         "real": {"fid_real": frechet_distance(train_feats, held_feats)},
     }
-    calibrate(evaluator, held, cfg.min_auc)
+    calibrate(evaluator, held, cfg.min_auc, held_probs)
     with atomic_dir(out) as tmp:
         evaluator.save(tmp)
     return out
 
 
-def calibrate(evaluator: CaptionEvaluator, held: ImageFolderSource, min_auc: float = 0.9) -> None:
+def calibrate(
+    evaluator: CaptionEvaluator, held: ImageFolderSource, min_auc: float = 0.9, probs: np.ndarray | None = None
+) -> None:
     """Which concepts the images show, from real held-out images: on the even-numbered half, a
     concept whose probability separates the images whose caption states it from the others with a
     ROC AUC below `min_auc` is not checked (a caption template's filler words, say "picture",
     which no image shows), and each concept's threshold is the one with the best true-minus-false
     positive rate there. Concepts with fewer than 5 positives or negatives keep the default.
-    The real-image scores (the ceiling) come from the odd-numbered half, not used to calibrate."""
+    The real-image scores (the ceiling) come from the odd-numbered half, not used to calibrate.
+    `probs`: the evaluator's predictions for `held.images` when already made."""
     from scipy.stats import mannwhitneyu
 
-    probs, _ = evaluator.predict(held.images)
+    if probs is None:
+        probs, _ = evaluator.predict(held.images)
     cal, rep = np.arange(0, len(probs), 2), np.arange(1, len(probs), 2)
     y = _targets([held.captions[i] for i in cal], {c: i for i, c in enumerate(evaluator.vocabulary)}) > 0
+    p_cal = probs[cal]
     unchecked, aucs, thresholds = [], {}, {}
     for j, concept in enumerate(evaluator.vocabulary):
-        pos, neg = probs[cal][y[:, j], j], probs[cal][~y[:, j], j]
+        pos, neg = p_cal[y[:, j], j], p_cal[~y[:, j], j]
         if len(pos) < 5 or len(neg) < 5:
             continue
         aucs[concept] = float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
@@ -139,8 +144,7 @@ def calibrate(evaluator: CaptionEvaluator, held: ImageFolderSource, min_auc: flo
     # A pair with an unseen word says nothing its other word does not ("picture red" is "red").
     unseen = set(unchecked)
     unchecked += [c for c in evaluator.vocabulary if " " in c and c not in unseen and unseen & set(c.split())]
-    evaluator.unchecked, evaluator.thresholds = unchecked, thresholds
-    evaluator.__post_init__()
+    evaluator.calibrated(unchecked, thresholds)
     evaluator.info["calibration"] = {
         "images": len(cal),
         "min_auc": min_auc,
