@@ -1,6 +1,6 @@
 """The `fewstep` command line (typer), one module per command group:
 `recipes` (run, recipe check/schema), `models` (distill, eval), `bundles` (compile, gate,
-generate), `signing` (keygen, sign), `evaluator` (train), `system` (version, targets, doctor,
+generate), `signing` (keygen, sign), `evaluator` (train, calibrate), `system` (version, targets, doctor,
 conformance), `zoo` (the toy family)."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """`fewstep evaluator train`: a caption evaluator for any captioned image folder, optionally
-attached to a pipeline so eval, distribution gates and the split-ratio choice can score it."""
+attached to a pipeline so eval, distribution gates and the split-ratio choice can score it;
+`fewstep evaluator calibrate`: redo its calibration without retraining."""
 
 from __future__ import annotations
 
