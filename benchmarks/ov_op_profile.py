@@ -19,6 +19,14 @@ from pathlib import Path
 import numpy as np
 
 GEMM_OPS = ("FullyConnected", "MatMul", "Convolution")  # FullyConnectedCompressed: compressed weights
+# attention: the fused kernels, or its pieces where they stay apart (MatMul = activation x
+# activation: the CPU plugin turns every MatMul with constant weights into a FullyConnected)
+ATTENTION_OPS = ("ScaledDotProductAttention", "MHA", "Softmax", "MatMul")
+
+
+def attention_ms(by: dict[tuple[str, str], float]) -> float:
+    """Milliseconds in attention (the scores, softmax and weighted sum) of one profiled run."""
+    return sum(ms for (op, _), ms in by.items() if op in ATTENTION_OPS)
 
 
 def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str, str], float], float]:
@@ -67,6 +75,8 @@ def main() -> None:
         print(f"| {op} | {kernel} | {ms:.1f} | {ms / total:.1%} |")
     gemm = sum(ms for (op, _), ms in by.items() if op.startswith(GEMM_OPS))
     print(f"GEMM-type ops ({', '.join(op + '*' for op in GEMM_OPS)}): {gemm:.1f} ms = {gemm / total:.1%}")
+    att = attention_ms(by)
+    print(f"attention ({', '.join(ATTENTION_OPS)}): {att:.1f} ms = {att / total:.1%}")
     print(f"(the run with the median wall time of {a.repeats})")
 
 

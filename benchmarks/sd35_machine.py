@@ -59,7 +59,10 @@ def w_machine(a) -> dict:
     tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
     m, k, n = tokens, 1536, 6144  # the MLP up-projection of one block
     flops = 2 * m * k * n
-    out: dict = {"gemm": {"m": m, "k": k, "n": n}}
+    from fewstep.cpu.isa import detect
+
+    isa = detect()
+    out: dict = {"gemm": {"m": m, "k": k, "n": n}, "isa": isa.name if isa else "unknown"}
     core = ov.Core()
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     for label, int8 in (("openvino_fp32", False), ("openvino_int8", True)):

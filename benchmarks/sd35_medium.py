@@ -15,8 +15,10 @@ Rows:
   "T5 kept" rows: fp32 beside fp32/fp16-weights transformers, int8 weights otherwise);
 - `diffusers`: `StableDiffusion3Pipeline` eager fp32 with CFG (guidance 4.5): a few steps
   timed, the 28- and 4-step totals = encoders + steps x median step + VAE decode;
-- `optimum/fp32`, `optimum/int8`: optimum-intel's `OVStableDiffusion3Pipeline` export (its
-  own virtual environment, created here) at 4 steps, guidance 1 (a distilled student);
+- `optimum/<mode>`: optimum-intel's `OVStableDiffusion3Pipeline` (its own virtual environment,
+  created here) at 4 steps, guidance 1 (a distilled student); modes fp32, int8 and int4 weights,
+  hybrid int8 and static int8 (W8A8), the calibrated two on fewstep's calibration prompts
+  (same count, same sampling): `benchmarks/sd35_optimum_peer.py`;
 - `<target>/<precision>[/no-t5][/vae-int8]`: fewstep bundles at 4 steps, guidance 1, transformer
   in that precision (weight-only rows: the CLIP encoders too; int8: static W8A8 transformer and
   VAE decoder, int8-weights CLIP; VAE fp32 otherwise). The model has no T5: plain rows keep the
@@ -43,22 +45,33 @@ from sd35_machine import w_machine, w_t5
 from sd35_report import report
 from sd35_workers import (
     FEWSTEP_ROWS,
+    OPTIMUM_MODES,
     PROMPT,
     ROOT,
     STEPS,
+    VAE_CALIBRATION_PROMPTS,
     peer_model,
     w_build,
     w_diffusers,
     w_model,
+    w_profile,
     w_run,
     write_json,
 )
 
-WORKERS = {"model": w_model, "machine": w_machine, "t5": w_t5, "diffusers": w_diffusers, "build": w_build, "run": w_run}
+WORKERS = {
+    "model": w_model,
+    "machine": w_machine,
+    "t5": w_t5,
+    "diffusers": w_diffusers,
+    "build": w_build,
+    "run": w_run,
+    "profile": w_profile,
+}
 
 
 def rows_of(only: list[str] | None) -> list[str]:
-    rows = ["model", "machine", "t5", "diffusers", "optimum/fp32", "optimum/int8"]
+    rows = ["model", "machine", "t5", "diffusers", *(f"optimum/{m}" for m in OPTIMUM_MODES)]
     rows += FEWSTEP_ROWS
     if not only:
         return rows
@@ -105,6 +118,14 @@ def measure(a, row: str) -> dict | None:
         cmd += ["--mode", row.split("/")[1], "--resolution", str(a.resolution), "--steps", str(STEPS)]
         cmd += ["--export-dir", str(a.work / "optimum" / row.split("/")[1]), "--out", str(out)]
         cmd += ["--repeats", str(a.repeats), "--prompt", PROMPT] + (["--export-only"] if a.build_only else [])
+        if row.split("/")[1].startswith("int8-"):  # calibrated: fewstep's calibration prompts, same count
+            from fewstep.quantize.calibration import calibration_prompts
+            from fewstep.quantize.config import Int8Config
+
+            seed = Int8Config.model_fields["calibration_seed"].default  # fewstep's W8A8 rows use the default
+            prompts = calibration_prompts(a.model, VAE_CALIBRATION_PROMPTS, seed)
+            write_json(a.work / "results" / ".calibration-prompts.json", prompts)
+            cmd += ["--calibration-prompts", str(a.work / "results" / ".calibration-prompts.json")]
         proc = subprocess.run(cmd)
         data = json.loads(out.read_text()) if proc.returncode == 0 and out.exists() else None
         if a.build_only:
@@ -125,6 +146,8 @@ def measure(a, row: str) -> dict | None:
             data = _sub(a, "run", row)
             if data is not None:
                 data.update(built)
+                if row.startswith("openvino-cpu/"):  # the attention share, from the op profile
+                    data.update(_sub(a, "profile", row) or {})
         if not a.keep:
             shutil.rmtree(a.work / "bundles" / row.replace("/", "-"), ignore_errors=True)
             record.unlink(missing_ok=True)
@@ -137,7 +160,7 @@ def measure(a, row: str) -> dict | None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--resolution", type=int, choices=(256, 512), default=256)
+    ap.add_argument("--resolution", type=int, choices=(256, 512, 1024), default=256)
     ap.add_argument("--json", action="store_true", help="print the ratios as a JSON last line")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "sd35-medium-bench")
     ap.add_argument("--only", nargs="+", default=None, help="rows to measure (the model is always built)")

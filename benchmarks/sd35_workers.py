@@ -62,6 +62,17 @@ FEWSTEP_ROWS = [
 OPTIONS = ("no-t5", "vae-int8")
 
 
+# optimum-intel's modes (benchmarks/sd35_optimum_peer.py) and their table labels
+OPTIMUM_MODES = ("fp32", "int8", "int8-hybrid", "int8-full", "int4")
+OPTIMUM_LABELS = {
+    "fp32": "fp32",
+    "int8": "int8 weights",
+    "int8-hybrid": "hybrid int8 (int8 weights + static int8 activations)",
+    "int8-full": "static int8 (W8A8, --quant-mode int8)",
+    "int4": "int4 weights",
+}
+
+
 def parse_row(row: str) -> tuple[str, str, set[str]]:
     target, precision, *opts = row.split("/")
     unknown = set(opts) - set(OPTIONS)
@@ -74,7 +85,7 @@ def dir_mb(path: Path) -> float:
     return dir_size(path) / 2**20
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict | list) -> None:
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
@@ -271,4 +282,21 @@ def w_run(a) -> dict:
         "peak_rss_mb": peak_rss_mb(),
         "size_mb": dir_mb(path),
         "precision": json.loads((path / "manifest.json").read_text())["precision"],
+    }
+
+
+def w_profile(a) -> dict:
+    """The transformer's op profile (OpenVINO's per-node counters, one run after a warm-up): the
+    attention share of the step and the top op types."""
+    from ov_op_profile import attention_ms, profile
+
+    by, wall_ms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
+    total = sum(by.values())
+    top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "profile_wall_ms": wall_ms,
+        "profile_counted_ms": total,
+        "attention_ms": attention_ms(by),
+        "attention_share": attention_ms(by) / total if total else float("nan"),
+        "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
