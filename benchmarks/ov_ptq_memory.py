@@ -33,16 +33,17 @@ TEXT_TOKENS = 78  # 77 CLIP tokens + the collapsed null token
 CALIBRATION = 4
 
 
-def _feeds(seed: int) -> dict[str, np.ndarray]:
+def _feeds(seed: int, resolution: int = 256) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    shapes = {NAMES[0]: (1, 16, 32, 32), NAMES[1]: (1, TEXT_TOKENS, 4096), NAMES[2]: (1, 2048)}
+    side = resolution // 8  # the VAE's latent grid
+    shapes = {NAMES[0]: (1, 16, side, side), NAMES[1]: (1, TEXT_TOKENS, 4096), NAMES[2]: (1, 2048)}
     feeds = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
     feeds[NAMES[3]] = np.array([1000.0 * (seed % 4 + 1) / 4], np.float32)  # the student's timesteps
     return feeds
 
 
-def build_ir(layers: int, work: Path) -> Path:
-    xml = work / f"transformer-{layers}.xml"
+def build_ir(layers: int, work: Path, resolution: int = 256) -> Path:
+    xml = work / (f"transformer-{layers}.xml" if resolution == 256 else f"transformer-{layers}-{resolution}px.xml")
     if xml.exists():
         return xml
     import openvino as ov
@@ -51,7 +52,7 @@ def build_ir(layers: int, work: Path) -> Path:
     from fewstep.zoo.sd35_medium import SD35Config, build_transformer
 
     dual = tuple(range(min(13, layers) // 2))  # SD3.5-Medium: dual attention in about half the blocks
-    cfg = SD35Config(resolution=256).scaled(transformer={"num_layers": layers, "dual_attention_layers": dual})
+    cfg = SD35Config(resolution=resolution).scaled(transformer={"num_layers": layers, "dual_attention_layers": dual})
     torch.manual_seed(0)
     transformer = build_transformer(cfg).eval()
 
@@ -63,7 +64,7 @@ def build_ir(layers: int, work: Path) -> Path:
         def forward(self, x, c, p, t):
             return self.t(hidden_states=x, encoder_hidden_states=c, pooled_projections=p, timestep=t)[0]
 
-    example = tuple(torch.from_numpy(v) for v in _feeds(0).values())
+    example = tuple(torch.from_numpy(v) for v in _feeds(0, resolution).values())
     with torch.no_grad():
         model = ov.convert_model(Wrapped(), example_input=example)
     for port, name in zip(model.inputs, NAMES):

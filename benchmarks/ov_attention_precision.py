@@ -1,0 +1,135 @@
+"""Attention precision in a static int8 (W8A8) SD3.5-Medium transformer: step time and accuracy.
+
+    python benchmarks/ov_attention_precision.py [--layers 2] [--resolution 256 512 1024] [--json]
+
+fewstep's W8A8 OpenVINO transformer (`int8`, mode weights-first) lets NNCF quantize attention's
+inputs, so the CPU plugin runs attention as an int8 MHA subgraph; its other float ops run in
+f32 (fewstep compiles with `INFERENCE_PRECISION_HINT: f32`). At 1024 px the image tokens are
+4096 and attention, not the GEMMs, holds most of the step. This measures, on `--layers`
+real-width blocks (random weights, 77 CLIP tokens + the collapsed null token, the student's
+timesteps), per resolution and in one process:
+
+- `int8-attention / f32`: the W8A8 build fewstep ships (the baseline of every ratio);
+- `int8-attention / bf16`: the same IR compiled with the bf16 inference hint (the remaining
+  float ops in bf16; OpenVINO's own default on CPUs with AVX512-BF16 or AMX);
+- `float-attention / f32` and `/ bf16`: W8A8 GEMMs, attention left out of the PTQ
+  (`IgnoredScope(types=[ScaledDotProductAttention])`), so it runs in the runtime's fused
+  float SDPA kernel at the hint's precision;
+- `fp32 / f32` and `fp32 / bf16`: the float IR, for scale.
+
+Each row: step ms (median of 5 after a warm-up), speed-up vs the baseline, milliseconds in
+attention from the plugin's counters (one profiled run), cosine of the output against the fp32
+IR at f32. bf16 rows are skipped where the CPU has no bf16 arithmetic (OpenVINO would emulate
+or refuse it). Cosines use random weights and inputs; a real bundle's gates decide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from ov_op_profile import attention_ms
+from ov_ptq_memory import CALIBRATION, ROOT, _feeds, build_ir
+from timing import median_seconds
+
+VARIANTS = ("int8-attention", "float-attention", "fp32")
+HINTS = ("f32", "bf16")
+BASELINE = ("int8-attention", "f32")
+
+
+def quantized(xml: Path, variant: str, resolution: int) -> object:
+    """fewstep's weights-first W8A8 (int8 per-channel weights, then static activation ranges),
+    with or without attention's inputs in the PTQ."""
+    import nncf
+    import openvino as ov
+
+    from fewstep.quantize.openvino import quiet_nncf
+
+    quiet_nncf()
+    model = ov.Core().read_model(str(xml))
+    if variant == "fp32":
+        return model
+    model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    kwargs: dict = {"model_type": nncf.ModelType.TRANSFORMER, "subset_size": CALIBRATION}
+    if variant == "float-attention":
+        kwargs["ignored_scope"] = nncf.IgnoredScope(types=["ScaledDotProductAttention"], validate=False)
+    items = [_feeds(i + 1, resolution) for i in range(CALIBRATION)]
+    return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+
+
+def measure(model, hint: str, feeds: dict, repeats: int) -> tuple[float, np.ndarray, float]:
+    import openvino as ov
+
+    core = ov.Core()
+    base = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    request = core.compile_model(model, "CPU", base).create_infer_request()
+    out = np.array(request.infer(feeds)[0])
+    seconds = median_seconds(lambda: request.infer(feeds), repeats=repeats)
+    profiled = core.compile_model(model, "CPU", {**base, "PERF_COUNT": True}).create_infer_request()
+    profiled.infer(feeds)
+    profiled.infer(feeds)
+    by: dict[tuple[str, str], float] = defaultdict(float)
+    for info in profiled.get_profiling_info():
+        by[(info.node_type, info.exec_type)] += info.real_time.total_seconds() * 1e3
+    return seconds, out, attention_ms(by)
+
+
+def has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def run(layers: int, resolution: int, work: Path, repeats: int) -> list[dict]:
+    xml = build_ir(layers, work, resolution)
+    feeds = _feeds(9, resolution)
+    hints = HINTS if has_bf16() else ("f32",)
+    rows, ref = [], None
+    for variant in ("fp32", "int8-attention", "float-attention"):  # fp32 first: the cosine reference
+        start = time.perf_counter()
+        model = quantized(xml, variant, resolution)
+        build_s = time.perf_counter() - start
+        for hint in hints:
+            seconds, out, att = measure(model, hint, feeds, repeats)
+            ref = out if ref is None else ref
+            cosine = float((out * ref).sum() / np.linalg.norm(out) / np.linalg.norm(ref))
+            row = dict(resolution=resolution, variant=variant, hint=hint, step_ms=seconds * 1e3)
+            rows.append(row | dict(attention_ms=att, cosine=cosine, quantize_s=build_s))
+            print(json.dumps(rows[-1]), flush=True)
+    base = next(r for r in rows if (r["variant"], r["hint"]) == BASELINE)
+    for r in rows:
+        r["speedup_vs_baseline"] = base["step_ms"] / r["step_ms"]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--resolution", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "ov-ptq-memory")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    from fewstep.cpu.isa import detect
+
+    rows = [r for res in a.resolution for r in run(a.layers, res, a.work, a.repeats)]
+    isa = detect()
+    print(f"\nSD3.5-Medium transformer, {a.layers} real-width blocks; CPU ISA: {isa.name if isa else 'unknown'}")
+    print("| px | attention | inference precision | step ms | vs shipped W8A8 | attention ms | cosine vs fp32 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['resolution']} | {r['variant']} | {r['hint']} | {r['step_ms']:.0f} | "
+            f"{r['speedup_vs_baseline']:.2f}x | {r['attention_ms']:.0f} | {r['cosine']:.5f} |"
+        )
+    if a.json:
+        print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
