@@ -28,11 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from ov_op_profile import attention_ms
+from ov_op_profile import attention_ms, attention_nodes, by_op
 from ov_ptq_memory import CALIBRATION, ROOT, _feeds, build_ir
 from timing import median_seconds
 
@@ -69,13 +68,11 @@ def measure(model, hint: str, feeds: dict, repeats: int) -> tuple[float, np.ndar
     request = core.compile_model(model, "CPU", base).create_infer_request()
     out = np.array(request.infer(feeds)[0])
     seconds = median_seconds(lambda: request.infer(feeds), repeats=repeats)
-    profiled = core.compile_model(model, "CPU", {**base, "PERF_COUNT": True}).create_infer_request()
+    compiled = core.compile_model(model, "CPU", {**base, "PERF_COUNT": True})
+    profiled = compiled.create_infer_request()
     profiled.infer(feeds)
     profiled.infer(feeds)
-    by: dict[tuple[str, str], float] = defaultdict(float)
-    for info in profiled.get_profiling_info():
-        by[(info.node_type, info.exec_type)] += info.real_time.total_seconds() * 1e3
-    return seconds, out, attention_ms(by)
+    return seconds, out, attention_ms(by_op(profiled, attention_nodes(compiled, model)))
 
 
 def has_bf16() -> bool:

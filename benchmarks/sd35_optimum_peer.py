@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 
@@ -113,7 +114,6 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true")
     a = ap.parse_args()
 
-    import optimum.intel
     from optimum.intel import OVStableDiffusion3Pipeline
 
     ov_config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}  # same arithmetic as fewstep
@@ -184,7 +184,7 @@ def main() -> None:
         "load_s": load_s,
         "peak_rss_mb": peak_rss_mb(),
         "size_mb": size,
-        "optimum_intel_version": getattr(optimum.intel, "__version__", "?"),
+        "versions": {name: version(name) for name in ("optimum-intel", "openvino", "nncf", "diffusers")},
         "mode": MODE_LABELS[a.mode],
     }
     Path(a.out).write_text(json.dumps(result, indent=1))
