@@ -3,9 +3,10 @@
     python benchmarks/ov_op_profile.py BUNDLE [--component transformer] [--repeats 3] [--top 15]
 
 Compiles one component of a bundle as the runtime does (its IR's runtime options apply, e.g.
-the dynamic-quantization group), runs it on random inputs of its static shapes, and sums the
-plugin's per-node counters by (layer type, kernel) over the median run. The GEMM share next to
-the rest shows how far a step can fall toward the GEMM-only compute floor.
+the dynamic-quantization group; the manifest's inference precision), runs it on random inputs
+of its static shapes, and sums the plugin's per-node counters by (layer type, kernel) over the
+median run. The GEMM share next to the rest shows how far a step can fall toward the GEMM-only
+compute floor.
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str,
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     comp = manifest["components"][component]
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
+    from fewstep.targets.openvino_cpu import bf16_available
+
     core = ov.Core()
+    hint = manifest.get("inference_precision", "f32")  # as the runtime compiles it
+    hint = "f32" if hint == "bf16" and not bf16_available(core) else hint
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)
     attention = attention_nodes(compiled, model)

@@ -129,8 +129,9 @@ def w_machine(a) -> dict:
     return out
 
 
-def _ov_t5_seconds(model, ids, mode: str) -> float:
-    """One T5 forward in OpenVINO (converted from torch by OpenVINO's PyTorch frontend)."""
+def _ov_t5_seconds(model, ids, mode: str, hint: str | None) -> float:
+    """One T5 forward in OpenVINO (converted from torch by OpenVINO's PyTorch frontend), at the
+    inference precision `hint` (None: the plugin's default)."""
     import nncf
     import openvino as ov
     import torch
@@ -140,7 +141,7 @@ def _ov_t5_seconds(model, ids, mode: str) -> float:
 
     with torch.no_grad():
         ir = ov.convert_model(T5Encoder(model), example_input=(ids,))
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": hint} if hint else {})
     if mode != "fp32":  # int8 weights, as fewstep's quantizer writes them (optimum: asymmetric)
         sym = mode == "int8-weights"
         ir = nncf.compress_weights(
@@ -170,7 +171,7 @@ def w_t5(a) -> dict:
             per["torch"][layers] = median_seconds(lambda m=model: m(ids), 3)
         for name, mode in T5_MODES.items():
             if mode is not None:
-                per[name][layers] = _ov_t5_seconds(model, ids, mode)
+                per[name][layers] = _ov_t5_seconds(model, ids, *mode)
         del model
     full_layers = cfg.t5["num_layers"]
     params = sd35.parameter_count(sd35.build_t5, cfg)

@@ -44,6 +44,8 @@ FEWSTEP_ROWS = [
     "openvino-cpu/fp32/no-t5",
     "openvino-cpu/int8",
     "openvino-cpu/int8/no-t5",
+    "openvino-cpu/int8/bf16",
+    "openvino-cpu/int8/no-t5/bf16",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -59,7 +61,8 @@ FEWSTEP_ROWS = [
 ]
 
 
-OPTIONS = ("no-t5", "vae-int8")
+# bf16: the bundle's float arithmetic in bf16 (`inference_precision`), attention left float (`attention: float`)
+OPTIONS = ("no-t5", "vae-int8", "bf16")
 
 
 # optimum-intel's modes (benchmarks/sd35_optimum_peer.py) and their table labels
@@ -144,7 +147,16 @@ def peer_model(a) -> Path:
     return peer
 
 
-T5_MODES = {"torch": None, "openvino_fp32": "fp32", "openvino_int8w": "int8-weights", "optimum_int8w": "int8-asym"}
+# T5-XXL timings: name -> (weights, OpenVINO inference precision hint; None: the plugin's default,
+# which optimum-intel runs: bf16 on CPUs with AVX512-BF16 or AMX)
+T5_MODES = {
+    "torch": None,
+    "openvino_fp32": ("fp32", "f32"),
+    "openvino_int8w": ("int8-weights", "f32"),
+    "openvino_int8w_bf16": ("int8-weights", "bf16"),
+    "optimum_fp32": ("fp32", None),
+    "optimum_int8w": ("int8-asym", None),
+}
 
 
 def _timed(module, name: str, log: dict, method: str = "forward") -> None:
@@ -228,6 +240,10 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
         # the model has no T5: `no-t5` rows collapse its zero slot, the others keep all 256 tokens
         restructure={"collapse_null_tokens": "no-t5" in opts},
     )
+    if "bf16" in opts:  # OpenVINO's fused float attention in bf16 (benchmarks/ov_attention_precision.py)
+        kwargs["inference_precision"] = "bf16"
+        if quant and quant["scheme"] == "int8":
+            quant["attention"] = "float"
     if quant:
         kwargs["quantization"] = quant
     if "vae-int8" in opts:

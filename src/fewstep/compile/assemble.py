@@ -87,6 +87,7 @@ def make_manifest(
         },
         restructure=restructure,
         cpu=cpu,
+        inference_precision=cfg.inference_precision,
         source=source,
         family=family,
         config=cfg.model_dump(mode="json"),

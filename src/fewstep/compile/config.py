@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -98,6 +98,12 @@ class CompileConfig(StrictModel):
         "weights); native: this machine's ISA (full range where it has VNNI; the bundle then refuses CPUs "
         "without); or a list of ISAs, e.g. [avx2, avx512_core_vnni]",
     )
+    inference_precision: Literal["f32", "bf16"] = Field(
+        "f32",
+        description="the runtime's float arithmetic: f32 (the same numerics on every CPU), or bf16 (openvino-cpu: "
+        "AMX / AVX512-BF16 CPUs, OpenVINO's own default there; other CPUs compute f32). Recorded in the bundle; "
+        "the gates measure it",
+    )
     openvino_layout: bool = Field(
         False,
         description="openvino-cpu: the bundle in the diffusers-style OpenVINO layout (model_index.json, "
@@ -175,4 +181,9 @@ class CompileConfig(StrictModel):
                 raise ValueError(
                     f"{where}: {p!r} is not supported by {self.target}; allowed: {', '.join(target.precisions)}"
                 )
+        if self.inference_precision not in target.inference_precisions:
+            raise ValueError(
+                f"inference_precision: {self.inference_precision!r} is not supported by {self.target}; "
+                f"allowed: {', '.join(target.inference_precisions)}"
+            )
         return self

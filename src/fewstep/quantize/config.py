@@ -77,6 +77,13 @@ class Int8Config(_Scheme):
     def _op_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _names(value, INT8_OP_TYPES, "op_types")
 
+    attention: Literal["int8", "float"] | None = Field(
+        None,
+        description="attention's activation x activation MatMuls (QK^T, PV): int8 (quantized like the rest), or "
+        "float: left out of the PTQ, so the runtime runs them in its fused float attention, in the bundle's "
+        "`inference_precision` (bf16 on AMX: 1.8x faster W8A8 steps at 1024 px, benchmarks/ov_attention_precision.py); "
+        "null: the backend's default (OpenVINO, ONNX Runtime: int8; ModelOpt: float)",
+    )
     reduce_range: bool | None = Field(
         None,
         description="7-bit int8 weights, which no u8 x s8 kernel can saturate (CPUs without VNNI); null: from "

@@ -42,6 +42,11 @@ def modelopt_config(scheme: Any) -> dict:
 def quantize_module(module: torch.nn.Module, io: Any, scheme: Any, items: list[dict[str, np.ndarray]], out: Any = None):
     """Fake-quantize the torch `module` in place, calibrated by running it on `items`; return it
     (the quantizer registry's handler for the `modelopt` backend: a module in, a module out)."""
+    if isinstance(scheme, Int8Config) and scheme.attention == "int8":
+        raise ValueError(
+            "int8 attention: 'int8' is not available with ModelOpt (its INT8 config quantizes the "
+            "linear and conv layers; attention stays float); allowed: float, null"
+        )
     input_names = [t.name for t in io.inputs]
     import modelopt.torch.quantization as mtq
 

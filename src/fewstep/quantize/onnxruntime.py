@@ -75,6 +75,17 @@ def _calibrate(model: Path, op_types: list[str], items: list[dict], cache: Path,
     save_tensors_data(ranges, cache)
 
 
+def attention_matmuls(model: Path) -> list[str]:
+    """Names of the MatMuls whose inputs are both computed (attention's QK^T and PV): no
+    initializer, no Constant node on either side. Reads the graph only, not the weights."""
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    constant = {i.name for i in proto.graph.initializer}
+    constant |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in proto.graph.node if n.op_type == "MatMul" and not any(i in constant for i in n.input[:2])]
+
+
 @register_quantizer("onnxruntime", Int8Config)
 def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -116,6 +127,7 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
             op_types_to_quantize=list(cfg.op_types),
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
             use_external_data_format=large,
+            nodes_to_exclude=attention_matmuls(pre) if cfg.attention == "float" else None,
         )
     return dst
 

@@ -52,6 +52,18 @@ def weighted_ops(model) -> list[str]:
     return names
 
 
+def attention_ops(model) -> list[str]:
+    """Names of attention's activation x activation ops: fused ScaledDotProductAttention, and the
+    MatMuls (QK^T, PV) of exported attention, whose inputs are both computed (no constant weight)."""
+    weighted = set(weighted_ops(model))
+    names = []
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind == "ScaledDotProductAttention" or (kind == "MatMul" and op.get_friendly_name() not in weighted):
+            names.append(op.get_friendly_name())
+    return names
+
+
 # Peak RSS of NNCF's `full` PTQ per byte of fp32 model: 2.90x for 4 real-width SD3.5-Medium
 # blocks, against 1.47x for `weights-first` (benchmarks/ov_ptq_memory.py)
 FULL_PTQ_MEMORY = 2.9
@@ -137,9 +149,14 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
         kwargs["preset"] = nncf.QuantizationPreset.MIXED
     else:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+    ignored = []
     if mode is Int8Mode.hybrid:
         # optimum-intel's hybrid scheme: int8 weights for weighted ops, PTQ for the other activations
-        kwargs["ignored_scope"] = nncf.IgnoredScope(names=weighted_ops(ov_model))
+        ignored += weighted_ops(ov_model)
+    if cfg.attention == "float":  # the runtime's fused float attention (bf16 where the bundle asks for it)
+        ignored += attention_ops(ov_model)
+    if ignored:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=ignored, validate=False)
     if mode is not Int8Mode.full:
         # hybrid, weights-first: int8 weights first, so the fp32 model is never compiled for statistics
         # (benchmarks/ov_ptq_memory.py: peak RSS and speed of weights-first against `full`)

@@ -87,7 +87,13 @@ class Bundle:
         for name, comp in manifest.components.items():
             io = ComponentIO.from_json(comp.io.model_dump())
             try:
-                session = target.load(component_folder(root, comp.layout), comp.files, io, threads=threads)
+                session = target.load(
+                    component_folder(root, comp.layout),
+                    comp.files,
+                    io,
+                    threads=threads,
+                    inference_precision=manifest.inference_precision,
+                )
                 sessions[name] = adapted(name, session, comp.layout)
             except (BundleError, ImportError):
                 raise

@@ -132,6 +132,8 @@ class BundleManifest(_Record):
     quantization: dict[str, Any] | None = None
     restructure: dict[str, Any] | None = None
     cpu: CpuRecord | None = None
+    # the runtime's float arithmetic (the target's `inference_precisions`); gates measured it
+    inference_precision: Literal["f32", "bf16"] = "f32"
     source: SourceRecord
     family: str | None = None
     config: dict[str, Any]

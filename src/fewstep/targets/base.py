@@ -93,6 +93,9 @@ class Target(ABC):
     # int8 numerics depend on the x86 ISA (VNNI or not): the compile config's `cpu:` applies,
     # bundles record what they need of the CPU, and gates can run under a lower ISA
     cpu_isa_aware: ClassVar[bool] = False
+    # precisions of the float arithmetic a bundle may ask the runtime for (compile's `inference_precision`);
+    # the first is the default. Any other precision changes numerics, so the gates run with it.
+    inference_precisions: ClassVar[tuple[str, ...]] = ("f32",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -119,6 +122,13 @@ class Target(ABC):
             extra = (self.runtime_extra or self.extra) if runtime else self.extra
             raise MissingExtraError(f"target {self.name!r} needs {', '.join(missing)}: pip install 'fewstep[{extra}]'")
 
+    def check_inference_precision(self, inference_precision: str) -> None:
+        if inference_precision not in self.inference_precisions:
+            raise ValueError(
+                f"target {self.name!r} does not support inference precision {inference_precision!r}; "
+                f"allowed: {', '.join(self.inference_precisions)}"
+            )
+
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
             raise ValueError(
@@ -138,8 +148,16 @@ class Target(ABC):
         """Write the deployable files for one component into `out_dir`; return their names."""
 
     @abstractmethod
-    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
-        """Open a built component for inference."""
+    def load(
+        self,
+        folder: Path,
+        files: list[str],
+        io: ComponentIO,
+        threads: int | None = None,
+        inference_precision: str = "f32",
+    ) -> Session:
+        """Open a built component for inference, its float arithmetic in `inference_precision`
+        (one of `inference_precisions`)."""
 
     def isa_restriction(self, isa: Any) -> Any:
         """How this runtime can be made to run as a CPU of `isa` (a `fewstep.cpu.isa.Isa`

@@ -39,11 +39,24 @@ def dynamic_quant_group(ir) -> int | None:
     return INT8_WEIGHTS_DQ_GROUP if has_int8 else None
 
 
+def bf16_available(core) -> bool:
+    """Whether the CPU plugin computes bf16 here: the CPU has it as OpenVINO reads it (under qemu,
+    the emulated CPU's), and no oneDNN cap below avx512_core_bf16 is in force (under one, a bf16
+    request fails to compile instead of falling back)."""
+    from fewstep.cpu.isa import includes, onednn_cap
+
+    cap = onednn_cap()
+    if cap is not None and not includes(cap.name, "avx512_core_bf16"):
+        return False
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OVSession:
     """A compiled model; outputs by the component's names (`wanted`: an output may carry several
     names, e.g. fewstep's and the OpenVINO ecosystem's on a layout IR)."""
 
     def __init__(self, compiled, wanted: tuple[str, ...] = ()):
+        self.compiled = compiled
         self.request = compiled.create_infer_request()
         ports = list(compiled.outputs)
         named = [next((o for o in ports if w in o.get_names()), None) for w in wanted]
@@ -67,6 +80,9 @@ class OpenVINOCPU(Target):
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16-weights", "int8", "int8-weights", "int4-weights", "mixed")
     cpu_isa_aware: ClassVar[bool] = True
     quant_backend: ClassVar[str | None] = "openvino"
+    # bf16: OpenVINO's own default on CPUs with AVX512-BF16 or AMX (optimum-intel and GenAI run it);
+    # on other CPUs the plugin computes f32 (benchmarks/ov_attention_precision.py: speed and cosine)
+    inference_precisions: ClassVar[tuple[str, ...]] = ("f32", "bf16")
     prefers_static: ClassVar[bool] = True
 
     def isa_restriction(self, isa):
@@ -95,12 +111,23 @@ class OpenVINOCPU(Target):
         ov.save_model(ir, str(xml), compress_to_fp16=precision == "fp16-weights")
         return [xml.name, xml.with_suffix(".bin").name]
 
-    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
+    def load(
+        self,
+        folder: Path,
+        files: list[str],
+        io: ComponentIO,
+        threads: int | None = None,
+        inference_precision: str = "f32",
+    ) -> Session:
+        self.check_inference_precision(inference_precision)
         self.require(runtime=True)
         import openvino as ov
 
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        core = ov.Core()
+        if inference_precision == "bf16" and not bf16_available(core):
+            inference_precision = "f32"  # no bf16 arithmetic here: the exact one
+        config = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(str(Path(folder) / files[0]), "CPU", config)
+        compiled = core.compile_model(str(Path(folder) / files[0]), "CPU", config)
         return OVSession(compiled, tuple(io.outputs))

@@ -1,0 +1,120 @@
+"""Attention left float in a W8A8 bundle, and bf16 inference precision (issue 20, the floor work)."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from pydantic import ValidationError
+
+from fewstep.compile.config import CompileConfig
+from fewstep.runtime.bundle import Bundle
+from fewstep.targets.openvino_cpu import bf16_available
+from quant_helpers import build, transformer_cosines
+
+
+def _attention_like_onnx(path):
+    """x @ wq -> q; q @ x^T -> scores (an activation x activation MatMul); softmax; @ x -> y."""
+    w = numpy_helper.from_array(np.eye(8, dtype=np.float32), "wq")
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"], name="proj"),
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0], name="t"),
+        helper.make_node("MatMul", ["q", "xt"], ["s"], name="qk"),
+        helper.make_node("Softmax", ["s"], ["p"], name="softmax"),
+        helper.make_node("MatMul", ["p", "x"], ["y"], name="pv"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_attention_ops_are_the_activation_matmuls_on_both_backends(tmp_path):
+    import openvino as ov
+
+    from fewstep.quantize.onnxruntime import attention_matmuls
+    from fewstep.quantize.openvino import attention_ops, weighted_ops
+
+    path = _attention_like_onnx(tmp_path / "a.onnx")
+    assert attention_matmuls(path) == ["qk", "pv"]
+    ir = ov.convert_model(str(path))
+    found = attention_ops(ir)
+    assert len(found) == 2 and not set(found) & set(weighted_ops(ir))
+    assert len(weighted_ops(ir)) == 1
+
+
+def test_inference_precision_is_checked_against_the_target():
+    message = r"inference_precision: 'bf16' is not supported by onnxruntime-cpu; allowed: f32"
+    with pytest.raises(ValidationError, match=message):
+        CompileConfig(target="onnxruntime-cpu", inference_precision="bf16")
+    with pytest.raises(ValidationError, match="inference_precision"):
+        CompileConfig(target="openvino-cpu", inference_precision="f16")
+    assert CompileConfig(target="openvino-cpu", inference_precision="bf16").inference_precision == "bf16"
+
+
+def _attention_inputs_quantized(xml) -> dict[str, bool]:
+    """For every attention op (fused ScaledDotProductAttention, or a MatMul without a constant
+    weight): whether a FakeQuantize feeds its Q, K or V (through layout ops)."""
+    import openvino as ov
+
+    from fewstep.quantize.openvino import attention_ops
+
+    model = ov.Core().read_model(str(xml))
+    names = set(attention_ops(model))
+
+    def quantized(node, depth=4) -> bool:
+        if node.get_type_name() == "FakeQuantize":
+            return True
+        if depth == 0 or node.get_type_name() not in ("Transpose", "Reshape", "Concat"):
+            return False
+        return any(quantized(node.input_value(i).get_node(), depth - 1) for i in range(node.get_input_size()))
+
+    return {
+        op.get_friendly_name(): any(quantized(op.input_value(i).get_node()) for i in range(min(3, op.get_input_size())))
+        for op in model.get_ops()
+        if op.get_friendly_name() in names
+    }
+
+
+def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
+    """`attention: float` keeps QK^T and PV out of the PTQ (the weighted MatMuls stay W8A8);
+    `inference_precision: bf16` is recorded, gated and applied where the CPU has bf16 (f32 elsewhere)."""
+    quant = {"scheme": "int8", "mode": "weights-first", "calibration_prompts": 2, "components": ["transformer"]}
+    _, _, base = build(tiny_student_dir, tmp_path / "int8", "openvino-cpu", quant)
+    path, report, manifest = build(
+        tiny_student_dir,
+        tmp_path / "float",
+        "openvino-cpu",
+        {**quant, "attention": "float"},
+        inference_precision="bf16",
+    )
+    assert report.passed, [r.describe() for r in report.failures()]
+    assert min(transformer_cosines(report)) > 0.98
+    assert manifest["inference_precision"] == "bf16" and base["inference_precision"] == "f32"
+    assert manifest["quantization"]["scheme"]["attention"] == "float"
+
+    shipped = _attention_inputs_quantized(tmp_path / "int8" / "openvino-cpu-int8" / "components" / "transformer.xml")
+    floated = _attention_inputs_quantized(path / "components" / "transformer.xml")
+    assert shipped and all(shipped.values())  # the default: attention in int8
+    assert floated.keys() == shipped.keys() and not any(floated.values())
+
+    import openvino as ov
+
+    bundle = Bundle.open(path)
+    hint = bundle.sessions["transformer"].compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert hint == (ov.Type.bf16 if bf16_available(ov.Core()) else ov.Type.f32)
+    images = bundle.generate(["a red circle"], seed=0)
+    assert images.shape[-1] == 3 and np.isfinite(images).all()
+
+
+def test_bf16_falls_back_to_f32_under_a_onednn_cap_without_it(monkeypatch):
+    import openvino as ov
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not bf16_available(ov.Core())
