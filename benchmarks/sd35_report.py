@@ -68,7 +68,7 @@ def report(a, res: dict) -> dict:
         # Static int8 quantizes attention's inputs too: OpenVINO runs it as an int8 MHA subgraph.
         int8_gemm = p in ("int8", "int8-weights", "int4-weights")
         arith = "w8a8" if p == "int8" else "int8" if int8_gemm else "fp32"
-        vae = " + int8 VAE" if "vae-int8" in opts or p == "int8" else ""
+        vae = " + int8 VAE" if "vae-int8" in opts or (p == "int8" and "vae-fp32" not in opts) else ""
         label = f"fewstep {t} {'static int8 (W8A8)' if p == 'int8' else p}{vae}, 4 steps"
         if "bf16" in opts:  # its floor still charges attention at the int8 peak (the stricter floor)
             label += ", bf16 arithmetic" + (" (attention float)" if p == "int8" else "")

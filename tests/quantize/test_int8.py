@@ -196,3 +196,14 @@ def test_ort_int8_calibrated_apart_matches_quantize_static(tmp_path):
     assert a.keys() == b.keys() and any(k.endswith("_scale") for k in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_statistics_allocation_failure_is_a_memory_error_that_says_what_to_do():
+    from fewstep.quantize.openvino import statistics_memory_error
+
+    err = RuntimeError("Check 'ptr' failed at cpu_memory.cpp:257:\nFailed to allocate 30682382336 bytes of memory")
+    mem = statistics_memory_error(err, "vae_decoder")
+    assert isinstance(mem, MemoryError)
+    assert "vae_decoder" in str(mem) and "30.7 GB" in str(mem) and "int8-weights" in str(mem)
+    other = RuntimeError("some other failure")
+    assert statistics_memory_error(other, "vae_decoder") is other

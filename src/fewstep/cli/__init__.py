@@ -42,6 +42,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         IsADirectoryError,
         NotADirectoryError,
         PermissionError,
+        MemoryError,  # a step that cannot fit here; its message says what to change
     )
 
 

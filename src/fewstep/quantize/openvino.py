@@ -165,8 +165,29 @@ def int8(model: Path, io, cfg: Int8Config, items: list[dict], out: Path) -> Path
             # static W8A8 on these weights: u8 activations x full-range s8 weights would saturate
             # without VNNI. Hybrid keeps them: its weighted ops see float activations.
             int8_weights_to_7bit(ov_model)
-    ov_model = nncf.quantize(ov_model, nncf.Dataset(items), **kwargs)
+    try:
+        ov_model = nncf.quantize(ov_model, nncf.Dataset(items), **kwargs)
+    except RuntimeError as err:  # the statistics model keeps every calibrated activation alive at once
+        raise statistics_memory_error(err, io.name) from None
     return _save(ov_model, out, f"{io.name}.int8")
+
+
+def statistics_memory_error(err: RuntimeError, component: str) -> Exception:
+    """The CPU plugin's allocation failure while NNCF compiles a component for its activation
+    statistics (SD3.5's VAE decoder at 1024 px asks for 30.7 GB) as a MemoryError that says what
+    to do; any other error unchanged."""
+    import re
+
+    found = re.search(r"Failed to allocate (\d+) bytes", str(err))
+    if not found:
+        return err
+    need = int(found.group(1)) / 1e9
+    return MemoryError(
+        f"{component}: static int8 calibration needs {need:.1f} GB for the activation statistics at this "
+        "resolution (every calibrated activation is held at once); quantize it with a weight-only scheme "
+        f"(component_quantization.{component}: {{scheme: int8-weights}}), leave it out of `components`, or "
+        "calibrate on a machine with that much memory"
+    )
 
 
 @register_quantizer("openvino", WeightOnlyConfig)
