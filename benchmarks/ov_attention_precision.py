@@ -15,6 +15,9 @@ timesteps), per resolution and in one process:
 - `float-attention / f32` and `/ bf16`: W8A8 GEMMs, attention left out of the PTQ
   (`IgnoredScope(types=[ScaledDotProductAttention])`), so it runs in the runtime's fused
   float SDPA kernel at the hint's precision;
+- `float-attention (snippets off) / bf16`: the same with the CPU plugin's snippets disabled
+  (`SNIPPETS_MODE: DISABLE`), so attention runs in the plugin's ScaledDotProductAttention node
+  rather than a fused snippets subgraph;
 - `fp32 / f32` and `fp32 / bf16`: the float IR, for scale.
 
 Each row: step ms (median of 5 after a warm-up), speed-up vs the baseline, milliseconds in
@@ -38,6 +41,7 @@ from timing import median_seconds
 VARIANTS = ("int8-attention", "float-attention", "fp32")
 HINTS = ("f32", "bf16")
 BASELINE = ("int8-attention", "f32")
+SNIPPETS_OFF = {"SNIPPETS_MODE": "DISABLE"}
 
 
 def quantized(xml: Path, variant: str, resolution: int) -> object:
@@ -60,11 +64,11 @@ def quantized(xml: Path, variant: str, resolution: int) -> object:
     return nncf.quantize(model, nncf.Dataset(items), **kwargs)
 
 
-def measure(model, hint: str, feeds: dict, repeats: int) -> tuple[float, np.ndarray, float]:
+def measure(model, hint: str, feeds: dict, repeats: int, extra: dict | None = None) -> tuple[float, np.ndarray, float]:
     import openvino as ov
 
     core = ov.Core()
-    base = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    base = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", **(extra or {})}
     request = core.compile_model(model, "CPU", base).create_infer_request()
     out = np.array(request.infer(feeds)[0])
     seconds = median_seconds(lambda: request.infer(feeds), repeats=repeats)
@@ -90,11 +94,17 @@ def run(layers: int, resolution: int, work: Path, repeats: int) -> list[dict]:
         start = time.perf_counter()
         model = quantized(xml, variant, resolution)
         build_s = time.perf_counter() - start
-        for hint in hints:
-            seconds, out, att = measure(model, hint, feeds, repeats)
+        # float attention also with the CPU plugin's snippets off: attention then runs in its own
+        # ScaledDotProductAttention node (brgemm kernels) instead of a fused snippets subgraph
+        kernels = [(hint, None) for hint in hints]
+        if variant == "float-attention" and "bf16" in hints:
+            kernels.append(("bf16", SNIPPETS_OFF))
+        for hint, extra in kernels:
+            seconds, out, att = measure(model, hint, feeds, repeats, extra)
             ref = out if ref is None else ref
             cosine = float((out * ref).sum() / np.linalg.norm(out) / np.linalg.norm(ref))
-            row = dict(resolution=resolution, variant=variant, hint=hint, step_ms=seconds * 1e3)
+            name = variant + (" (snippets off)" if extra else "")
+            row = dict(resolution=resolution, variant=name, hint=hint, step_ms=seconds * 1e3)
             rows.append(row | dict(attention_ms=att, cosine=cosine, quantize_s=build_s))
             print(json.dumps(rows[-1]), flush=True)
     base = next(r for r in rows if (r["variant"], r["hint"]) == BASELINE)
