@@ -84,16 +84,18 @@ class Bundle:
         target = _target_of(root, manifest)
         check_cpu(root, manifest, target, allow_isa_mismatch)
         sessions = {}
+        if manifest.inference_precision not in target.inference_precisions:
+            raise BundleError(
+                f"bundle {root}: inference_precision {manifest.inference_precision!r} is not one {target.name} "
+                f"runs; allowed: {', '.join(target.inference_precisions)}"
+            )
+        # only a precision beyond the default is passed: targets written before the argument keep working
+        wanted = manifest.inference_precision
+        precision = {} if wanted == "f32" else {"inference_precision": wanted}
         for name, comp in manifest.components.items():
             io = ComponentIO.from_json(comp.io.model_dump())
             try:
-                session = target.load(
-                    component_folder(root, comp.layout),
-                    comp.files,
-                    io,
-                    threads=threads,
-                    inference_precision=manifest.inference_precision,
-                )
+                session = target.load(component_folder(root, comp.layout), comp.files, io, threads=threads, **precision)
                 sessions[name] = adapted(name, session, comp.layout)
             except (BundleError, ImportError):
                 raise

@@ -157,7 +157,8 @@ class Target(ABC):
         inference_precision: str = "f32",
     ) -> Session:
         """Open a built component for inference, its float arithmetic in `inference_precision`
-        (one of `inference_precisions`)."""
+        (one of `inference_precisions`; `Bundle.open` passes it only when it is not f32, so a
+        target that runs f32 alone may leave the argument out)."""
 
     def isa_restriction(self, isa: Any) -> Any:
         """How this runtime can be made to run as a CPU of `isa` (a `fewstep.cpu.isa.Isa`
