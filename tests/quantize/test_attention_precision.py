@@ -118,3 +118,19 @@ def test_bf16_falls_back_to_f32_under_a_onednn_cap_without_it(monkeypatch):
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert not bf16_available(ov.Core())
+
+
+def test_a_bundle_asking_for_bf16_on_a_target_without_it_is_refused(built_bundles, tmp_path):
+    import json
+    import shutil
+
+    from fewstep.runtime.bundle import BundleError
+
+    src, _ = built_bundles["onnxruntime-cpu"]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(src, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["inference_precision"] = "bf16"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"inference_precision 'bf16' is not one onnxruntime-cpu runs; allowed: f32"):
+        Bundle.open(bundle)
