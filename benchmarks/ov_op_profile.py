@@ -64,11 +64,10 @@ def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str,
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     comp = manifest["components"][component]
-    from fewstep.targets.openvino_cpu import bf16_available
+    from fewstep.targets.openvino_cpu import compiled_precision
 
     core = ov.Core()
-    hint = manifest.get("inference_precision", "f32")  # as the runtime compiles it
-    hint = "f32" if hint == "bf16" and not bf16_available(core) else hint
+    hint = compiled_precision(core, manifest.get("inference_precision", "f32"))  # as the runtime compiles it
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)

@@ -83,7 +83,6 @@ class Bundle:
         manifest = read_manifest(root, check, trusted_keys)
         target = _target_of(root, manifest)
         check_cpu(root, manifest, target, allow_isa_mismatch)
-        sessions = {}
         if manifest.inference_precision not in target.inference_precisions:
             raise BundleError(
                 f"bundle {root}: inference_precision {manifest.inference_precision!r} is not one {target.name} "
@@ -92,6 +91,7 @@ class Bundle:
         # only a precision beyond the default is passed: targets written before the argument keep working
         wanted = manifest.inference_precision
         precision = {} if wanted == "f32" else {"inference_precision": wanted}
+        sessions = {}
         for name, comp in manifest.components.items():
             io = ComponentIO.from_json(comp.io.model_dump())
             try:

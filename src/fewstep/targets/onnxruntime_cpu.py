@@ -51,15 +51,7 @@ class OnnxRuntimeCPU(Target):
             opts.intra_op_num_threads = threads
         return opts
 
-    def load(
-        self,
-        folder: Path,
-        files: list[str],
-        io: ComponentIO,
-        threads: int | None = None,
-        inference_precision: str = "f32",
-    ) -> Session:
-        self.check_inference_precision(inference_precision)
+    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
         self.require(runtime=True)
         import onnxruntime as ort
 

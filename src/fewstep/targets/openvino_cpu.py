@@ -51,6 +51,12 @@ def bf16_available(core) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def compiled_precision(core, wanted: str) -> str:
+    """The inference precision hint to compile with for a bundle that asks for `wanted`: bf16
+    only where the plugin computes it, f32 (the exact arithmetic) otherwise."""
+    return "f32" if wanted == "bf16" and not bf16_available(core) else wanted
+
+
 class OVSession:
     """A compiled model; outputs by the component's names (`wanted`: an output may carry several
     names, e.g. fewstep's and the OpenVINO ecosystem's on a layout IR)."""
@@ -124,9 +130,8 @@ class OpenVINOCPU(Target):
         import openvino as ov
 
         core = ov.Core()
-        if inference_precision == "bf16" and not bf16_available(core):
-            inference_precision = "f32"  # no bf16 arithmetic here: the exact one
-        config = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": "LATENCY"}
+        hint = compiled_precision(core, inference_precision)
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(str(Path(folder) / files[0]), "CPU", config)

@@ -106,14 +106,6 @@ class TensorRT(Target):
         dst.write_bytes(memoryview(engine))
         return [dst.name]
 
-    def load(
-        self,
-        folder: Path,
-        files: list[str],
-        io: ComponentIO,
-        threads: int | None = None,
-        inference_precision: str = "f32",
-    ) -> Session:
-        self.check_inference_precision(inference_precision)
+    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
         self.require()  # pragma: no cover
         return TensorRTSession((Path(folder) / files[0]).read_bytes())  # pragma: no cover

@@ -69,15 +69,7 @@ class TorchCUDA(Target):
         (dst / "wrapper.json").write_text(json.dumps({**record, "precision": precision}, indent=2))
         return sorted(p.relative_to(out_dir).as_posix() for p in dst.rglob("*") if p.is_file())
 
-    def load(
-        self,
-        folder: Path,
-        files: list[str],
-        io: ComponentIO,
-        threads: int | None = None,
-        inference_precision: str = "f32",
-    ) -> Session:
-        self.check_inference_precision(inference_precision)
+    def load(self, folder: Path, files: list[str], io: ComponentIO, threads: int | None = None) -> Session:
         self.require(runtime=True)
         reason = self.unavailable_reason()
         if reason:
