@@ -59,7 +59,24 @@ def by_op(request, attention: set[str]) -> dict[tuple[str, str], float]:
     return dict(by)
 
 
-def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str, str], float], float]:
+def gemm_rate(compiled, request) -> tuple[float, float]:
+    """(GOP, ms) of the request's last run in FullyConnected nodes (the weighted GEMMs): 2·M·K·N
+    from each node's static shapes in the runtime model, against its own counter. Their ratio is
+    the rate the component's GEMMs reach, to set beside the machine's measured GEMM peak."""
+    flops = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        kind = op.get_rt_info()["layerType"].astype(str)
+        x, y = op.input(0).get_partial_shape() if op.get_input_size() else None, op.output(0).get_partial_shape()
+        if kind.startswith("FullyConnected") and x is not None and x.is_static and y.is_static:
+            out = y.to_shape()
+            flops[op.get_friendly_name()] = 2 * int(np.prod(out[:-1])) * x.to_shape()[-1] * out[-1]
+    ms = sum(i.real_time.total_seconds() * 1e3 for i in request.get_profiling_info() if i.node_name in flops)
+    return sum(flops.values()) / 1e9, ms
+
+
+def profile(
+    bundle: Path, component: str, repeats: int
+) -> tuple[dict[tuple[str, str], float], float, tuple[float, float]]:
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -87,9 +104,9 @@ def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str,
         start = time.perf_counter()
         request.infer(feeds)
         wall = time.perf_counter() - start
-        runs.append((wall, by_op(request, attention)))
-    wall, by = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-    return by, wall * 1e3
+        runs.append((wall, by_op(request, attention), gemm_rate(compiled, request)))
+    wall, by, gemm = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    return by, wall * 1e3, gemm
 
 
 def main() -> None:
@@ -99,7 +116,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
     a = ap.parse_args()
-    by, wall = profile(a.bundle, a.component, a.repeats)
+    by, wall, (gop, gemm_ms) = profile(a.bundle, a.component, a.repeats)
     total = sum(by.values())
     print(f"{a.bundle.name}/{a.component}: wall {wall:.1f} ms, counted {total:.1f} ms")
     print("| op type | kernel | ms | share |")
@@ -108,6 +125,8 @@ def main() -> None:
         print(f"| {op} | {kernel} | {ms:.1f} | {ms / total:.1%} |")
     gemm = sum(ms for (op, _), ms in by.items() if op.startswith(GEMM_OPS))
     print(f"GEMM-type ops ({', '.join(op + '*' for op in GEMM_OPS)}): {gemm:.1f} ms = {gemm / total:.1%}")
+    if gemm_ms:
+        print(f"weighted GEMMs (FullyConnected*): {gop:.0f} GOP in {gemm_ms:.1f} ms = {gop / gemm_ms:.0f} GOP/s")
     att = attention_ms(by)
     kinds = ", ".join(ATTENTION_OPS) + f", fused nodes replacing {' or '.join(ATTENTION_ORIGINS)}"
     print(f"attention ({kinds}): {att:.1f} ms = {att / total:.1%}")

@@ -56,6 +56,8 @@ FEWSTEP_ROWS = [
     "openvino-cpu/fp16-weights",
     "openvino-cpu/int4-weights",
     "openvino-cpu/int4-weights/no-t5",
+    "openvino-cpu/int4-weights/bf16",
+    "openvino-cpu/int4-weights/no-t5/bf16",
     "openvino-cpu/int4-weights/no-t5/vae-int8",
     "onnxruntime-cpu/fp32/no-t5",
     "onnxruntime-cpu/int8/no-t5",
@@ -312,7 +314,7 @@ def w_profile(a) -> dict:
     attention share of the step and the top op types."""
     from ov_op_profile import attention_ms, profile
 
-    by, wall_ms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
+    by, wall_ms, (gemm_gop, gemm_ms) = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
     total = sum(by.values())
     top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
     return {
@@ -320,5 +322,7 @@ def w_profile(a) -> dict:
         "profile_counted_ms": total,
         "attention_ms": attention_ms(by),
         "attention_share": attention_ms(by) / total if total else float("nan"),
+        "gemm_gop": gemm_gop,  # the weighted GEMMs' work and counted time: the rate they reach
+        "gemm_ms": gemm_ms,
         "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
