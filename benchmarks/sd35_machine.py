@@ -3,6 +3,8 @@ transformer-sized GEMMs), FLOP counts per component, and T5-XXL timed at a few l
 
 from __future__ import annotations
 
+import statistics
+import time
 from functools import partial
 from pathlib import Path
 
@@ -132,18 +134,33 @@ def w_machine(a) -> dict:
     return out
 
 
-def _ov_t5_seconds(model, ids, mode: str, hint: str | None) -> float:
-    """One T5 forward in OpenVINO (converted from torch by OpenVINO's PyTorch frontend), at the
-    inference precision `hint` (None: the plugin's default)."""
-    import nncf
+# T5-XXL depths timed: the per-layer slope is their difference over the layers between them
+# (a wider gap and more repeats than 1 vs 3 layers x 3: the slope is multiplied by 23 layers)
+T5_DEPTHS = (1, 4)
+T5_REPEATS = 7
+
+
+def _ov_t5_ir(model, ids, path: Path) -> Path:
+    """The torch T5 converted by OpenVINO's PyTorch frontend, saved once per depth (every mode reads it)."""
     import openvino as ov
     import torch
 
     from fewstep.components import T5Encoder
-    from fewstep.targets.openvino_cpu import dynamic_quant_group
 
     with torch.no_grad():
-        ir = ov.convert_model(T5Encoder(model), example_input=(ids,))
+        ov.save_model(ov.convert_model(T5Encoder(model), example_input=(ids,)), str(path), compress_to_fp16=False)
+    return path
+
+
+def _ov_t5_seconds(xml: Path, ids, mode: str, hint: str | None) -> tuple[float, float]:
+    """Median and spread (max - min) of one T5 forward in OpenVINO at the inference precision
+    `hint` (None: the plugin's default)."""
+    import nncf
+    import openvino as ov
+
+    from fewstep.targets.openvino_cpu import dynamic_quant_group
+
+    ir = ov.Core().read_model(str(xml))
     config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": hint} if hint else {})
     if mode != "fp32":  # int8 weights, as fewstep's quantizer writes them (optimum: asymmetric)
         sym = mode == "int8-weights"
@@ -153,13 +170,23 @@ def _ov_t5_seconds(model, ids, mode: str, hint: str | None) -> float:
         if sym:  # fewstep's group; optimum's runs at the plugin default
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quant_group(ir)
     request = ov.Core().compile_model(ir, "CPU", config).create_infer_request()
-    feed = ids.numpy()
-    return median_seconds(lambda: request.infer({0: feed}), 3)
+    times = _times(partial(request.infer, {0: ids.numpy()}, share_inputs=True, share_outputs=True))
+    return statistics.median(times), max(times) - min(times)
+
+
+def _times(fn) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(T5_REPEATS):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
 
 
 def w_t5(a) -> dict:
-    """T5-XXL per forward, extrapolated from 1- and 3-layer models: torch fp32 (the teacher),
-    OpenVINO fp32 and int8 weights (fewstep's group; optimum's asymmetric default)."""
+    """T5-XXL per forward, extrapolated from two depths: torch fp32 (the teacher), OpenVINO fp32
+    and int8 weights (fewstep's group; optimum's asymmetric default), each at its precision hint."""
     import torch
 
     from fewstep.zoo import sd35_medium as sd35
@@ -167,24 +194,32 @@ def w_t5(a) -> dict:
     cfg = family(a)
     ids = torch.randint(0, cfg.t5["vocab_size"], (1, sd35.T5_LENGTH))
     per: dict = {name: {} for name in T5_MODES}
-    for layers in (1, 3):
+    spread: dict = {name: {} for name in T5_MODES}
+    (a.work / "tmp").mkdir(parents=True, exist_ok=True)
+    for layers in T5_DEPTHS:
         torch.manual_seed(0)
         model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
         with torch.no_grad():
-            per["torch"][layers] = median_seconds(lambda m=model: m(ids), 3)
+            times = _times(lambda m=model: m(ids))
+        per["torch"][layers], spread["torch"][layers] = statistics.median(times), max(times) - min(times)
+        xml = _ov_t5_ir(model, ids, a.work / "tmp" / f"t5-{layers}.xml")
+        del model
         for name, mode in T5_MODES.items():
             if mode is not None:
-                per[name][layers] = _ov_t5_seconds(model, ids, *mode)
-        del model
+                per[name][layers], spread[name][layers] = _ov_t5_seconds(xml, ids, *mode)
     full_layers = cfg.t5["num_layers"]
     params = sd35.parameter_count(sd35.build_t5, cfg)
-    out: dict = {"weights_mb_fp32": params * 4 / 2**20}
+    out: dict = {"weights_mb_fp32": params * 4 / 2**20, "depths": list(T5_DEPTHS), "repeats": T5_REPEATS}
+    lo, hi = T5_DEPTHS
     for name, times in per.items():
-        slope = (times[3] - times[1]) / 2
+        slope = (times[hi] - times[lo]) / (hi - lo)
         prefix = "" if name == "torch" else f"{name}_"
-        out[f"{prefix}seconds_1_layer_model"] = times[1]
-        out[f"{prefix}seconds_3_layer_model"] = times[3]
+        out[f"{prefix}seconds_by_depth"] = times
+        out[f"{prefix}spread_by_depth"] = spread[name]  # max - min of the repeats
         out[f"{prefix}seconds_per_layer"] = slope
-        out[f"{prefix}seconds"] = times[1] + (full_layers - 1) * slope
-    out["note"] = "T5-XXL at 256 tokens, extrapolated from 1- and 3-layer models (torch fp32; OpenVINO)"
+        out[f"{prefix}seconds"] = times[lo] + (full_layers - lo) * slope
+    out["note"] = (
+        f"T5-XXL at 256 tokens, extrapolated from {lo}- and {hi}-layer models, "
+        f"median of {T5_REPEATS} (torch fp32; OpenVINO)"
+    )
     return out

@@ -9,7 +9,7 @@ Rows:
 
 - `machine`: fp32 and int8 GEMM peaks of this CPU (OpenVINO and torch, transformer-sized
   GEMMs) and the FLOP count of every component (torch's FlopCounterMode on the meta device);
-- `t5`: T5-XXL (4.76 B) at 256 tokens, timed at 1 and 3 layers and extrapolated to 24 layers
+- `t5`: T5-XXL (4.76 B) at 256 tokens, timed at 1 and 4 layers (median of 7) and extrapolated to 24 layers
   (it does not fit in RAM beside the rest): torch fp32 (added to the diffusers rows), OpenVINO
   fp32 and int8 weights (added to the optimum rows in their weight format, and to fewstep's
   "T5 kept" rows: fp32 beside fp32/fp16-weights transformers, int8 weights otherwise);

@@ -81,6 +81,15 @@ def report(a, res: dict) -> dict:
         )
         t5_row += "_bf16" if "bf16" in opts and t5_row == "openvino_int8w" else ""
         rows.append((label, d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], "batch1", d, arith))
+    # The floor's int8 peak: the machine row's standalone GEMM, or the fastest weighted-GEMM rate a
+    # bundle's op profile reached, whichever is higher (a floor must not sit above what was run)
+    rates = [d["gemm_gop"] / d["gemm_ms"] * 1e3 for *_, d, _ in rows if d.get("gemm_ms")]
+    if machine and rates and max(rates) > machine["int8_peak_gops"]:
+        print(
+            f"int8 peak for the floor: {max(rates):.0f} GOP/s, the fastest bundle GEMMs in the op profiles "
+            f"(the standalone GEMM reached {machine['int8_peak_gops']:.0f})"
+        )
+        machine = {**machine, "int8_peak_gops": max(rates)}
     print(
         "\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | attention share "
         "| GEMMs GOP/s | peak RSS MB | size MB |"
