@@ -59,17 +59,23 @@ def by_op(request, attention: set[str]) -> dict[tuple[str, str], float]:
     return dict(by)
 
 
-def gemm_rate(compiled, request) -> tuple[float, float]:
-    """(GOP, ms) of the request's last run in FullyConnected nodes (the weighted GEMMs): 2·M·K·N
-    from each node's static shapes in the runtime model, against its own counter. Their ratio is
-    the rate the component's GEMMs reach, to set beside the machine's measured GEMM peak."""
+def gemm_flops(compiled) -> dict[str, int]:
+    """2·M·K·N of each FullyConnected node (the weighted GEMMs) of the compiled model, from the
+    runtime model's static shapes, by node name."""
     flops = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
-        kind = op.get_rt_info()["layerType"].astype(str)
-        x, y = op.input(0).get_partial_shape() if op.get_input_size() else None, op.output(0).get_partial_shape()
-        if kind.startswith("FullyConnected") and x is not None and x.is_static and y.is_static:
+        if not op.get_rt_info()["layerType"].astype(str).startswith("FullyConnected"):
+            continue
+        x, y = op.input(0).get_partial_shape(), op.output(0).get_partial_shape()
+        if x.is_static and y.is_static:
             out = y.to_shape()
             flops[op.get_friendly_name()] = 2 * int(np.prod(out[:-1])) * x.to_shape()[-1] * out[-1]
+    return flops
+
+
+def gemm_rate(flops: dict[str, int], request) -> tuple[float, float]:
+    """(GOP, ms) of the request's last run in the nodes of `flops` (`gemm_flops`), against their own
+    counters: the rate the component's GEMMs reach, to set beside the machine's GEMM peak."""
     ms = sum(i.real_time.total_seconds() * 1e3 for i in request.get_profiling_info() if i.node_name in flops)
     return sum(flops.values()) / 1e9, ms
 
@@ -89,6 +95,7 @@ def profile(
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)
     attention = attention_nodes(compiled, model)
+    flops = gemm_flops(compiled)
     request = compiled.create_infer_request()
     rng = np.random.default_rng(0)
     feeds = {}
@@ -104,7 +111,7 @@ def profile(
         start = time.perf_counter()
         request.infer(feeds)
         wall = time.perf_counter() - start
-        runs.append((wall, by_op(request, attention), gemm_rate(compiled, request)))
+        runs.append((wall, by_op(request, attention), gemm_rate(flops, request)))
     wall, by, gemm = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     return by, wall * 1e3, gemm
 

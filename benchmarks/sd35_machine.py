@@ -4,12 +4,11 @@ transformer-sized GEMMs), FLOP counts per component, and T5-XXL timed at a few l
 from __future__ import annotations
 
 import statistics
-import time
 from functools import partial
 from pathlib import Path
 
 from sd35_workers import T5_MODES, family
-from timing import median_seconds
+from timing import median_seconds, seconds
 
 
 def _gemm_onnx(m: int, k: int, n: int, int8: bool, path: Path) -> Path:
@@ -170,18 +169,13 @@ def _ov_t5_seconds(xml: Path, ids, mode: str, hint: str | None) -> tuple[float, 
         if sym:  # fewstep's group; optimum's runs at the plugin default
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quant_group(ir)
     request = ov.Core().compile_model(ir, "CPU", config).create_infer_request()
-    times = _times(partial(request.infer, {0: ids.numpy()}, share_inputs=True, share_outputs=True))
+    return _median_spread(partial(request.infer, {0: ids.numpy()}, share_inputs=True, share_outputs=True))
+
+
+def _median_spread(fn) -> tuple[float, float]:
+    """Median and spread (max - min) of T5_REPEATS timed calls after one warm-up."""
+    times = seconds(fn, T5_REPEATS)
     return statistics.median(times), max(times) - min(times)
-
-
-def _times(fn) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(T5_REPEATS):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def w_t5(a) -> dict:
@@ -200,8 +194,7 @@ def w_t5(a) -> dict:
         torch.manual_seed(0)
         model = sd35.build_t5(cfg.scaled(t5={"num_layers": layers})).eval()
         with torch.no_grad():
-            times = _times(lambda m=model: m(ids))
-        per["torch"][layers], spread["torch"][layers] = statistics.median(times), max(times) - min(times)
+            per["torch"][layers], spread["torch"][layers] = _median_spread(lambda m=model: m(ids))
         xml = _ov_t5_ir(model, ids, a.work / "tmp" / f"t5-{layers}.xml")
         del model
         for name, mode in T5_MODES.items():

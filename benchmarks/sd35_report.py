@@ -83,7 +83,7 @@ def report(a, res: dict) -> dict:
         rows.append((label, d["e2e_s"] + _t5_seconds(t5, t5_row), d["step_s"], "batch1", d, arith))
     # The floor's int8 peak: the machine row's standalone GEMM, or the fastest weighted-GEMM rate a
     # bundle's op profile reached, whichever is higher (a floor must not sit above what was run)
-    rates = [d["gemm_gop"] / d["gemm_ms"] * 1e3 for *_, d, _ in rows if d.get("gemm_ms")]
+    rates = [_gemm_gops(d) for *_, d, _ in rows if d.get("gemm_ms")]
     if machine and rates and max(rates) > machine["int8_peak_gops"]:
         print(
             f"int8 peak for the floor: {max(rates):.0f} GOP/s, the fastest bundle GEMMs in the op profiles "
@@ -100,7 +100,7 @@ def report(a, res: dict) -> dict:
         ratio = f"{step / floor:.2f}x" if floor else ""
         size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
         att = f"{d['attention_share']:.0%}" if d.get("attention_share") is not None else ""
-        gemm = f"{d['gemm_gop'] / d['gemm_ms'] * 1e3:.0f}" if d.get("gemm_ms") else ""  # the op profile's
+        gemm = f"{_gemm_gops(d):.0f}" if d.get("gemm_ms") else ""
         print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {att} | {gemm} | {d['peak_rss_mb']:.0f} | {size} |")
     ov = [
         (e2e, lbl, d, arith, flops) for lbl, e2e, _, flops, d, arith in rows if lbl.startswith("fewstep openvino-cpu")
@@ -142,7 +142,7 @@ def report(a, res: dict) -> dict:
         ratios["floor_ratio"] = best[2]["step_s"] / floor
         print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
         if best[2].get("gemm_ms"):  # the floor's int8 peak is only as good as its GEMM: set it beside the bundle's
-            ratios["bundle_gemm_gops"] = best[2]["gemm_gop"] / best[2]["gemm_ms"] * 1e3
+            ratios["bundle_gemm_gops"] = _gemm_gops(best[2])
             print(
                 f"its weighted GEMMs in the op profile: {ratios['bundle_gemm_gops']:.0f} GOP/s "
                 f"(the floor's int8 peak: {machine['int8_peak_gops']:.0f} GOP/s)"
@@ -152,6 +152,11 @@ def report(a, res: dict) -> dict:
         ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
         print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
     return ratios
+
+
+def _gemm_gops(d: dict) -> float:
+    """GOP/s of a bundle row's weighted GEMMs in its op profile."""
+    return d["gemm_gop"] / d["gemm_ms"] * 1e3
 
 
 def _t5_seconds(t5: dict | None, mode: str) -> float:

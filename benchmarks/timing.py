@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `repeats` calls of `fn` after `warmup` untimed calls."""
+def seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall times of `repeats` calls of `fn` after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -16,4 +16,9 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `repeats` calls of `fn` after `warmup` untimed calls."""
+    return statistics.median(seconds(fn, repeats, warmup))
