@@ -30,6 +30,8 @@ ATTENTION_OPS = ("ScaledDotProductAttention", "MHA", "Softmax", "MatMul")
 ATTENTION_ORIGINS = ("ScaledDotProductAttention", "Softmax")
 ATTENTION_TAG = "[attention]"
 
+Shape = tuple[int, int, int]  # a weighted GEMM's M, K, N
+
 
 def attention_ms(by: dict[tuple[str, str], float]) -> float:
     """Milliseconds in attention (the scores, softmax and weighted sum) of one profiled run."""
@@ -59,30 +61,36 @@ def by_op(request, attention: set[str]) -> dict[tuple[str, str], float]:
     return dict(by)
 
 
-def gemm_flops(compiled) -> dict[str, int]:
-    """2·M·K·N of each FullyConnected node (the weighted GEMMs) of the compiled model, from the
-    runtime model's static shapes, by node name."""
-    flops = {}
+def gemm_shapes(compiled) -> dict[str, Shape]:
+    """(M, K, N) of each FullyConnected node (the weighted GEMMs) of the compiled model, from the
+    runtime model's static shapes, by node name (M: every output dimension but the last)."""
+    shapes = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         if not op.get_rt_info()["layerType"].astype(str).startswith("FullyConnected"):
             continue
         x, y = op.input(0).get_partial_shape(), op.output(0).get_partial_shape()
         if x.is_static and y.is_static:
             out = y.to_shape()
-            flops[op.get_friendly_name()] = 2 * int(np.prod(out[:-1])) * x.to_shape()[-1] * out[-1]
-    return flops
+            shapes[op.get_friendly_name()] = (int(np.prod(out[:-1])), x.to_shape()[-1], out[-1])
+    return shapes
 
 
-def gemm_rate(flops: dict[str, int], request) -> tuple[float, float]:
-    """(GOP, ms) of the request's last run in the nodes of `flops` (`gemm_flops`), against their own
-    counters: the rate the component's GEMMs reach, to set beside the machine's GEMM peak."""
-    ms = sum(i.real_time.total_seconds() * 1e3 for i in request.get_profiling_info() if i.node_name in flops)
-    return sum(flops.values()) / 1e9, ms
+def gemm_by_shape(shapes: dict[str, Shape], request) -> list[tuple[Shape, int, float, float]]:
+    """(shape, nodes, GOP, ms) per GEMM shape of the request's last run (`shapes`: `gemm_shapes`),
+    slowest total first: which GEMMs keep the step's GEMM rate below the peak."""
+    ms = {i.node_name: i.real_time.total_seconds() * 1e3 for i in request.get_profiling_info() if i.node_name in shapes}
+    by: dict[Shape, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for name, (m, k, n) in shapes.items():
+        entry = by[(m, k, n)]
+        entry[0] += 1
+        entry[1] += 2 * m * k * n / 1e9
+        entry[2] += ms.get(name, 0.0)
+    return sorted(((shape, int(c), gop, t) for shape, (c, gop, t) in by.items()), key=lambda r: -r[3])
 
 
-def profile(
-    bundle: Path, component: str, repeats: int
-) -> tuple[dict[tuple[str, str], float], float, tuple[float, float]]:
+def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str, str], float], float, list]:
+    """(ms per (layer type, kernel), wall ms, `gemm_by_shape` rows) of the run with the median
+    wall time of `repeats`, after one warm-up."""
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -95,7 +103,7 @@ def profile(
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)
     attention = attention_nodes(compiled, model)
-    flops = gemm_flops(compiled)
+    shapes = gemm_shapes(compiled)
     request = compiled.create_infer_request()
     rng = np.random.default_rng(0)
     feeds = {}
@@ -111,7 +119,7 @@ def profile(
         start = time.perf_counter()
         request.infer(feeds)
         wall = time.perf_counter() - start
-        runs.append((wall, by_op(request, attention), gemm_rate(flops, request)))
+        runs.append((wall, by_op(request, attention), gemm_by_shape(shapes, request)))
     wall, by, gemm = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     return by, wall * 1e3, gemm
 
@@ -123,7 +131,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
     a = ap.parse_args()
-    by, wall, (gop, gemm_ms) = profile(a.bundle, a.component, a.repeats)
+    by, wall, gemms = profile(a.bundle, a.component, a.repeats)
+    gop, gemm_ms = sum(r[2] for r in gemms), sum(r[3] for r in gemms)
     total = sum(by.values())
     print(f"{a.bundle.name}/{a.component}: wall {wall:.1f} ms, counted {total:.1f} ms")
     print("| op type | kernel | ms | share |")
@@ -134,6 +143,10 @@ def main() -> None:
     print(f"GEMM-type ops ({', '.join(op + '*' for op in GEMM_OPS)}): {gemm:.1f} ms = {gemm / total:.1%}")
     if gemm_ms:
         print(f"weighted GEMMs (FullyConnected*): {gop:.0f} GOP in {gemm_ms:.1f} ms = {gop / gemm_ms:.0f} GOP/s")
+        print("| GEMM M x K x N | nodes | GOP | ms | GOP/s |")
+        print("| --- | --- | --- | --- | --- |")
+        for (m, k, n), count, g, t in gemms[: a.top]:
+            print(f"| {m} x {k} x {n} | {count} | {g:.1f} | {t:.1f} | {g / t * 1e3 if t else float('nan'):.0f} |")
     att = attention_ms(by)
     kinds = ", ".join(ATTENTION_OPS) + f", fused nodes replacing {' or '.join(ATTENTION_ORIGINS)}"
     print(f"attention ({kinds}): {att:.1f} ms = {att / total:.1%}")

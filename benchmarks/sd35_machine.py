@@ -49,34 +49,49 @@ def _gemm_onnx(m: int, k: int, n: int, int8: bool, path: Path) -> Path:
     return path
 
 
-def w_machine(a) -> dict:
+def gemm_shape(resolution: int) -> tuple[int, int, int]:
+    """(M, K, N) of the reference GEMM: one block's MLP up-projection over the full token count."""
+    from fewstep.zoo import sd35_medium as sd35
+
+    return (resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH, 1536, 6144
+
+
+def openvino_gemm_gops(work: Path, resolution: int, int8: bool, repeats: int = 20) -> float:
+    """GOP/s (GFLOP/s) of the reference GEMM in OpenVINO at an f32 hint, int8 = Q/DQ (real int8
+    kernels); timed with shared buffers: the GEMM, not a copy of its output into numpy (up to half
+    the time)."""
     import numpy as np
     import openvino as ov
+
+    m, k, n = gemm_shape(resolution)
+    label = "openvino_int8" if int8 else "openvino_fp32"
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(str(_gemm_onnx(m, k, n, int8, work / "tmp" / f"gemm-{label}.onnx"))),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+    )
+    x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
+    run = partial(compiled.create_infer_request().infer, {"x": x}, share_inputs=True, share_outputs=True)
+    return 2 * m * k * n / median_seconds(run, repeats) / 1e9
+
+
+def w_machine(a) -> dict:
+    import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from fewstep.components import Transformer
+    from fewstep.cpu.isa import detect
     from fewstep.zoo import sd35_medium as sd35
 
-    tokens = (a.resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH
-    m, k, n = tokens, 1536, 6144  # the MLP up-projection of one block
+    m, k, n = gemm_shape(a.resolution)
     flops = 2 * m * k * n
-    from fewstep.cpu.isa import detect
-
     isa = detect()
     out: dict = {"gemm": {"m": m, "k": k, "n": n}, "isa": isa.name if isa else "unknown"}
-    core = ov.Core()
-    x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     for label, int8 in (("openvino_fp32", False), ("openvino_int8", True)):
-        compiled = core.compile_model(
-            core.read_model(str(_gemm_onnx(m, k, n, int8, a.work / "tmp" / f"gemm-{label}.onnx"))),
-            "CPU",
-            {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
-        )
-        req = compiled.create_infer_request()
-        # shared buffers: the GEMM, not a copy of its 4096 x 6144 output into numpy (up to half the time)
-        run = partial(req.infer, {"x": x}, share_inputs=True, share_outputs=True)
-        out[f"{label}_gflops"] = flops / median_seconds(run, 20) / 1e9
+        out[f"{label}_gflops"] = openvino_gemm_gops(a.work, a.resolution, int8)
+    x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     a_t, b_t = torch.from_numpy(x), torch.randn(k, n)
     out["torch_fp32_gflops"] = flops / median_seconds(lambda: a_t @ b_t, 20) / 1e9
     ai = torch.randint(-127, 127, (m, k), dtype=torch.int8)

@@ -91,17 +91,22 @@ def report(a, res: dict) -> dict:
         )
         machine = {**machine, "int8_peak_gops": max(rates)}
     print(
-        "\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor | attention share "
-        "| GEMMs GOP/s | peak RSS MB | size MB |"
+        "\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor "
+        "| profiled step / floor, same run | attention share | GEMMs GOP/s | peak RSS MB | size MB |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, e2e, step, flops, d, arith in rows:
         floor = _floor(machine, flops, arith)
         ratio = f"{step / floor:.2f}x" if floor else ""
+        same = _floor_same_run(machine, flops, arith, d)
+        same_ratio = f"{same:.2f}x" if same else ""
         size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
         att = f"{d['attention_share']:.0%}" if d.get("attention_share") is not None else ""
         gemm = f"{_gemm_gops(d):.0f}" if d.get("gemm_ms") else ""
-        print(f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {att} | {gemm} | {d['peak_rss_mb']:.0f} | {size} |")
+        print(
+            f"| {label} | {e2e:.1f} | {step:.2f} | {ratio} | {same_ratio} | {att} | {gemm} "
+            f"| {d['peak_rss_mb']:.0f} | {size} |"
+        )
     ov = [
         (e2e, lbl, d, arith, flops) for lbl, e2e, _, flops, d, arith in rows if lbl.startswith("fewstep openvino-cpu")
     ]
@@ -141,17 +146,36 @@ def report(a, res: dict) -> dict:
         floor = _floor(machine, best[4], best[3])
         ratios["floor_ratio"] = best[2]["step_s"] / floor
         print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
+        same = _floor_same_run(machine, best[4], best[3], best[2])
+        if same:
+            ratios["floor_ratio_same_run"] = same
+            print(
+                f"profiled step / floor at the int8 peak measured around it in the same process: {same:.2f}x "
+                f"(reference GEMM {', '.join(f'{g:.0f}' for g in best[2]['int8_gemm_gops_around'])} GOP/s "
+                "before and after the profile)"
+            )
         if best[2].get("gemm_ms"):  # the floor's int8 peak is only as good as its GEMM: set it beside the bundle's
             ratios["bundle_gemm_gops"] = _gemm_gops(best[2])
             print(
                 f"its weighted GEMMs in the op profile: {ratios['bundle_gemm_gops']:.0f} GOP/s "
                 f"(the floor's int8 peak: {machine['int8_peak_gops']:.0f} GOP/s)"
             )
+            _print_gemm_shapes(best[2])
     if best and teacher:
         teacher_rss = teacher["peak_rss_mb"] + (t5["weights_mb_fp32"] if t5 else 0)
         ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
         print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
     return ratios
+
+
+def _print_gemm_shapes(d: dict, top: int = 8) -> None:
+    """The best bundle's weighted GEMMs per shape (op profile), slowest total first."""
+    if not d.get("gemm_by_shape"):
+        return
+    print("\n| its GEMMs: M x K x N | nodes | GOP | ms | GOP/s |")
+    print("| --- | --- | --- | --- | --- |")
+    for (m, k, n), count, gop, ms in d["gemm_by_shape"][:top]:
+        print(f"| {m} x {k} x {n} | {count} | {gop:.1f} | {ms:.1f} | {gop / ms * 1e3 if ms else float('nan'):.0f} |")
 
 
 def _gemm_gops(d: dict) -> float:
@@ -169,6 +193,19 @@ def _t5_seconds(t5: dict | None, mode: str) -> float:
         mode = older[mode]
     key = "seconds" if mode == "torch" else f"{mode}_seconds"
     return t5.get(key, t5["seconds"])
+
+
+def _floor_same_run(machine: dict | None, flops: str, arith: str, d: dict) -> float | None:
+    """The profiled step over the floor of a static int8 (W8A8) row, its int8 peak taken in the
+    profile's own process: the reference GEMM timed just before and after the step (their mean),
+    or the step's own weighted GEMMs if they ran faster. Host load that moves the step moves this
+    peak too; the machine row's peak was measured in another process, minutes or hours apart."""
+    around = d.get("int8_gemm_gops_around")
+    if arith != "w8a8" or not around or not machine or f"transformer_{flops}" not in machine["flops"]:
+        return None
+    peak = max(sum(around) / len(around), _gemm_gops(d) if d.get("gemm_ms") else 0.0)
+    floor = _floor({**machine, "int8_peak_gops": peak}, flops, arith)
+    return d["profile_wall_ms"] / 1e3 / floor if floor else None
 
 
 def _floor(machine: dict | None, flops: str, arith: str) -> float | None:

@@ -311,10 +311,15 @@ def w_run(a) -> dict:
 
 def w_profile(a) -> dict:
     """The transformer's op profile (OpenVINO's per-node counters, one run after a warm-up): the
-    attention share of the step and the top op types."""
+    attention share of the step, the top op types and the weighted GEMMs' rate; with the reference
+    int8 GEMM timed just before and just after it in this process, so the step's floor can be taken
+    against a peak measured under the same host load (this VM's speed moves between runs)."""
     from ov_op_profile import attention_ms, profile
+    from sd35_machine import openvino_gemm_gops
 
-    by, wall_ms, (gemm_gop, gemm_ms) = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
+    before = openvino_gemm_gops(a.work, a.resolution, int8=True)
+    by, wall_ms, gemms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
+    after = openvino_gemm_gops(a.work, a.resolution, int8=True)
     total = sum(by.values())
     top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
     return {
@@ -322,7 +327,10 @@ def w_profile(a) -> dict:
         "profile_counted_ms": total,
         "attention_ms": attention_ms(by),
         "attention_share": attention_ms(by) / total if total else float("nan"),
-        "gemm_gop": gemm_gop,  # the weighted GEMMs' work and counted time: the rate they reach
-        "gemm_ms": gemm_ms,
+        # the weighted GEMMs' work and counted time (the rate they reach), in total and per shape
+        "gemm_gop": sum(r[2] for r in gemms),
+        "gemm_ms": sum(r[3] for r in gemms),
+        "gemm_by_shape": [[list(shape), count, gop, ms] for shape, count, gop, ms in gemms],
+        "int8_gemm_gops_around": [before, after],  # the reference GEMM before and after the profile
         "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
