@@ -309,8 +309,11 @@ def w_run(a) -> dict:
     }
 
 
+PROFILE_REPEATS = 3  # profiled steps after the warm-up; the one with the median wall time is kept
+
+
 def w_profile(a) -> dict:
-    """The transformer's op profile (OpenVINO's per-node counters, one run after a warm-up): the
+    """The transformer's op profile (OpenVINO's per-node counters, the median of PROFILE_REPEATS runs): the
     attention share of the step, the top op types and the weighted GEMMs' rate; with the reference
     int8 GEMM timed just before and just after it in this process, so the step's floor can be taken
     against a peak measured under the same host load (this VM's speed moves between runs)."""
@@ -318,7 +321,7 @@ def w_profile(a) -> dict:
     from sd35_machine import openvino_gemm_gops
 
     before = openvino_gemm_gops(a.work, a.resolution, int8=True)
-    by, wall_ms, gemms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", 1)
+    by, wall_ms, gemms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", PROFILE_REPEATS)
     after = openvino_gemm_gops(a.work, a.resolution, int8=True)
     total = sum(by.values())
     top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
