@@ -15,6 +15,8 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +90,23 @@ def gemm_by_shape(shapes: dict[str, Shape], request) -> list[tuple[Shape, int, f
     return sorted(((shape, int(c), gop, t) for shape, (c, gop, t) in by.items()), key=lambda r: -r[3])
 
 
-def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str, str], float], float, list]:
-    """(ms per (layer type, kernel), wall ms, `gemm_by_shape` rows) of the run with the median
-    wall time of `repeats`, after one warm-up."""
+@dataclass
+class ProfiledRun:
+    """One profiled run of a component: wall ms, ms per (layer type, kernel), `gemm_by_shape`
+    rows, and the reference GEMM's rate timed just before it (when `profile` was given one)."""
+
+    wall_ms: float
+    by: dict[tuple[str, str], float]
+    gemms: list[tuple[Shape, int, float, float]]
+    reference_gops: float | None = None
+
+
+def profile(
+    bundle: Path, component: str, repeats: int, reference: Callable[[], float] | None = None
+) -> list[ProfiledRun]:
+    """`repeats` profiled runs of one component of a bundle after one warm-up, compiled as the
+    runtime compiles it; `reference` (a GEMM rate in GOP/s) is timed right before each run, so each
+    run has a peak measured under the same host load."""
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -116,12 +132,17 @@ def profile(bundle: Path, component: str, repeats: int) -> tuple[dict[tuple[str,
     request.infer(feeds)  # warm-up
     runs = []
     for _ in range(repeats):
+        ref = reference() if reference else None
         start = time.perf_counter()
         request.infer(feeds)
         wall = time.perf_counter() - start
-        runs.append((wall, by_op(request, attention), gemm_by_shape(shapes, request)))
-    wall, by, gemm = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-    return by, wall * 1e3, gemm
+        runs.append(ProfiledRun(wall * 1e3, by_op(request, attention), gemm_by_shape(shapes, request), ref))
+    return runs
+
+
+def median_run(runs: list[ProfiledRun]) -> ProfiledRun:
+    """The run with the median wall time."""
+    return sorted(runs, key=lambda r: r.wall_ms)[len(runs) // 2]
 
 
 def main() -> None:
@@ -131,7 +152,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
     a = ap.parse_args()
-    by, wall, gemms = profile(a.bundle, a.component, a.repeats)
+    run = median_run(profile(a.bundle, a.component, a.repeats))
+    by, wall, gemms = run.by, run.wall_ms, run.gemms
     gop, gemm_ms = sum(r[2] for r in gemms), sum(r[3] for r in gemms)
     total = sum(by.values())
     print(f"{a.bundle.name}/{a.component}: wall {wall:.1f} ms, counted {total:.1f} ms")

@@ -4,6 +4,7 @@ transformer-sized GEMMs), FLOP counts per component, and T5-XXL timed at a few l
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -56,10 +57,10 @@ def gemm_shape(resolution: int) -> tuple[int, int, int]:
     return (resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH, 1536, 6144
 
 
-def openvino_gemm_gops(work: Path, resolution: int, int8: bool, repeats: int = 20) -> float:
-    """GOP/s (GFLOP/s) of the reference GEMM in OpenVINO at an f32 hint, int8 = Q/DQ (real int8
-    kernels); timed with shared buffers: the GEMM, not a copy of its output into numpy (up to half
-    the time)."""
+def reference_gemm(work: Path, resolution: int, int8: bool) -> Callable[[int], float]:
+    """The reference GEMM compiled in OpenVINO at an f32 hint (int8 = Q/DQ: real int8 kernels): a
+    function of the repeat count that returns its median rate in GOP/s (GFLOP/s). Timed with shared
+    buffers: the GEMM, not a copy of its output into numpy (up to half the time)."""
     import numpy as np
     import openvino as ov
 
@@ -73,7 +74,7 @@ def openvino_gemm_gops(work: Path, resolution: int, int8: bool, repeats: int = 2
     )
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     run = partial(compiled.create_infer_request().infer, {"x": x}, share_inputs=True, share_outputs=True)
-    return 2 * m * k * n / median_seconds(run, repeats) / 1e9
+    return lambda repeats: 2 * m * k * n / median_seconds(run, repeats) / 1e9
 
 
 def w_machine(a) -> dict:
@@ -90,7 +91,7 @@ def w_machine(a) -> dict:
     isa = detect()
     out: dict = {"gemm": {"m": m, "k": k, "n": n}, "isa": isa.name if isa else "unknown"}
     for label, int8 in (("openvino_fp32", False), ("openvino_int8", True)):
-        out[f"{label}_gflops"] = openvino_gemm_gops(a.work, a.resolution, int8)
+        out[f"{label}_gflops"] = reference_gemm(a.work, a.resolution, int8)(20)
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     a_t, b_t = torch.from_numpy(x), torch.randn(k, n)
     out["torch_fp32_gflops"] = flops / median_seconds(lambda: a_t @ b_t, 20) / 1e9

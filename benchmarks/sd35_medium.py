@@ -28,8 +28,8 @@ Rows:
   the torch reference) and deleted after measuring unless --keep.
 
 `--reprofile` runs the op profile again for cached rows whose bundles were kept (`--keep`): it
-times the reference int8 GEMM just before and after the profiled step, in the same process, for
-the floor column that host load cannot skew.
+times the reference int8 GEMM right before each profiled step, in the same process, for
+the floor column that host load skews least.
 
 The last table is the ratio table; with --json the last line holds the issue's four ratios.
 """

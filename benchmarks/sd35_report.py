@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 
 from sd35_workers import FEWSTEP_ROWS, OPTIMUM_LABELS, OPTIMUM_MODES, parse_row
 
@@ -92,14 +93,14 @@ def report(a, res: dict) -> dict:
         machine = {**machine, "int8_peak_gops": max(rates)}
     print(
         "\n| path | end to end s (T5 incl.) | transformer step s | step / compute floor "
-        "| profiled step / floor, same run | attention share | GEMMs GOP/s | peak RSS MB | size MB |"
+        "| step / floor, same process (range) | attention share | GEMMs GOP/s | peak RSS MB | size MB |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, e2e, step, flops, d, arith in rows:
         floor = _floor(machine, flops, arith)
         ratio = f"{step / floor:.2f}x" if floor else ""
         same = _floor_same_run(machine, flops, arith, d)
-        same_ratio = f"{same:.2f}x" if same else ""
+        same_ratio = f"{same[0]:.2f}x ({same[1]:.2f}–{same[2]:.2f})" if same else ""
         size = f"{d['size_mb']:.0f}" if d.get("size_mb") else ""
         att = f"{d['attention_share']:.0%}" if d.get("attention_share") is not None else ""
         gemm = f"{_gemm_gops(d):.0f}" if d.get("gemm_ms") else ""
@@ -148,11 +149,10 @@ def report(a, res: dict) -> dict:
         print(f"transformer step / compute floor of its arithmetic: {ratios['floor_ratio']:.2f}x")
         same = _floor_same_run(machine, best[4], best[3], best[2])
         if same:
-            ratios["floor_ratio_same_run"] = same
+            ratios["floor_ratio_same_run"], *ratios["floor_ratio_same_run_range"] = same
             print(
-                f"profiled step / floor at the int8 peak measured around it in the same process: {same:.2f}x "
-                f"(reference GEMM {', '.join(f'{g:.0f}' for g in best[2]['int8_gemm_gops_around'])} GOP/s "
-                "before and after the profile)"
+                f"transformer step / floor at the int8 peak timed right before it, same process: {same[0]:.2f}x "
+                f"(median of {len(best[2]['floor_pairs'])} profiled steps; {same[1]:.2f}–{same[2]:.2f})"
             )
         if best[2].get("gemm_ms"):  # the floor's int8 peak is only as good as its GEMM: set it beside the bundle's
             ratios["bundle_gemm_gops"] = _gemm_gops(best[2])
@@ -195,17 +195,19 @@ def _t5_seconds(t5: dict | None, mode: str) -> float:
     return t5.get(key, t5["seconds"])
 
 
-def _floor_same_run(machine: dict | None, flops: str, arith: str, d: dict) -> float | None:
-    """The profiled step over the floor of a static int8 (W8A8) row, its int8 peak taken in the
-    profile's own process: the reference GEMM timed just before and after the step (their mean),
-    or the step's own weighted GEMMs if they ran faster. Host load that moves the step moves this
-    peak too; the machine row's peak was measured in another process, minutes or hours apart."""
-    around = d.get("int8_gemm_gops_around")
-    if arith != "w8a8" or not around or not machine or f"transformer_{flops}" not in machine["flops"]:
+def _floor_same_run(machine: dict | None, flops: str, arith: str, d: dict) -> tuple[float, float, float] | None:
+    """(median, min, max) over the profiled steps of a static int8 (W8A8) row of step / floor, each
+    step's floor at the int8 peak measured right before it in the same process: the reference GEMM,
+    or the step's own weighted GEMMs where they ran faster. Host load that slows the step slows
+    that peak too; the machine row's peak was measured in another process, minutes or hours apart."""
+    pairs = d.get("floor_pairs")
+    if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
         return None
-    peak = max(sum(around) / len(around), _gemm_gops(d) if d.get("gemm_ms") else 0.0)
-    floor = _floor({**machine, "int8_peak_gops": peak}, flops, arith)
-    return d["profile_wall_ms"] / 1e3 / floor if floor else None
+    ratios = []
+    for wall_ms, reference, gemm_gop, gemm_ms in pairs:
+        peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
+        ratios.append(wall_ms / 1e3 / _floor({**machine, "int8_peak_gops": peak}, flops, arith))
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def _floor(machine: dict | None, flops: str, arith: str) -> float | None:

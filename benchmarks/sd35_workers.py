@@ -309,31 +309,36 @@ def w_run(a) -> dict:
     }
 
 
-PROFILE_REPEATS = 3  # profiled steps after the warm-up; the one with the median wall time is kept
+PROFILE_REPEATS = 5  # profiled steps after the warm-up, each after the reference GEMM (median of 5)
 
 
 def w_profile(a) -> dict:
-    """The transformer's op profile (OpenVINO's per-node counters, the median of PROFILE_REPEATS runs): the
-    attention share of the step, the top op types and the weighted GEMMs' rate; with the reference
-    int8 GEMM timed just before and just after it in this process, so the step's floor can be taken
-    against a peak measured under the same host load (this VM's speed moves between runs)."""
-    from ov_op_profile import attention_ms, profile
-    from sd35_machine import openvino_gemm_gops
+    """The transformer's op profile (OpenVINO's per-node counters; the run with the median wall
+    time of PROFILE_REPEATS): the attention share of the step, the top op types and the weighted
+    GEMMs' rate in total and per shape. Before each profiled step the reference int8 GEMM is timed
+    in this process, so each step has a floor at a peak measured under the same host load (this
+    VM's speed moves by up to 2x within a minute): `floor_pairs`."""
+    from ov_op_profile import attention_ms, median_run, profile
+    from sd35_machine import reference_gemm
 
-    before = openvino_gemm_gops(a.work, a.resolution, int8=True)
-    by, wall_ms, gemms = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", PROFILE_REPEATS)
-    after = openvino_gemm_gops(a.work, a.resolution, int8=True)
+    gemm = reference_gemm(a.work, a.resolution, int8=True)
+    runs = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", PROFILE_REPEATS, lambda: gemm(5))
+    run = median_run(runs)
+    by = run.by
     total = sum(by.values())
     top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
     return {
-        "profile_wall_ms": wall_ms,
+        "profile_wall_ms": run.wall_ms,
         "profile_counted_ms": total,
         "attention_ms": attention_ms(by),
         "attention_share": attention_ms(by) / total if total else float("nan"),
         # the weighted GEMMs' work and counted time (the rate they reach), in total and per shape
-        "gemm_gop": sum(r[2] for r in gemms),
-        "gemm_ms": sum(r[3] for r in gemms),
-        "gemm_by_shape": [[list(shape), count, gop, ms] for shape, count, gop, ms in gemms],
-        "int8_gemm_gops_around": [before, after],  # the reference GEMM before and after the profile
+        "gemm_gop": sum(r[2] for r in run.gemms),
+        "gemm_ms": sum(r[3] for r in run.gemms),
+        "gemm_by_shape": [[list(shape), count, gop, ms] for shape, count, gop, ms in run.gemms],
+        # per profiled step: [wall ms, reference int8 GEMM GOP/s just before it, its GEMMs' GOP, their ms]
+        "floor_pairs": [
+            [r.wall_ms, r.reference_gops, sum(g[2] for g in r.gemms), sum(g[3] for g in r.gemms)] for r in runs
+        ],
         "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
