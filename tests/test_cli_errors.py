@@ -50,3 +50,15 @@ def test_generate_output_paths_are_printed_as_typed_and_a_directory_is_refused(b
     for name in ("[red]x.png", "a[/x]b.png"):
         code, output = run(["generate", str(bundle), "a red circle", "-o", str(tmp_path / name)], capsys)
         assert code == 0 and str(tmp_path / name) in output and (tmp_path / name).is_file()
+
+
+def test_a_full_disk_is_bad_input_with_the_numbers_not_an_internal_error(monkeypatch, capsys):
+    import fewstep.targets.registry as registry
+    from fewstep.fsutil import DiskSpaceError
+
+    def full():
+        raise DiskSpaceError("not enough disk space to write x.bin in /out: it needs about 9.00 GiB")
+
+    monkeypatch.setattr(registry, "discover", full)
+    code, output = run(["targets"], capsys)
+    assert code == 2 and "9.00 GiB" in output and "internal error" not in output and "Traceback" not in output

@@ -76,3 +76,27 @@ def test_output_lock_refuses_a_second_writer_and_cleans_what_a_killed_one_left(t
         assert other.exists()  # another output's temporaries are not ours
         with pytest.raises(RuntimeError, match="another fewstep process is writing"), output_lock(out):
             pass
+
+
+def test_require_free_space_names_what_where_and_how_much(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    import fewstep.fsutil as fsutil
+    from fewstep.fsutil import DiskSpaceError, require_free_space
+
+    usage = namedtuple("usage", "total used free")
+    seen = []
+
+    def fake(path):
+        seen.append(path)
+        return usage(10 << 30, 9 << 30, 1 << 30)  # 1 GiB free
+
+    monkeypatch.setattr(fsutil.shutil, "disk_usage", fake)
+    require_free_space(tmp_path / "not" / "yet", 512 << 20, "w.bin")  # 0.5 GiB fits
+    assert seen[-1] == tmp_path  # a folder not yet made: its nearest existing ancestor's disk
+    with pytest.raises(DiskSpaceError) as e:
+        require_free_space(tmp_path / "out", 2 << 30, "model.onnx")
+    message = str(e.value)
+    assert "model.onnx" in message and str(tmp_path / "out") in message
+    assert "2.00 GiB" in message and "1.00 GiB are free" in message
+    assert isinstance(e.value, OSError)

@@ -102,6 +102,36 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+class DiskSpaceError(OSError):
+    """Not enough free disk space for an output: a user error (free space, or write elsewhere)."""
+
+
+DISK_MARGIN = 1.05  # an output's estimated size times this must be free, plus DISK_SLACK bytes
+DISK_SLACK = 64 << 20
+
+
+def human_size(n: int) -> str:
+    """Bytes as GiB (two decimals) from 0.1 GiB up, MiB below."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:.0f} MiB"
+
+
+def require_free_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse before writing `what` (about `needed` bytes) into `folder` when its file system has
+    less free space than that (with a margin): a multi-GB model export then fails up front with
+    the numbers, not halfway with the writer's own error (OpenVINO: "basic_ios::clear")."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # the nearest existing ancestor
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed * DISK_MARGIN + DISK_SLACK:
+        raise DiskSpaceError(
+            f"not enough disk space to write {what} in {folder}: it needs about {human_size(needed)} "
+            f"and {human_size(free)} are free there; free some space, or choose an output on a larger disk "
+            "(a build writes its intermediate files beside its output)"
+        )
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

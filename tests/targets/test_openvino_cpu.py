@@ -45,3 +45,30 @@ def test_built_ir_carries_the_group_and_compile_applies_it(tmp_path):
     want = ref.create_infer_request().infer({0: x})
     a, b = next(iter(got.values())).ravel(), np.asarray(next(iter(want.values()))).ravel()
     assert np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) >= 0.999
+
+
+def test_ir_bytes_predicts_the_bin_and_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import fewstep.fsutil as fsutil
+    from fewstep.fsutil import DiskSpaceError
+    from fewstep.targets.openvino_cpu import ir_bytes, save_ir
+
+    model = _model()
+    for fp16 in (False, True):
+        xml = save_ir(model, tmp_path / f"m{int(fp16)}.xml", compress_to_fp16=fp16)
+        size = xml.with_suffix(".bin").stat().st_size
+        assert abs(ir_bytes(model, fp16) - size) <= 0.01 * size  # 3 x 256 x 256 weights: f32 786 KB, fp16 393 KB
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(fsutil.shutil, "disk_usage", lambda p: usage(real.total, real.total, 60 << 20))
+    with pytest.raises(DiskSpaceError, match=r"m\.bin in .*out: it needs about 1 MiB and 60 MiB are free"):
+        save_ir(_model(), tmp_path / "out" / "m.xml")  # 0.8 MB of weights + 64 MiB slack > 60 MiB
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    big = _model(layers=3)
+    monkeypatch.setattr(fsutil, "DISK_SLACK", 0)
+    monkeypatch.setattr(fsutil.shutil, "disk_usage", lambda p: usage(real.total, real.total, ir_bytes(big) // 2))
+    with pytest.raises(DiskSpaceError):
+        save_ir(big, tmp_path / "half.xml")
+    assert not (tmp_path / "half.xml").exists() and not (tmp_path / "half.bin").exists()

@@ -24,6 +24,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     from fewstep.cpu.restriction import IsaUnavailable
     from fewstep.errors import ModelError
+    from fewstep.fsutil import DiskSpaceError
     from fewstep.recipes.schema import RecipeError
     from fewstep.runtime.bundle import BundleError
     from fewstep.targets.base import MissingExtraError
@@ -43,6 +44,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NotADirectoryError,
         PermissionError,
         MemoryError,  # a step that cannot fit here; its message says what to change
+        DiskSpaceError,  # an output that cannot fit on its disk; the message gives the GiB
     )
 
 

@@ -10,6 +10,7 @@ import torch
 
 from fewstep.compile.config import Exporter
 from fewstep.components import Component
+from fewstep.fsutil import require_free_space
 
 
 def static_example(comp: Component, batch: int) -> tuple[torch.Tensor, ...]:
@@ -29,6 +30,8 @@ def export_onnx(
         example = static_example(comp, static_batch)
     names_in = [t.name for t in io.inputs]
     path = Path(path)
+    weights = sum(t.numel() * t.element_size() for t in (*comp.module.parameters(), *comp.module.buffers()))
+    require_free_space(path.parent, weights, path.name)  # the ONNX file holds every weight in full
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter is Exporter.torchscript:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from fewstep.components import TOKENIZER_OF
+from fewstep.targets.openvino_cpu import save_ir
 
 CLIP_ENCODERS = ("text_encoder", "text_encoder_2")
 T5_ENCODER = "text_encoder_3"
@@ -149,7 +150,7 @@ def write_layout(
             config.update(scaling_factor=1.0, shift_factor=0.0)  # folded into the IR
         else:
             ir = component(name)
-        ov.save_model(ir, str(root / name / "openvino_model.xml"), compress_to_fp16=False)
+        save_ir(ir, root / name / "openvino_model.xml")
         write_json(root / name / "config.json", config)
         written[name] = [f"{name}/openvino_model.xml", f"{name}/openvino_model.bin"]
     for enc, attr in TOKENIZER_OF.items():

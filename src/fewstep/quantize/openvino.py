@@ -31,11 +31,9 @@ def read_model(path: Path):
 
 
 def _save(model, out: Path, name: str) -> Path:
-    import openvino as ov
+    from fewstep.targets.openvino_cpu import save_ir
 
-    xml = Path(out) / f"{name}.xml"
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    return xml
+    return save_ir(model, Path(out) / f"{name}.xml")
 
 
 def weighted_ops(model) -> list[str]:

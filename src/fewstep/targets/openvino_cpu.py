@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from fewstep.fsutil import require_free_space
 from fewstep.targets.base import ComponentIO, Session, Target
 
 # For weight-compressed MatMuls (int8/int4 weights) the CPU plugin quantizes activations on
@@ -55,6 +56,27 @@ def compiled_precision(core, wanted: str) -> str:
     """The inference precision hint to compile with for a bundle that asks for `wanted`: bf16
     only where the plugin computes it, f32 (the exact arithmetic) otherwise."""
     return "f32" if wanted == "bf16" and not bf16_available(core) else wanted
+
+
+def ir_bytes(model, compress_to_fp16: bool = False) -> int:
+    """Bytes an OpenVINO model's constants take in its .bin (f32 ones halved when saved as fp16)."""
+    total = 0
+    for op in model.get_ops():
+        if op.get_type_name() == "Constant":
+            size = op.get_byte_size()
+            total += size // 2 if compress_to_fp16 and op.get_element_type().get_type_name() == "f32" else size
+    return total
+
+
+def save_ir(model, xml: Path, compress_to_fp16: bool = False) -> Path:
+    """Save an OpenVINO IR (`.xml` + `.bin`) after checking the disk has room for its weights.
+    save_model compresses weights to fp16 by default; fewstep opts in only for fp16-weights."""
+    import openvino as ov
+
+    xml = Path(xml)
+    require_free_space(xml.parent, ir_bytes(model, compress_to_fp16), xml.with_suffix(".bin").name)
+    ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
+    return xml
 
 
 class OVSession:
@@ -112,9 +134,7 @@ class OpenVINOCPU(Target):
             ir.reshape({t.name: ov.PartialShape(list(t.static(io.static_sizes))) for t in io.inputs})
         if (group := dynamic_quant_group(ir)) is not None:
             ir.set_rt_info(str(group), ["runtime_options", "DYNAMIC_QUANTIZATION_GROUP_SIZE"])
-        xml = Path(out_dir) / f"{io.name}.xml"
-        # save_model compresses weights to fp16 by default; fp32 bundles must opt out.
-        ov.save_model(ir, str(xml), compress_to_fp16=precision == "fp16-weights")
+        xml = save_ir(ir, Path(out_dir) / f"{io.name}.xml", compress_to_fp16=precision == "fp16-weights")
         return [xml.name, xml.with_suffix(".bin").name]
 
     def load(
