@@ -164,7 +164,7 @@ def main() -> None:
     gemm = sum(ms for (op, _), ms in by.items() if op.startswith(GEMM_OPS))
     print(f"GEMM-type ops ({', '.join(op + '*' for op in GEMM_OPS)}): {gemm:.1f} ms = {gemm / total:.1%}")
     if gemm_ms:
-        print(f"weighted GEMMs (FullyConnected*): {gop:.0f} GOP in {gemm_ms:.1f} ms = {gop / gemm_ms:.0f} GOP/s")
+        print(f"weighted GEMMs (FullyConnected*): {gop:.1f} GOP in {gemm_ms:.1f} ms = {gop / gemm_ms * 1e3:.0f} GOP/s")
         print("| GEMM M x K x N | nodes | GOP | ms | GOP/s |")
         print("| --- | --- | --- | --- | --- |")
         for (m, k, n), count, g, t in gemms[: a.top]:
