@@ -66,9 +66,13 @@ def test_ir_bytes_predicts_the_bin_and_a_full_disk_is_refused_before_writing(tmp
     with pytest.raises(DiskSpaceError, match=r"m\.bin in .*out: it needs about 1 MiB and 60 MiB are free"):
         save_ir(_model(), tmp_path / "out" / "m.xml")  # 0.8 MB of weights + 64 MiB slack > 60 MiB
     assert not (tmp_path / "out").exists()  # refused before anything was written
-    big = _model(layers=3)
-    monkeypatch.setattr(fsutil, "DISK_SLACK", 0)
-    monkeypatch.setattr(fsutil.shutil, "disk_usage", lambda p: usage(real.total, real.total, ir_bytes(big) // 2))
-    with pytest.raises(DiskSpaceError):
-        save_ir(big, tmp_path / "half.xml")
-    assert not (tmp_path / "half.xml").exists() and not (tmp_path / "half.bin").exists()
+    monkeypatch.setattr(fsutil, "DISK_SLACK", 0)  # now only the weights and the 5 % margin count
+    for free, fits in ((ir_bytes(model) // 2, False), (ir_bytes(model) * 2, True)):
+        monkeypatch.setattr(fsutil.shutil, "disk_usage", lambda p, free=free: usage(real.total, real.total, free))
+        xml = tmp_path / f"free{free}.xml"
+        if fits:
+            assert save_ir(model, xml).with_suffix(".bin").stat().st_size == ir_bytes(model)
+        else:
+            with pytest.raises(DiskSpaceError):
+                save_ir(model, xml)
+            assert not xml.exists() and not xml.with_suffix(".bin").exists()
