@@ -90,6 +90,19 @@ def gemm_by_shape(shapes: dict[str, Shape], request) -> list[tuple[Shape, int, f
     return sorted(((shape, int(c), gop, t) for shape, (c, gop, t) in by.items()), key=lambda r: -r[3])
 
 
+def gemm_totals(rows: list) -> tuple[float, float]:
+    """(GOP, ms) summed over `gemm_by_shape` rows: the weighted GEMMs' work and counted time."""
+    return sum(r[2] for r in rows), sum(r[3] for r in rows)
+
+
+def print_gemm_shapes(rows: list, top: int, title: str = "GEMM M x K x N") -> None:
+    """`gemm_by_shape` rows (or their JSON lists) as a markdown table, the `top` slowest first."""
+    print(f"| {title} | nodes | GOP | ms | GOP/s |")
+    print("| --- | --- | --- | --- | --- |")
+    for (m, k, n), count, gop, ms in rows[:top]:
+        print(f"| {m} x {k} x {n} | {count} | {gop:.1f} | {ms:.1f} | {gop / ms * 1e3 if ms else float('nan'):.0f} |")
+
+
 @dataclass
 class ProfiledRun:
     """One profiled run of a component: wall ms, ms per (layer type, kernel), `gemm_by_shape`
@@ -154,7 +167,7 @@ def main() -> None:
     a = ap.parse_args()
     run = median_run(profile(a.bundle, a.component, a.repeats))
     by, wall, gemms = run.by, run.wall_ms, run.gemms
-    gop, gemm_ms = sum(r[2] for r in gemms), sum(r[3] for r in gemms)
+    gop, gemm_ms = gemm_totals(gemms)
     total = sum(by.values())
     print(f"{a.bundle.name}/{a.component}: wall {wall:.1f} ms, counted {total:.1f} ms")
     print("| op type | kernel | ms | share |")
@@ -165,10 +178,7 @@ def main() -> None:
     print(f"GEMM-type ops ({', '.join(op + '*' for op in GEMM_OPS)}): {gemm:.1f} ms = {gemm / total:.1%}")
     if gemm_ms:
         print(f"weighted GEMMs (FullyConnected*): {gop:.1f} GOP in {gemm_ms:.1f} ms = {gop / gemm_ms * 1e3:.0f} GOP/s")
-        print("| GEMM M x K x N | nodes | GOP | ms | GOP/s |")
-        print("| --- | --- | --- | --- | --- |")
-        for (m, k, n), count, g, t in gemms[: a.top]:
-            print(f"| {m} x {k} x {n} | {count} | {g:.1f} | {t:.1f} | {g / t * 1e3 if t else float('nan'):.0f} |")
+        print_gemm_shapes(gemms, a.top)
     att = attention_ms(by)
     kinds = ", ".join(ATTENTION_OPS) + f", fused nodes replacing {' or '.join(ATTENTION_ORIGINS)}"
     print(f"attention ({kinds}): {att:.1f} ms = {att / total:.1%}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 
+from ov_op_profile import print_gemm_shapes
 from sd35_workers import FEWSTEP_ROWS, OPTIMUM_LABELS, OPTIMUM_MODES, parse_row
 
 # precision class: (fewstep label prefixes, optimum modes' labels)
@@ -160,22 +161,14 @@ def report(a, res: dict) -> dict:
                 f"its weighted GEMMs in the op profile: {ratios['bundle_gemm_gops']:.0f} GOP/s "
                 f"(the floor's int8 peak: {machine['int8_peak_gops']:.0f} GOP/s)"
             )
-            _print_gemm_shapes(best[2])
+            if best[2].get("gemm_by_shape"):
+                print()
+                print_gemm_shapes(best[2]["gemm_by_shape"], 8, "its GEMMs: M x K x N")
     if best and teacher:
         teacher_rss = teacher["peak_rss_mb"] + (t5["weights_mb_fp32"] if t5 else 0)
         ratios["rss_ratio"] = best[2]["peak_rss_mb"] / teacher_rss
         print(f"peak RSS vs teacher pipeline (+ T5-XXL fp32 weights): {ratios['rss_ratio']:.2f}x")
     return ratios
-
-
-def _print_gemm_shapes(d: dict, top: int = 8) -> None:
-    """The best bundle's weighted GEMMs per shape (op profile), slowest total first."""
-    if not d.get("gemm_by_shape"):
-        return
-    print("\n| its GEMMs: M x K x N | nodes | GOP | ms | GOP/s |")
-    print("| --- | --- | --- | --- | --- |")
-    for (m, k, n), count, gop, ms in d["gemm_by_shape"][:top]:
-        print(f"| {m} x {k} x {n} | {count} | {gop:.1f} | {ms:.1f} | {gop / ms * 1e3 if ms else float('nan'):.0f} |")
 
 
 def _gemm_gops(d: dict) -> float:

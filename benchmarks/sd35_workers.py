@@ -318,7 +318,7 @@ def w_profile(a) -> dict:
     GEMMs' rate in total and per shape. Before each profiled step the reference int8 GEMM is timed
     in this process, so each step has a floor at a peak measured under the same host load (this
     VM's speed moves by up to 2x within a minute): `floor_pairs`."""
-    from ov_op_profile import attention_ms, median_run, profile
+    from ov_op_profile import attention_ms, gemm_totals, median_run, profile
     from sd35_machine import reference_gemm
 
     gemm = reference_gemm(a.work, a.resolution, int8=True)
@@ -326,6 +326,7 @@ def w_profile(a) -> dict:
     run = median_run(runs)
     by = run.by
     total = sum(by.values())
+    gemm_gop, gemm_ms = gemm_totals(run.gemms)
     top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
     return {
         "profile_wall_ms": run.wall_ms,
@@ -333,12 +334,10 @@ def w_profile(a) -> dict:
         "attention_ms": attention_ms(by),
         "attention_share": attention_ms(by) / total if total else float("nan"),
         # the weighted GEMMs' work and counted time (the rate they reach), in total and per shape
-        "gemm_gop": sum(r[2] for r in run.gemms),
-        "gemm_ms": sum(r[3] for r in run.gemms),
+        "gemm_gop": gemm_gop,
+        "gemm_ms": gemm_ms,
         "gemm_by_shape": [[list(shape), count, gop, ms] for shape, count, gop, ms in run.gemms],
         # per profiled step: [wall ms, reference int8 GEMM GOP/s just before it, its GEMMs' GOP, their ms]
-        "floor_pairs": [
-            [r.wall_ms, r.reference_gops, sum(g[2] for g in r.gemms), sum(g[3] for g in r.gemms)] for r in runs
-        ],
+        "floor_pairs": [[r.wall_ms, r.reference_gops, *gemm_totals(r.gemms)] for r in runs],
         "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
