@@ -1,6 +1,6 @@
 """Where an OpenVINO component's time goes: milliseconds per op type (CPU plugin counters).
 
-    python benchmarks/ov_op_profile.py BUNDLE [--component transformer] [--repeats 3] [--top 15]
+    python benchmarks/ov_op_profile.py BUNDLE [--component transformer] [--repeats 3] [--top 15] [--config K=V ...]
 
 Compiles one component of a bundle as the runtime does (its IR's runtime options apply, e.g.
 the dynamic-quantization group; the manifest's inference precision), runs it on random inputs
@@ -115,11 +115,16 @@ class ProfiledRun:
 
 
 def profile(
-    bundle: Path, component: str, repeats: int, reference: Callable[[], float] | None = None
+    bundle: Path,
+    component: str,
+    repeats: int,
+    reference: Callable[[], float] | None = None,
+    extra: dict[str, str] | None = None,
 ) -> list[ProfiledRun]:
     """`repeats` profiled runs of one component of a bundle after one warm-up, compiled as the
     runtime compiles it; `reference` (a GEMM rate in GOP/s) is timed right before each run, so each
-    run has a peak measured under the same host load."""
+    run has a peak measured under the same host load. `extra`: more CPU plugin properties to try
+    (e.g. SNIPPETS_MODE)."""
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -128,7 +133,7 @@ def profile(
 
     core = ov.Core()
     hint = compiled_precision(core, manifest.get("inference_precision", "f32"))  # as the runtime compiles it
-    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True} | (extra or {})
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)
     attention = attention_nodes(compiled, model)
@@ -164,8 +169,12 @@ def main() -> None:
     ap.add_argument("--component", default="transformer")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument(
+        "--config", nargs="+", default=[], metavar="KEY=VALUE", help="more CPU plugin properties (SNIPPETS_MODE=...)"
+    )
     a = ap.parse_args()
-    run = median_run(profile(a.bundle, a.component, a.repeats))
+    extra = dict(kv.split("=", 1) for kv in a.config)
+    run = median_run(profile(a.bundle, a.component, a.repeats, extra=extra))
     by, wall, gemms = run.by, run.wall_ms, run.gemms
     gop, gemm_ms = gemm_totals(gemms)
     total = sum(by.values())
