@@ -16,7 +16,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -106,25 +106,26 @@ def print_gemm_shapes(rows: list, top: int, title: str = "GEMM M x K x N") -> No
 @dataclass
 class ProfiledRun:
     """One profiled run of a component: wall ms, ms per (layer type, kernel), `gemm_by_shape`
-    rows, and the reference GEMM's rate timed just before it (when `profile` was given one)."""
+    rows, and the reference GEMMs' rates (GOP/s by name, e.g. int8 and bf16) timed just before it
+    (when `profile` was given references)."""
 
     wall_ms: float
     by: dict[tuple[str, str], float]
     gemms: list[tuple[Shape, int, float, float]]
-    reference_gops: float | None = None
+    references: dict[str, float] = field(default_factory=dict)
 
 
 def profile(
     bundle: Path,
     component: str,
     repeats: int,
-    reference: Callable[[], float] | None = None,
+    references: dict[str, Callable[[], float]] | None = None,
     extra: dict[str, str] | None = None,
 ) -> list[ProfiledRun]:
     """`repeats` profiled runs of one component of a bundle after one warm-up, compiled as the
-    runtime compiles it; `reference` (a GEMM rate in GOP/s) is timed right before each run, so each
-    run has a peak measured under the same host load. `extra`: more CPU plugin properties to try
-    (e.g. SNIPPETS_MODE)."""
+    runtime compiles it; `references` (GEMM rates in GOP/s, by name) are timed right before each
+    run, so each run has peaks measured under the same host load. `extra`: more CPU plugin
+    properties to try (e.g. SNIPPETS_MODE)."""
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -150,11 +151,11 @@ def profile(
     request.infer(feeds)  # warm-up
     runs = []
     for _ in range(repeats):
-        ref = reference() if reference else None
+        refs = {name: rate() for name, rate in (references or {}).items()}
         start = time.perf_counter()
         request.infer(feeds)
         wall = time.perf_counter() - start
-        runs.append(ProfiledRun(wall * 1e3, by_op(request, attention), gemm_by_shape(shapes, request), ref))
+        runs.append(ProfiledRun(wall * 1e3, by_op(request, attention), gemm_by_shape(shapes, request), refs))
     return runs
 
 

@@ -57,8 +57,9 @@ def gemm_shape(resolution: int) -> tuple[int, int, int]:
     return (resolution // 16) ** 2 + sd35.CLIP_LENGTH + sd35.T5_LENGTH, 1536, 6144
 
 
-def reference_gemm(work: Path, resolution: int, int8: bool) -> Callable[[int], float]:
-    """The reference GEMM compiled in OpenVINO at an f32 hint (int8 = Q/DQ: real int8 kernels): a
+def reference_gemm(work: Path, resolution: int, int8: bool, hint: str = "f32") -> Callable[[int], float]:
+    """The reference GEMM compiled in OpenVINO at an inference-precision `hint` (int8 = Q/DQ: real
+    int8 kernels; a float GEMM at a bf16 hint: the bf16 peak, AMX bf16 where the CPU has it): a
     function of the repeat count that returns its median rate in GOP/s (GFLOP/s). Timed with shared
     buffers: the GEMM, not a copy of its output into numpy (up to half the time)."""
     import numpy as np
@@ -70,7 +71,7 @@ def reference_gemm(work: Path, resolution: int, int8: bool) -> Callable[[int], f
     compiled = core.compile_model(
         core.read_model(str(_gemm_onnx(m, k, n, int8, work / "tmp" / f"gemm-{label}.onnx"))),
         "CPU",
-        {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"},
     )
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     run = partial(compiled.create_infer_request().infer, {"x": x}, share_inputs=True, share_outputs=True)

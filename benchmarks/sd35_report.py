@@ -155,6 +155,15 @@ def report(a, res: dict) -> dict:
                 f"transformer step / floor at the int8 peak timed right before it, same process: {same[0]:.2f}x "
                 f"(median of {len(best[2]['floor_pairs'])} profiled steps; {same[1]:.2f}–{same[2]:.2f})"
             )
+        bf16 = _floor_bf16_attention(machine, best[4], best[3], best[2])
+        if bf16:
+            ratios["floor_ratio_bf16_attention"], *ratios["floor_ratio_bf16_attention_range"] = bf16
+            peaks = [p[4] for p in best[2]["floor_pairs"] if len(p) > 4]
+            print(
+                f"the same with its float attention at the bf16 GEMM peak timed right before it "
+                f"({min(peaks):.0f}–{max(peaks):.0f} GFLOP/s), the arithmetic it runs in: {bf16[0]:.2f}x "
+                f"({bf16[1]:.2f}–{bf16[2]:.2f})"
+            )
         if best[2].get("gemm_ms"):  # the floor's int8 peak is only as good as its GEMM: set it beside the bundle's
             ratios["bundle_gemm_gops"] = _gemm_gops(best[2])
             print(
@@ -197,9 +206,28 @@ def _floor_same_run(machine: dict | None, flops: str, arith: str, d: dict) -> tu
     if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
         return None
     ratios = []
-    for wall_ms, reference, gemm_gop, gemm_ms in pairs:
+    for wall_ms, reference, gemm_gop, gemm_ms, *_ in pairs:
         peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
         ratios.append(wall_ms / 1e3 / _floor({**machine, "int8_peak_gops": peak}, flops, arith))
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def _floor_bf16_attention(machine: dict | None, flops: str, arith: str, d: dict) -> tuple[float, float, float] | None:
+    """As `_floor_same_run`, for a W8A8 bundle compiled at bf16, whose attention is left float
+    (`attention: float`) and runs in bf16: its GEMMs at the int8 peak, its attention at the bf16
+    peak (the reference float GEMM at a bf16 hint, timed right before each step) - the floor of the
+    arithmetic it runs. `_floor_same_run` charges that attention at the int8 peak (the stricter
+    floor, which only int8 attention as fast as the int8 GEMMs could reach)."""
+    pairs = [p for p in d.get("floor_pairs") or [] if len(p) > 4]
+    if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
+        return None
+    total = machine["flops"][f"transformer_{flops}"]
+    attention = machine["flops"].get(f"transformer_{flops}_attention", 0)
+    ratios = []
+    for wall_ms, reference, gemm_gop, gemm_ms, bf16 in pairs:
+        peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
+        floor = (total - attention) / (peak * 1e9) + attention / (bf16 * 1e9)
+        ratios.append(wall_ms / 1e3 / floor)
     return statistics.median(ratios), min(ratios), max(ratios)
 
 

@@ -312,17 +312,33 @@ def w_run(a) -> dict:
 PROFILE_REPEATS = 5  # profiled steps after the warm-up, each after the reference GEMM (median of 5)
 
 
+def _bf16_peak(run) -> list[float]:
+    """[the reference bf16 GEMM's rate before the run] where it was timed, else []."""
+    return [run.references["bf16"]] if "bf16" in run.references else []
+
+
 def w_profile(a) -> dict:
     """The transformer's op profile (OpenVINO's per-node counters; the run with the median wall
     time of PROFILE_REPEATS): the attention share of the step, the top op types and the weighted
     GEMMs' rate in total and per shape. Before each profiled step the reference int8 GEMM is timed
     in this process, so each step has a floor at a peak measured under the same host load (this
-    VM's speed moves by up to 2x within a minute): `floor_pairs`."""
+    VM's speed moves by up to 2x within a minute): `floor_pairs`. A bundle compiled at bf16 (its
+    float ops, attention among them, in bf16) gets the reference float GEMM at a bf16 hint timed
+    there as well: the peak of the arithmetic its attention runs in."""
+    import openvino as ov
     from ov_op_profile import attention_ms, gemm_totals, median_run, profile
     from sd35_machine import reference_gemm
 
-    gemm = reference_gemm(a.work, a.resolution, int8=True)
-    runs = profile(a.work / "bundles" / a.row.replace("/", "-"), "transformer", PROFILE_REPEATS, lambda: gemm(5))
+    from fewstep.targets.openvino_cpu import compiled_precision
+
+    bundle = a.work / "bundles" / a.row.replace("/", "-")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    int8 = reference_gemm(a.work, a.resolution, int8=True)
+    references = {"int8": lambda: int8(5)}
+    if compiled_precision(ov.Core(), manifest.get("inference_precision", "f32")) == "bf16":
+        bf16 = reference_gemm(a.work, a.resolution, int8=False, hint="bf16")
+        references["bf16"] = lambda: bf16(5)
+    runs = profile(bundle, "transformer", PROFILE_REPEATS, references)
     run = median_run(runs)
     by = run.by
     total = sum(by.values())
@@ -337,7 +353,8 @@ def w_profile(a) -> dict:
         "gemm_gop": gemm_gop,
         "gemm_ms": gemm_ms,
         "gemm_by_shape": [[list(shape), count, gop, ms] for shape, count, gop, ms in run.gemms],
-        # per profiled step: [wall ms, reference int8 GEMM GOP/s just before it, its GEMMs' GOP, their ms]
-        "floor_pairs": [[r.wall_ms, r.reference_gops, *gemm_totals(r.gemms)] for r in runs],
+        # per profiled step: [wall ms, reference int8 GEMM GOP/s just before it, its GEMMs' GOP, their
+        # ms(, the reference bf16 GEMM's GFLOP/s just before it, for bundles compiled at bf16)]
+        "floor_pairs": [[r.wall_ms, r.references["int8"], *gemm_totals(r.gemms), *_bf16_peak(r)] for r in runs],
         "top_ops": [[op, kernel, ms] for (op, kernel), ms in top],
     }
