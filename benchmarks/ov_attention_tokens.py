@@ -1,6 +1,7 @@
 """Does the token count's alignment set the speed of OpenVINO's fused attention?
 
-    python benchmarks/ov_attention_tokens.py [--tokens 1101 1102 1104 1120 1152] [--hints bf16 f32] [--json]
+    python benchmarks/ov_attention_tokens.py [--tokens 1101 1102 1104 1120 1152] [--hints bf16 f32]
+        [--layouts 24x64 12x128] [--peak] [--raw-inputs] [--rounds 3] [--json]
 
 SD3.5-Medium's joint attention runs over image + text tokens: 1024 + 333 = 1357 at 512 px with
 T5's slot kept, 1024 + 78 = 1102 with the slot collapsed to one null token (4429 / 4174 at
@@ -12,9 +13,23 @@ weigh as n), so a faster aligned count would be a free lever.
 
 This times one attention of SD3.5-Medium's layout (24 heads x 64; inputs (1, L, 24, 64)
 transposed to heads-first, additive key bias as in the collapsed model, output back to
-(1, L, 1536)) at each token count and inference precision: median of 20 after a warm-up, in one
+(1, L, 1536)) at each token count and inference precision. As in the bundles, q, k and v come out
+of an op that runs at the inference precision (here a per-channel scale, q and k's RMSNorm weight
+in the model), so the fused subgraph reads bf16 under a bf16 hint. Fed straight from f32 model
+inputs (`--raw-inputs`, the only path before 2026-12-06), the plugin fuses the f32 -> bf16
+conversion into the attention subgraph (`jit_avx512_f32`, against the bundles'
+`jit_avx512_bf16`), which ran 1.5x slower at 4174 tokens. The table names the fused subgraph's
+kernel type so a reader can check which path was timed. Timed: median of 20 after a warm-up, in one
 process, counts interleaved over 3 rounds (host load drifts on these VMs); GFLOP/s = 4·L²·1536
 over the median of the rounds' medians.
+
+`--layouts HEADSxDIM ...` times the same width (1536) split into other head layouts: the same
+FLOPs, but the softmax's work (an exp per score) scales with the head count. With two or more
+layouts at a token count, the script fits ms = a·(heads·L²) + b·(4·L²·1536) over them by least
+squares, splitting the fused kernel's time into a per-score cost (softmax, scaling, bias: the
+vector units) and a per-FLOP cost (the two brgemms: AMX where the CPU has it), so the attention's
+floor can be charged with both. `--peak` times `sd35_machine`'s reference float GEMM (4429 x 1536
+x 6144) at each hint in every round, so the fitted FLOP rate has a peak measured beside it.
 """
 
 from __future__ import annotations
@@ -26,64 +41,161 @@ import statistics
 import numpy as np
 from timing import median_seconds
 
-HEADS, HEAD_DIM = 24, 64
+WIDTH = 1536  # SD3.5-Medium's attention width: 24 heads x 64
 
 
-def attention_model(tokens: int):
+def layout(text: str) -> tuple[int, int]:
+    """'24x64' -> (24, 64); the product must be the model's width."""
+    try:
+        heads, dim = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layout {text!r}: expected HEADSxDIM, e.g. 24x64") from None
+    if heads * dim != WIDTH:
+        raise argparse.ArgumentTypeError(f"layout {text!r}: heads x dim must be {WIDTH}")
+    return heads, dim
+
+
+def attention_model(tokens: int, raw_inputs: bool = False, heads: int = 24, dim: int = 64):
     import openvino as ov
     import openvino.opset13 as ops
 
-    shape = [1, tokens, HEADS, HEAD_DIM]
-    q, k, v = (ops.parameter(shape, np.float32, name=n) for n in ("q", "k", "v"))
+    shape = [1, tokens, heads, dim]
+    params = [ops.parameter(shape, np.float32, name=n) for n in ("q", "k", "v")]
     bias = ops.parameter([1, 1, 1, tokens], np.float32, name="bias")
     perm = ops.constant(np.array([0, 2, 1, 3], np.int64))
-    heads = [ops.transpose(x, perm) for x in (q, k, v)]
+    rng = np.random.default_rng(3)
+    scales = [ops.constant((1 + 0.1 * rng.standard_normal(dim)).astype(np.float32)) for _ in params]
+    produced = params if raw_inputs else [ops.multiply(x, w) for x, w in zip(params, scales)]
+    heads = [ops.transpose(x, perm) for x in produced]
     out = ops.scaled_dot_product_attention(*heads, bias, causal=False)
-    out = ops.reshape(ops.transpose(out, perm), ops.constant(np.array([1, tokens, HEADS * HEAD_DIM])), False)
-    return ov.Model([out], [q, k, v, bias], "attention")
+    out = ops.reshape(ops.transpose(out, perm), ops.constant(np.array([1, tokens, WIDTH])), False)
+    return ov.Model([out], [*params, bias], "attention")
 
 
-def timer(tokens: int, hint: str):
+def attention_kernel(compiled) -> str:
+    """The kernel type of the subgraph the plugin fused attention's softmax into."""
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "Softmax" in info["originalLayersNames"].astype(str):
+            return f"{info['layerType'].astype(str)} {info['primitiveType'].astype(str)}"
+    return "not fused"
+
+
+def timer(tokens: int, hint: str, raw_inputs: bool = False, heads: int = 24, dim: int = 64):
     import openvino as ov
 
     compiled = ov.Core().compile_model(
-        attention_model(tokens), "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        attention_model(tokens, raw_inputs, heads, dim),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"},
     )
     rng = np.random.default_rng(0)
-    feeds = [rng.standard_normal([1, tokens, HEADS, HEAD_DIM]).astype(np.float32) for _ in range(3)]
+    feeds = [rng.standard_normal([1, tokens, heads, dim]).astype(np.float32) for _ in range(3)]
     feeds.append(np.zeros([1, 1, 1, tokens], np.float32))
     request = compiled.create_infer_request()
-    return lambda: median_seconds(lambda: request.infer(feeds, share_inputs=True, share_outputs=True), 20)
+    return attention_kernel(compiled), lambda: median_seconds(
+        lambda: request.infer(feeds, share_inputs=True, share_outputs=True), 20
+    )
+
+
+def reference_peaks(hints: list[str]) -> dict:
+    """`sd35_machine`'s reference float GEMM (1024 px shape) compiled at each hint: rate(repeats) -> GFLOP/s."""
+    import tempfile
+    from pathlib import Path
+
+    from sd35_machine import reference_gemm
+
+    work = Path(tempfile.mkdtemp(prefix="attention-peak-"))
+    return {hint: reference_gemm(work / hint, 1024, int8=False, hint=hint) for hint in hints}
+
+
+def split_costs(rows: list[dict]) -> list[dict]:
+    """Per (hint, tokens) with two or more layouts: the least-squares fit of
+    ms = a·(heads·L²) + b·(4·L²·WIDTH): ns per score and the FLOP rate of the rest."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["hint"], r["tokens"]), []).append(r)
+    fits = []
+    for (hint, tokens), group in groups.items():
+        if len({r["heads"] for r in group}) < 2:
+            continue
+        scores = np.array([[r["heads"] * tokens**2, 4 * tokens**2 * WIDTH] for r in group], float)
+        (a, b), *_ = np.linalg.lstsq(scores, np.array([r["ms"] / 1e3 for r in group]), rcond=None)
+        total = float(np.mean([r["ms"] for r in group if r["heads"] == 24] or [np.nan]))
+        softmax_ms = a * 24 * tokens**2 * 1e3  # the 24 x 64 layout's per-score part
+        fits.append(
+            {
+                "hint": hint,
+                "tokens": tokens,
+                "ns_per_score": a * 1e9,
+                "gemm_gflops": 1 / b / 1e9 if b > 0 else None,
+                "score_share_24x64": softmax_ms / total if total == total else None,
+            }
+        )
+    return fits
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, nargs="+", default=[1101, 1102, 1104, 1120, 1152])
     ap.add_argument("--hints", nargs="+", default=["bf16", "f32"])
+    ap.add_argument("--layouts", type=layout, nargs="+", default=[(24, 64)], help="HEADSxDIM, e.g. 24x64 12x128")
+    ap.add_argument("--peak", action="store_true", help="time the reference float GEMM at each hint every round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--raw-inputs", action="store_true", help="feed the attention straight from f32 model inputs")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     from fewstep.cpu.isa import detect
 
     isa = detect()
-    print(f"ISA: {isa.name if isa else 'unknown'}; attention 24 heads x 64, additive key bias")
-    timers = {(h, t): timer(t, h) for h in a.hints for t in a.tokens}
+    print(f"ISA: {isa.name if isa else 'unknown'}; attention width {WIDTH}, additive key bias")
+    timers = {
+        (h, t, heads, dim): timer(t, h, a.raw_inputs, heads, dim)
+        for h in a.hints
+        for t in a.tokens
+        for heads, dim in a.layouts
+    }
     times: dict = {key: [] for key in timers}
+    references = reference_peaks(a.hints) if a.peak else {}
+    peaks: dict = {hint: [] for hint in references}
     for _ in range(a.rounds):
-        for key, fn in timers.items():
+        for key, (_, fn) in timers.items():
             times[key].append(fn())
+        for hint, rate in references.items():
+            peaks[hint].append(rate(5))
     rows = []
-    print("| hint | tokens | ms | GFLOP/s | ms per 1000² tokens |")
-    print("| --- | --- | --- | --- | --- |")
-    for (hint, tokens), ts in times.items():
+    print("| hint | tokens | heads x dim | fused attention | ms | GFLOP/s | ms per 1000² tokens |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (hint, tokens, heads, dim), ts in times.items():
+        kernel = timers[(hint, tokens, heads, dim)][0]
         s = statistics.median(ts)
-        gflops = 4 * tokens**2 * HEADS * HEAD_DIM / s / 1e9
+        gflops = 4 * tokens**2 * WIDTH / s / 1e9
         rows.append(
-            {"hint": hint, "tokens": tokens, "ms": s * 1e3, "gflops": gflops, "rounds_ms": [t * 1e3 for t in ts]}
+            {
+                "hint": hint,
+                "tokens": tokens,
+                "heads": heads,
+                "dim": dim,
+                "kernel": kernel,
+                "ms": s * 1e3,
+                "gflops": gflops,
+                "rounds_ms": [t * 1e3 for t in ts],
+            }
         )
-        print(f"| {hint} | {tokens} | {s * 1e3:.2f} | {gflops:.0f} | {s * 1e3 / (tokens / 1000) ** 2:.2f} |")
+        print(
+            f"| {hint} | {tokens} | {heads} x {dim} | {kernel} | {s * 1e3:.2f} | {gflops:.0f} "
+            f"| {s * 1e3 / (tokens / 1000) ** 2:.2f} |"
+        )
+    fits = split_costs(rows)
+    for f in fits:
+        f["peak_gflops"] = statistics.median(peaks[f["hint"]]) if a.peak else None
+        share = f"; the per-score part is {f['score_share_24x64']:.0%} of 24 x 64" if f["score_share_24x64"] else ""
+        rate = f"{f['gemm_gflops']:.0f} GFLOP/s" if f["gemm_gflops"] else "n/a (fit not positive)"
+        if f["peak_gflops"] and f["gemm_gflops"]:
+            rate += f" ({f['gemm_gflops'] / f['peak_gflops']:.0%} of the GEMM peak, {f['peak_gflops']:.0f})"
+        print(f"{f['hint']}, {f['tokens']} tokens: {f['ns_per_score']:.3f} ns per score, the rest at {rate}{share}")
     if a.json:
-        print(json.dumps({"isa": isa.name if isa else None, "rows": rows}))
+        print(json.dumps({"isa": isa.name if isa else None, "raw_inputs": a.raw_inputs, "rows": rows, "fits": fits}))
 
 
 if __name__ == "__main__":
