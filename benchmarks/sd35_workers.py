@@ -50,6 +50,7 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int8/vae-fp32/bf16",
     "openvino-cpu/int8/no-t5/vae-fp32",
     "openvino-cpu/int8/no-t5/vae-fp32/bf16",
+    "openvino-cpu/int8/no-t5/vae-fp32/bf16/text-128",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -68,8 +69,11 @@ FEWSTEP_ROWS = [
 
 
 # bf16: the bundle's float arithmetic in bf16 (`inference_precision`), attention left float (`attention: float`);
-# vae-fp32: int8 rows with the fp32 VAE decoder (its static int8 calibration needs 30.7 GB at 1024 px)
-OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16")
+# vae-fp32: int8 rows with the fp32 VAE decoder (its static int8 calibration needs 30.7 GB at 1024 px);
+# text-128: with no-t5, the zero slot collapsed to 51 null tokens (`restructure.null_slots`), 128 text
+# tokens in all, a count the attention kernel's blocks divide (1024 px: 4224 joint tokens, not 4174)
+OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128")
+ALIGNED_TEXT = 128
 
 
 # optimum-intel's modes (benchmarks/sd35_optimum_peer.py) and their table labels
@@ -88,6 +92,8 @@ def parse_row(row: str) -> tuple[str, str, set[str]]:
     unknown = set(opts) - set(OPTIONS)
     if unknown:
         raise SystemExit(f"row {row}: unknown option(s) {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+    if "text-128" in opts and "no-t5" not in opts:
+        raise SystemExit(f"row {row}: text-128 collapses the zero T5 slot, so it needs no-t5")
     return target, precision, set(opts)
 
 
@@ -248,6 +254,10 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
         # the model has no T5: `no-t5` rows collapse its zero slot, the others keep all 256 tokens
         restructure={"collapse_null_tokens": "no-t5" in opts},
     )
+    if "text-128" in opts:
+        from fewstep.zoo import sd35_medium as sd35
+
+        kwargs["restructure"]["null_slots"] = ALIGNED_TEXT - sd35.CLIP_LENGTH
     if "bf16" in opts:  # OpenVINO's fused float attention in bf16 (benchmarks/ov_attention_precision.py)
         kwargs["inference_precision"] = "bf16"
         if quant and quant["scheme"] == "int8":

@@ -36,6 +36,25 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
 
+@pytest.mark.parametrize("slots", [2, 5, 24])  # 5 does not divide 24: each key weighs 24 / 5, still exact
+def test_m_biased_tokens_equal_n_identical_tokens(t5_free_pipe, slots):
+    pipe = t5_free_pipe
+    width = pipe.transformer.config.joint_attention_dim
+    g = torch.Generator().manual_seed(3)
+    clip = torch.randn(2, 16, width, generator=g)
+    token = torch.randn(2, 1, width, generator=g)
+    full = torch.cat([clip, token.expand(2, 24, width)], 1)
+    short = torch.cat([clip, token.expand(2, slots, width)], 1)
+    with torch.no_grad():
+        ref = pipe.transformer(**_inputs(pipe, full)).sample
+        collapsed = Transformer(pipe.transformer, null_tokens=24, null_slots=slots)(**_inputs(pipe, short))
+        one_share = Transformer(pipe.transformer, null_tokens=24)(**_inputs(pipe, short))  # ln(24) on each key
+    assert _cos(collapsed, ref) >= 0.99999 and (collapsed - ref).abs().max() < 1e-4
+    if slots > 1:  # each of m keys biased as if it alone stood for all 24 weighs m times too much
+        wrong, right = (one_share - ref).abs().max(), (collapsed - ref).abs().max()
+        assert wrong > 1e-3 and wrong > 100 * right
+
+
 @pytest.mark.parametrize("fill", ["zeros", "repeated random token"])
 def test_one_biased_token_equals_n_identical_tokens(t5_free_pipe, fill):
     pipe = t5_free_pipe
@@ -71,6 +90,34 @@ def test_components_collapse_only_without_t5(t5_free_pipe):
     assert comps["transformer"].example[2].shape[1] == 16 + 1 and comps["transformer"].module.null_tokens == 24
     full = pipeline_components(t5_free_pipe, collapse_null=False)
     assert full["transformer"].example[2].shape[1] == 16 + 24 and full["transformer"].module.null_tokens is None
+    five = pipeline_components(t5_free_pipe, null_slots=5)["transformer"]
+    assert five.example[2].shape[1] == 16 + 5 and (five.module.null_tokens, five.module.null_slots) == (24, 5)
+    for bad in (0, 25):
+        with pytest.raises(ValueError, match=r"restructure\.null_slots: .*allowed: 1 to 24"):
+            pipeline_components(t5_free_pipe, null_slots=bad)
+
+
+def test_null_slots_survive_the_wrapper_record(t5_free_pipe, tmp_path):
+    from fewstep.component_modules import rebuild, wrapper_record
+
+    module = pipeline_components(t5_free_pipe, null_slots=5)["transformer"].module
+    record = wrapper_record(module)
+    assert (record["null_tokens"], record["null_slots"]) == (24, 5)
+    t5_free_pipe.transformer.save_pretrained(str(tmp_path / "transformer"))
+    again = rebuild(record, tmp_path / "transformer")
+    assert (again.null_tokens, again.null_slots) == (24, 5)
+
+
+def test_manifest_refuses_more_null_tokens_than_they_stand_for():
+    from fewstep.runtime.manifest import PipelineRecord
+
+    base = dict(
+        steps=1, sigmas=[1.0, 0.0], guidance=1.0, student=True, latent_shape=(4, 8, 8), image_size=64,
+        joint_attention_dim=32, t5=False, tokenizers={},
+    )  # fmt: skip
+    assert PipelineRecord(**base, t5_length=5, t5_null_tokens=24).t5_length == 5
+    with pytest.raises(ValueError, match="t5_length: 25 null tokens cannot stand for t5_null_tokens = 24"):
+        PipelineRecord(**base, t5_length=25, t5_null_tokens=24)
 
 
 @pytest.mark.parametrize("target", ["openvino-cpu", "onnxruntime-cpu"])
@@ -85,24 +132,25 @@ def test_t5_free_bundle_runs_one_null_token_and_matches_diffusers(tiny_family, t
     gates = {"num_prompts": 2, "distribution": {"enabled": False}}
     slot = 16  # a dropped T5 takes its tokenizer along: the zero slot has the CLIP length (pipelines.t5_length)
     images = {}
-    for collapse in (True, False):
+    for collapse, slots in ((True, 1), (True, 3), (False, 1)):
         cfg = CompileConfig(
             target=target,
             steps=2,
             guidance=1.0,
             gates=gates,
             measure=False,
-            restructure={"drop_t5": True, "force": True, "collapse_null_tokens": collapse},
+            restructure={"drop_t5": True, "force": True, "collapse_null_tokens": collapse, "null_slots": slots},
         )
-        out, report = compile_bundle(model, cfg, tmp_path / f"bundle-{collapse}")
-        assert report.passed, report.to_json()  # image gates: against diffusers with 24 zero T5 tokens
+        out, report = compile_bundle(model, cfg, tmp_path / f"bundle-{collapse}-{slots}")
+        assert report.passed, report.to_json()  # image gates: against diffusers with 16 zero T5 tokens
         manifest = json.loads((out / "manifest.json").read_text())
         seq = manifest["components"]["transformer"]["io"]["inputs"][2]["shape"][1]
         if collapse:
-            assert manifest["pipeline"]["t5_length"] == 1 and manifest["pipeline"]["t5_null_tokens"] == slot
-            assert seq == 16 + 1
+            assert manifest["pipeline"]["t5_length"] == slots and manifest["pipeline"]["t5_null_tokens"] == slot
+            assert seq == 16 + slots
         else:
             assert manifest["pipeline"]["t5_length"] == slot and manifest["pipeline"]["t5_null_tokens"] is None
             assert seq == 16 + slot
-        images[collapse] = Bundle.open(out).generate(["a red circle", "two blue squares"], seed=5)
-    assert np.abs(images[True] - images[False]).max() < 1e-4
+        images[collapse, slots] = Bundle.open(out).generate(["a red circle", "two blue squares"], seed=5)
+    for collapsed in ((True, 1), (True, 3)):
+        assert np.abs(images[collapsed] - images[False, 1]).max() < 1e-4

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewstep.null_tokens import null_token_attention
+from fewstep.null_tokens import check_slots, null_token_attention
 
 
 class ClipEncoder(nn.Module):
@@ -41,16 +41,20 @@ class T5Encoder(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The velocity model; with `null_tokens` set, the last text token stands for that many
-    zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: compile/null_tokens.py)."""
+    """The velocity model; with `null_tokens` set, the last `null_slots` text tokens stand for that
+    many zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: fewstep/null_tokens.py)."""
 
-    def __init__(self, transformer: nn.Module, null_tokens: int | None = None):
+    def __init__(self, transformer: nn.Module, null_tokens: int | None = None, null_slots: int = 1):
         super().__init__()
+        if null_tokens:
+            check_slots(null_tokens, null_slots)
         self.transformer = transformer
         self.null_tokens = null_tokens
+        self.null_slots = null_slots
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
-        with null_token_attention(self.transformer, self.null_tokens) if self.null_tokens else nullcontext():
+        collapse = null_token_attention(self.transformer, self.null_tokens, self.null_slots)
+        with collapse if self.null_tokens else nullcontext():
             return self.transformer(
                 hidden_states=hidden_states,
                 timestep=timestep,
@@ -92,6 +96,7 @@ def wrapper_record(module: nn.Module) -> dict[str, Any]:
         "library": type(inner).__module__.split(".")[0],
         "class": type(inner).__name__,
         "null_tokens": getattr(module, "null_tokens", None),
+        "null_slots": getattr(module, "null_slots", 1),
     }
 
 
@@ -107,5 +112,5 @@ def rebuild(record: dict[str, Any], model_dir: Path, dtype: torch.dtype = torch.
     inner = cls.from_pretrained(str(model_dir), torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     wrapper, _ = WRAPPERS[record["wrapper"]]
     if record["wrapper"] == "transformer":
-        return Transformer(inner, record.get("null_tokens")).eval()
+        return Transformer(inner, record.get("null_tokens"), int(record.get("null_slots") or 1)).eval()
     return wrapper(inner).eval()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fewstep.component_modules import ClipEncoder, T5Encoder, Transformer, VaeDecoder
-from fewstep.null_tokens import supports_collapse
+from fewstep.null_tokens import check_slots, supports_collapse
 from fewstep.sd3_pipeline import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
@@ -41,17 +41,21 @@ def null_tokens(pipe, collapse: bool = True) -> int | None:
     return t5_length(pipe)
 
 
-def t5_slot_length(pipe, collapse: bool = True) -> int:
-    """Tokens in the transformer's T5 slot: T5's, or the zero fill without T5 (1 when collapsed)."""
-    return 1 if null_tokens(pipe, collapse) else t5_length(pipe)
+def t5_slot_length(pipe, collapse: bool = True, null_slots: int = 1) -> int:
+    """Tokens in the transformer's T5 slot: T5's, or the zero fill without T5 (`null_slots` when
+    collapsed)."""
+    return null_slots if null_tokens(pipe, collapse) else t5_length(pipe)
 
 
-def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True) -> dict[str, Component]:
+def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True, null_slots: int = 1) -> dict[str, Component]:
     """Every component the pipeline keeps (T5 only when present). Without T5 and with
-    `collapse_null`, the transformer takes one null token for the whole zero-filled T5 slot."""
+    `collapse_null`, the transformer takes `null_slots` null tokens (1 to the slot's length) for
+    the whole zero-filled T5 slot."""
     length = text_length(pipe)
     null = null_tokens(pipe, collapse_null)
-    t5_len = 1 if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
+    if null:
+        check_slots(null, null_slots)
+    t5_len = null_slots if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
     tcfg = pipe.transformer.config
     c, s = tcfg.in_channels, tcfg.sample_size
     seq = length + t5_len  # CLIP tokens, then T5 tokens (zero-filled when there is no T5)
@@ -82,7 +86,7 @@ def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True) -> dic
         torch.randn(batch, seq, tcfg.joint_attention_dim),
         torch.randn(batch, tcfg.pooled_projection_dim),
     )
-    comps["transformer"] = Component(tio, Transformer(pipe.transformer, null), example)
+    comps["transformer"] = Component(tio, Transformer(pipe.transformer, null, null_slots), example)
     vio = ComponentIO("vae_decoder", (TensorSpec("latents", ("batch", c, s, s)),), ("image",))
     comps["vae_decoder"] = Component(vio, VaeDecoder(pipe.vae), (torch.randn(batch, c, s, s),))
     for comp in comps.values():

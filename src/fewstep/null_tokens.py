@@ -7,6 +7,11 @@ queries attend identically. In attention, n identical keys (with identical value
 exactly as one key whose logit is raised by ln(n). So the transformer runs with one null
 token and a ln(n) bias on its key: the same output, n - 1 fewer tokens in every GEMM and
 attention (SD3.5-Medium at 256 px: 589 -> 334 tokens per step).
+
+The slot can also collapse to m > 1 null tokens, each with a ln(n / m) bias (m identical keys
+then weigh as n, exactly as one does): a joint token count the attention kernel's blocks divide
+is faster at some sizes than the fewest tokens (SD3.5-Medium at 1024 px: 128 text tokens, m = 51,
+against 78; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -35,13 +40,22 @@ def supports_collapse(transformer: nn.Module) -> bool:
     return bool(joint_attentions(transformer))
 
 
-class NullTokenJointAttention:
-    """Joint attention (as diffusers' JointAttnProcessor2_0) whose last key stands for `n` copies."""
+def check_slots(n: int, slots: int) -> None:
+    """A zero slot of n tokens collapses to 1..n null tokens."""
+    if n < 1:
+        raise ValueError(f"null token count must be >= 1, got {n}")
+    if not 1 <= slots <= n:
+        raise ValueError(f"restructure.null_slots: {slots} for a zero T5 slot of {n} tokens; allowed: 1 to {n}")
 
-    def __init__(self, n: int):
-        if n < 1:
-            raise ValueError(f"null token count must be >= 1, got {n}")
-        self.log_n = math.log(n)
+
+class NullTokenJointAttention:
+    """Joint attention (as diffusers' JointAttnProcessor2_0) whose last `slots` keys stand for `n`
+    copies of one token (each for n / slots of them)."""
+
+    def __init__(self, n: int, slots: int = 1):
+        check_slots(n, slots)
+        self.slots = slots
+        self.log_share = math.log(n / slots)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
         if encoder_hidden_states is None or attention_mask is not None:
@@ -67,8 +81,8 @@ class NullTokenJointAttention:
             2,
         )
         v = torch.cat([heads(attn.to_v(hidden_states), None), heads(attn.add_v_proj(encoder_hidden_states), None)], 2)
-        zero = torch.zeros_like(k[:1, :1, :, :1]).transpose(2, 3)  # (1, 1, 1, keys): the null token is the last key
-        bias = torch.cat([zero[..., :-1], zero[..., -1:] + self.log_n], -1)
+        zero = torch.zeros_like(k[:1, :1, :, :1]).transpose(2, 3)  # (1, 1, 1, keys): the null tokens are the last keys
+        bias = torch.cat([zero[..., : -self.slots], zero[..., -self.slots :] + self.log_share], -1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         out = out.transpose(1, 2).reshape(b, -1, attn.heads * out.shape[-1]).to(q.dtype)
         image, text = out[:, :n_image], out[:, n_image:]
@@ -78,13 +92,14 @@ class NullTokenJointAttention:
 
 
 @contextmanager
-def null_token_attention(transformer: nn.Module, n: int) -> Iterator[None]:
-    """Within the block, the transformer's joint attentions treat the last text token as n copies."""
+def null_token_attention(transformer: nn.Module, n: int, slots: int = 1) -> Iterator[None]:
+    """Within the block, the transformer's joint attentions treat the last `slots` text tokens as
+    n copies of one token."""
     attns = joint_attentions(transformer)
     if not attns:
         raise ValueError("the transformer has no SD3 joint attention: the null-token collapse does not apply")
     saved = [a.processor for a in attns]
-    processor = NullTokenJointAttention(n)
+    processor = NullTokenJointAttention(n, slots)
     try:
         for a in attns:
             a.processor = processor

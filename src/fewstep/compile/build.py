@@ -125,10 +125,10 @@ def build_bundle(
     sampling = sampling_for(pipe, model_dir, cfg.steps, cfg.guidance, cfg.guidance_interval)
     restructure = apply_restructure(pipe, model_dir, sampling, cfg.restructure)
     static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
-    collapse = cfg.restructure.collapse_null_tokens
-    comps = pipeline_components(pipe, collapse_null=collapse)
+    collapse, slots = cfg.restructure.collapse_null_tokens, cfg.restructure.null_slots
+    comps = pipeline_components(pipe, collapse_null=collapse, null_slots=slots)
     geometry = pipeline_geometry(pipe)
-    slot = {"t5_length": t5_slot_length(pipe, collapse), "t5_null_tokens": null_tokens(pipe, collapse)}
+    slot = {"t5_length": t5_slot_length(pipe, collapse, slots), "t5_null_tokens": null_tokens(pipe, collapse)}
     plan = component_plan(cfg, list(comps))
     plan.update({k: v for k, v in (plan_override or {}).items() if k in plan})
     plan, cpu_record = apply_cpu_policy(plan, cfg, target)
@@ -140,7 +140,7 @@ def build_bundle(
 
         calibration = collect(
             pipe, model_dir, sampling, calib.calibration_prompts, calib.calibration_seed,
-            work / "calibration", collapse_null=collapse,
+            work / "calibration", collapse_null=collapse, null_slots=slots,
         )  # fmt: skip
     model_digest = tree_digest(model_dir)
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export

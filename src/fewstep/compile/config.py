@@ -58,6 +58,13 @@ class Restructure(StrictModel):
         description="without T5, run the transformer on one null token standing for the zero-filled T5 slot "
         "(exact: identical tokens weigh as one key with a ln(n) attention bias)",
     )
+    null_slots: int = Field(
+        1,
+        ge=1,
+        description="null tokens the collapsed zero T5 slot keeps (each with a ln(n / m) bias: exact for any "
+        "1 <= m <= the slot's length); more than 1 can align the joint token count with the attention "
+        "kernel's blocks, e.g. 51 for 128 text tokens (SD3.5 at 1024 px)",
+    )
 
     @model_validator(mode="after")
     def _encoders(self) -> Restructure:

@@ -102,7 +102,8 @@ def reference_inputs(
 
 
 def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig) -> list[GateResult]:
-    comps = pipeline_components(pipe, collapse_null=bundle.pipeline.t5_null_tokens is not None)
+    collapsed = bundle.pipeline.t5_null_tokens is not None  # then t5_length is its null-token count
+    comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=bundle.pipeline.t5_length if collapsed else 1)
     g = cfg.tensor
     results = []
     for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():

@@ -42,13 +42,21 @@ def calibration_prompts(model_dir: Path, n: int, seed: int) -> list[str]:
     return family_for(model_dir).training_prompts(n, seed, model_dir)
 
 
-def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool) -> str:
-    blob = json.dumps([model_digest, prompts, sampling.to_json(), seed, collapse_null], sort_keys=True)
+def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool, null_slots: int) -> str:
+    slot = [collapse_null] if null_slots == 1 else [collapse_null, null_slots]  # 1 slot: the keys cached before
+    blob = json.dumps([model_digest, prompts, sampling.to_json(), seed, *slot], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def collect(
-    pipe, model_dir: Path, sampling, n: int, seed: int, cache_dir: Path | None = None, collapse_null: bool = True
+    pipe,
+    model_dir: Path,
+    sampling,
+    n: int,
+    seed: int,
+    cache_dir: Path | None = None,
+    collapse_null: bool = True,
+    null_slots: int = 1,
 ) -> Calibration:
     """Run the torch student on n calibration prompts; keep every component's inputs."""
     from fewstep.components import pipeline_components
@@ -58,11 +66,12 @@ def collect(
     prompts = calibration_prompts(model_dir, n, seed)
     path = None
     if cache_dir is not None:
-        key = _key(tree_digest(model_dir), prompts, sampling, seed, collapse_null)
+        key = _key(tree_digest(model_dir), prompts, sampling, seed, collapse_null, null_slots)
         path = Path(cache_dir) / f"calibration-{key}.npz"
         if path.exists():
             return _load(path, prompts)
-    inputs = reference_inputs(pipe, prompts, sampling, seed, pipeline_components(pipe, collapse_null=collapse_null))
+    comps = pipeline_components(pipe, collapse_null=collapse_null, null_slots=null_slots)
+    inputs = reference_inputs(pipe, prompts, sampling, seed, comps)
     timesteps = sorted({round(float(f["timestep"][0]) / 1000, 6) for f in inputs["transformer"]}, reverse=True)
     calib = Calibration(inputs, timesteps, prompts)
     if path is not None:

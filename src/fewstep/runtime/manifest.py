@@ -56,8 +56,8 @@ class PipelineRecord(Sampling):
     latent_shape: tuple[int, int, int]
     image_size: int
     joint_attention_dim: int
-    t5_length: int  # tokens in the transformer's T5 slot (1 when the zero slot is collapsed)
-    t5_null_tokens: int | None = None  # how many zero tokens the one null token stands for
+    t5_length: int  # tokens in the transformer's T5 slot (its null tokens when the zero slot is collapsed)
+    t5_null_tokens: int | None = None  # how many zero tokens those null tokens stand for
     t5: bool
     negative_prompt: str = ""
     tokenizers: dict[str, TokenizerRecord]
@@ -71,6 +71,10 @@ class PipelineRecord(Sampling):
             raise ValueError("sigmas: must fall from at most 1 to exactly 0")
         if self.guidance < 0 or min(self.latent_shape) < 1 or self.image_size < 1 or self.t5_length < 1:
             raise ValueError("guidance, latent_shape, image_size and t5_length must be positive")
+        if self.t5_null_tokens is not None and not 1 <= self.t5_length <= self.t5_null_tokens:
+            raise ValueError(
+                f"t5_length: {self.t5_length} null tokens cannot stand for t5_null_tokens = {self.t5_null_tokens}"
+            )
         if any(t.max_length < 1 for t in self.tokenizers.values()):
             raise ValueError("tokenizers: max_length must be positive")
         return self
