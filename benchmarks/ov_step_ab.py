@@ -1,0 +1,80 @@
+"""Several bundles' transformer steps, interleaved: an A-B comparison the host's drift cannot skew.
+
+    python benchmarks/ov_step_ab.py BUNDLE_A BUNDLE_B [...] [--rounds 8] [--json]
+
+Each bundle is opened with fewstep's runtime (`Bundle.open`, so its transformer is compiled as
+a generation compiles it: the manifest's inference precision, the runtime's properties) and its
+transformer is called once per round, bundles in turn, on one image's inputs (random latents,
+random CLIP tokens, the zero T5 slot as zeros: speed does not depend on the values). The table
+gives each bundle's median step, and for every bundle after the first the median of the per-round
+ratios to the first and in how many rounds it was faster. These VMs' speed drifts by up to 2x
+within minutes, so only the paired ratios are evidence; the medians say where the host was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def step_feeds(bundle, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One image's transformer inputs, shaped as the manifest says (batch 1)."""
+    pipeline = bundle.manifest.pipeline
+    feeds = {}
+    for spec in bundle.manifest.components["transformer"].io.inputs:
+        dims = [1 if isinstance(d, str) else int(d) for d in spec.shape]
+        feeds[spec.name] = rng.standard_normal(dims).astype(np.float32)
+    feeds["timestep"] = np.full(feeds["timestep"].shape, 500.0, np.float32)
+    if not pipeline.t5:  # the zero T5 slot (collapsed or not) is the last t5_length text tokens
+        feeds["encoder_hidden_states"][:, -pipeline.t5_length :] = 0.0
+    return feeds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundles", type=Path, nargs="+")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    from fewstep.cpu.isa import detect
+    from fewstep.runtime.bundle import Bundle
+
+    rng = np.random.default_rng(0)
+    runs = {}
+    for path in a.bundles:
+        bundle = Bundle.open(path)
+        feeds = step_feeds(bundle, rng)
+        bundle.run_component("transformer", feeds)  # warm-up
+        runs[path] = (bundle, feeds)
+    times: dict[Path, list[float]] = {p: [] for p in a.bundles}
+    for _ in range(a.rounds):
+        for path, (bundle, feeds) in runs.items():
+            start = time.perf_counter()
+            bundle.run_component("transformer", feeds)
+            times[path].append(time.perf_counter() - start)
+    isa = detect()
+    first = a.bundles[0]
+    print(f"ISA: {isa.name if isa else 'unknown'}; {a.rounds} interleaved rounds")
+    print("| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for path, ts in times.items():
+        seq = runs[path][1]["encoder_hidden_states"].shape[1]
+        ratios = [t / f for t, f in zip(ts, times[first])]
+        wins = sum(r < 1 for r in ratios)
+        ratio = statistics.median(ratios)
+        cells = [path.name, str(seq), f"{statistics.median(ts):.3f}", ", ".join(f"{t:.2f}" for t in ts)]
+        cells += ["", ""] if path == first else [f"{ratio:.3f}", f"{wins} of {a.rounds}"]
+        print("| " + " | ".join(cells) + " |")
+        rows.append({"bundle": str(path), "text_tokens": seq, "step_s": ts, "median_ratio": ratio, "wins": wins})
+    if a.json:
+        print(json.dumps({"isa": isa.name if isa else None, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
