@@ -9,6 +9,10 @@ random CLIP tokens, the zero T5 slot as zeros: speed does not depend on the valu
 gives each bundle's median step, and for every bundle after the first the median of the per-round
 ratios to the first and in how many rounds it was faster. These VMs' speed drifts by up to 2x
 within minutes, so only the paired ratios are evidence; the medians say where the host was.
+
+Every bundle gets the same latents, timestep, pooled projection and CLIP tokens (its zero slot
+may differ in length: 1 or m null tokens, or the full slot), so where the bundles are the same
+model the cosine of each step's output against the first bundle's checks that they agree.
 """
 
 from __future__ import annotations
@@ -22,17 +26,27 @@ from pathlib import Path
 import numpy as np
 
 
-def step_feeds(bundle, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One image's transformer inputs, shaped as the manifest says (batch 1)."""
+def step_feeds(bundle, seed: int = 0) -> dict[str, np.ndarray]:
+    """One image's transformer inputs, shaped as the manifest says (batch 1); the same values for
+    every bundle of one model, except the zero T5 slot's length."""
     pipeline = bundle.manifest.pipeline
+    rng = np.random.default_rng(seed)
     feeds = {}
     for spec in bundle.manifest.components["transformer"].io.inputs:
         dims = [1 if isinstance(d, str) else int(d) for d in spec.shape]
-        feeds[spec.name] = rng.standard_normal(dims).astype(np.float32)
+        if spec.name == "encoder_hidden_states" and not pipeline.t5:  # CLIP tokens, then the zero slot
+            clip = rng.standard_normal([*dims[:1], dims[1] - pipeline.t5_length, *dims[2:]])
+            slot = np.zeros([*dims[:1], pipeline.t5_length, *dims[2:]])
+            feeds[spec.name] = np.concatenate([clip, slot], 1).astype(np.float32)
+        else:
+            feeds[spec.name] = rng.standard_normal(dims).astype(np.float32)
     feeds["timestep"] = np.full(feeds["timestep"].shape, 500.0, np.float32)
-    if not pipeline.t5:  # the zero T5 slot (collapsed or not) is the last t5_length text tokens
-        feeds["encoder_hidden_states"][:, -pipeline.t5_length :] = 0.0
     return feeds
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def main() -> None:
@@ -44,12 +58,11 @@ def main() -> None:
     from fewstep.cpu.isa import detect
     from fewstep.runtime.bundle import Bundle
 
-    rng = np.random.default_rng(0)
-    runs = {}
+    runs, outputs = {}, {}
     for path in a.bundles:
         bundle = Bundle.open(path)
-        feeds = step_feeds(bundle, rng)
-        bundle.run_component("transformer", feeds)  # warm-up
+        feeds = step_feeds(bundle)
+        outputs[path] = bundle.run_component("transformer", feeds)["sample"]  # also the warm-up
         runs[path] = (bundle, feeds)
     times: dict[Path, list[float]] = {p: [] for p in a.bundles}
     for _ in range(a.rounds):
@@ -60,8 +73,8 @@ def main() -> None:
     isa = detect()
     first = a.bundles[0]
     print(f"ISA: {isa.name if isa else 'unknown'}; {a.rounds} interleaved rounds")
-    print("| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in | cosine |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for path, ts in times.items():
         seq = runs[path][1]["encoder_hidden_states"].shape[1]
@@ -69,9 +82,12 @@ def main() -> None:
         wins = sum(r < 1 for r in ratios)
         ratio = statistics.median(ratios)
         cells = [path.name, str(seq), f"{statistics.median(ts):.3f}", ", ".join(f"{t:.2f}" for t in ts)]
-        cells += ["", ""] if path == first else [f"{ratio:.3f}", f"{wins} of {a.rounds}"]
+        cos = cosine(outputs[path], outputs[first])
+        cells += ["", "", ""] if path == first else [f"{ratio:.3f}", f"{wins} of {a.rounds}", f"{cos:.6f}"]
         print("| " + " | ".join(cells) + " |")
-        rows.append({"bundle": str(path), "text_tokens": seq, "step_s": ts, "median_ratio": ratio, "wins": wins})
+        rows.append(
+            {"bundle": str(path), "text_tokens": seq, "step_s": ts, "median_ratio": ratio, "wins": wins, "cosine": cos}
+        )
     if a.json:
         print(json.dumps({"isa": isa.name if isa else None, "rows": rows}))
 
