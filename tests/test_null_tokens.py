@@ -97,6 +97,16 @@ def test_components_collapse_only_without_t5(t5_free_pipe):
             pipeline_components(t5_free_pipe, null_slots=bad)
 
 
+def test_null_slots_need_the_collapse():
+    from fewstep.compile.config import Restructure
+
+    assert Restructure(null_slots=51).null_slots == 51
+    with pytest.raises(ValueError, match="null_slots: 51 null tokens need collapse_null_tokens: true"):
+        Restructure(null_slots=51, collapse_null_tokens=False)
+    with pytest.raises(ValueError, match="null_slots"):
+        Restructure(null_slots=0)
+
+
 def test_null_slots_survive_the_wrapper_record(t5_free_pipe, tmp_path):
     from fewstep.component_modules import rebuild, wrapper_record
 

@@ -68,6 +68,10 @@ class Restructure(StrictModel):
 
     @model_validator(mode="after")
     def _encoders(self) -> Restructure:
+        if self.null_slots != 1 and not self.collapse_null_tokens:
+            raise ValueError(
+                f"null_slots: {self.null_slots} null tokens need collapse_null_tokens: true (false feeds the full slot)"
+            )
         low = {k: v for k, v in self.truncate.keep.items() if v < 1}
         if low:
             raise ValueError(f"truncate.keep: {low}: keep at least 1 layer (drop an encoder with drop_t5 instead)")
