@@ -44,11 +44,6 @@ def step_feeds(bundle, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundles", type=Path, nargs="+")
@@ -56,6 +51,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     from fewstep.cpu.isa import detect
+    from fewstep.gates.metrics import cosine
     from fewstep.runtime.bundle import Bundle
 
     runs, outputs = {}, {}

@@ -157,7 +157,7 @@ def report(a, res: dict) -> dict:
                 f"transformer step / floor at the int8 peak timed right before it, same process: {same[0]:.2f}x "
                 f"(median of {len(best[2]['floor_pairs'])} profiled steps; {same[1]:.2f}–{same[2]:.2f})"
             )
-        bf16 = _floor_bf16_attention(machine, best[4], best[3], best[2])
+        bf16 = _floor_same_run(machine, best[4], best[3], best[2], bf16_attention=True)
         if bf16:
             ratios["floor_ratio_bf16_attention"], *ratios["floor_ratio_bf16_attention_range"] = bf16
             peaks = [p[4] for p in best[2]["floor_pairs"] if len(p) > 4]
@@ -199,36 +199,27 @@ def _t5_seconds(t5: dict | None, mode: str) -> float:
     return t5.get(key, t5["seconds"])
 
 
-def _floor_same_run(machine: dict | None, flops: str, arith: str, d: dict) -> tuple[float, float, float] | None:
+def _floor_same_run(
+    machine: dict | None, flops: str, arith: str, d: dict, bf16_attention: bool = False
+) -> tuple[float, float, float] | None:
     """(median, min, max) over the profiled steps of a static int8 (W8A8) row of step / floor, each
     step's floor at the int8 peak measured right before it in the same process: the reference GEMM,
     or the step's own weighted GEMMs where they ran faster. Host load that slows the step slows
-    that peak too; the machine row's peak was measured in another process, minutes or hours apart."""
-    pairs = d.get("floor_pairs")
+    that peak too; the machine row's peak was measured in another process, minutes or hours apart.
+    `bf16_attention`: for a W8A8 bundle compiled at bf16, whose float attention (`attention:
+    float`) runs in bf16, charge that attention at the bf16 peak timed right before each step (the
+    floor of the arithmetic it runs) instead of the int8 peak (the stricter floor, which only int8
+    attention as fast as the int8 GEMMs could reach); steps without a bf16 peak are left out."""
+    pairs = [p for p in d.get("floor_pairs") or [] if len(p) > 4 or not bf16_attention]
     if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
         return None
-    ratios = []
-    for wall_ms, reference, gemm_gop, gemm_ms, *_ in pairs:
-        peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
-        ratios.append(wall_ms / 1e3 / _floor({**machine, "int8_peak_gops": peak}, flops, arith))
-    return statistics.median(ratios), min(ratios), max(ratios)
-
-
-def _floor_bf16_attention(machine: dict | None, flops: str, arith: str, d: dict) -> tuple[float, float, float] | None:
-    """As `_floor_same_run`, for a W8A8 bundle compiled at bf16, whose attention is left float
-    (`attention: float`) and runs in bf16: its GEMMs at the int8 peak, its attention at the bf16
-    peak (the reference float GEMM at a bf16 hint, timed right before each step) - the floor of the
-    arithmetic it runs. `_floor_same_run` charges that attention at the int8 peak (the stricter
-    floor, which only int8 attention as fast as the int8 GEMMs could reach)."""
-    pairs = [p for p in d.get("floor_pairs") or [] if len(p) > 4]
-    if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
-        return None
-    total = machine["flops"][f"transformer_{flops}"]
     attention = machine["flops"].get(f"transformer_{flops}_attention", 0)
     ratios = []
-    for wall_ms, reference, gemm_gop, gemm_ms, bf16 in pairs:
+    for wall_ms, reference, gemm_gop, gemm_ms, *bf16 in pairs:
         peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
-        floor = (total - attention) / (peak * 1e9) + attention / (bf16 * 1e9)
+        floor = _floor({**machine, "int8_peak_gops": peak}, flops, arith)
+        if bf16_attention:
+            floor += attention / (bf16[0] * 1e9) - attention / (peak * 1e9)
         ratios.append(wall_ms / 1e3 / floor)
     return statistics.median(ratios), min(ratios), max(ratios)
 

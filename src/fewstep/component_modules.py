@@ -53,8 +53,8 @@ class Transformer(nn.Module):
         self.null_slots = null_slots
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
-        collapse = null_token_attention(self.transformer, self.null_tokens, self.null_slots)
-        with collapse if self.null_tokens else nullcontext():
+        n, slots = self.null_tokens, self.null_slots
+        with null_token_attention(self.transformer, n, slots) if n else nullcontext():
             return self.transformer(
                 hidden_states=hidden_states,
                 timestep=timestep,

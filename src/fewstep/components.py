@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fewstep.component_modules import ClipEncoder, T5Encoder, Transformer, VaeDecoder
-from fewstep.null_tokens import check_slots, supports_collapse
+from fewstep.null_tokens import supports_collapse
 from fewstep.sd3_pipeline import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
@@ -53,8 +53,6 @@ def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True, null_s
     the whole zero-filled T5 slot."""
     length = text_length(pipe)
     null = null_tokens(pipe, collapse_null)
-    if null:
-        check_slots(null, null_slots)
     t5_len = null_slots if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
     tcfg = pipe.transformer.config
     c, s = tcfg.in_channels, tcfg.sample_size

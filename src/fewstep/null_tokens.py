@@ -9,9 +9,10 @@ token and a ln(n) bias on its key: the same output, n - 1 fewer tokens in every 
 attention (SD3.5-Medium at 256 px: 589 -> 334 tokens per step).
 
 The slot can also collapse to m > 1 null tokens, each with a ln(n / m) bias (m identical keys
-then weigh as n, exactly as one does): a joint token count the attention kernel's blocks divide
-is faster at some sizes than the fewest tokens (SD3.5-Medium at 1024 px: 128 text tokens, m = 51,
-against 78; docs/benchmarks.md).
+then weigh as n, exactly as one does), to set the joint token count (e.g. one the attention
+kernel's blocks divide). In bf16 arithmetic a smaller bias also rounds less: SD3.5-Medium's W8A8
++ bf16 step at 1024 px with m = 51 (128 text tokens) was closer to fp32 than with m = 1 and no
+slower (docs/benchmarks.md).
 """
 
 from __future__ import annotations
