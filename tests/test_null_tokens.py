@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from fewstep.compile.export import export_onnx, static_example
 from fewstep.components import Transformer, pipeline_components
 from fewstep.null_tokens import null_token_attention, supports_collapse
 
@@ -164,3 +165,47 @@ def test_t5_free_bundle_runs_one_null_token_and_matches_diffusers(tiny_family, t
         images[collapse, slots] = Bundle.open(out).generate(["a red circle", "two blue squares"], seed=5)
     for collapsed in ((True, 1), (True, 3)):
         assert np.abs(images[collapsed] - images[False, 1]).max() < 1e-4
+
+
+def _joint_attention_outputs(model) -> list:
+    """Each joint attention's softmax @ V (the MatMul its Softmax feeds)."""
+    outs = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Softmax" and "/attn/" in op.get_friendly_name():
+            outs.append(next(iter(op.output(0).get_target_inputs())).get_node().output(0))
+    return outs
+
+
+def test_null_bias_is_exact_in_openvinos_bf16_attention(t5_free_pipe, tmp_path):
+    """The ln(n) key bias carries its head axis, (1, heads, 1, keys). OpenVINO 2026.4's fused bf16
+    attention (CPU snippets) returns garbage, NaN included, for a bias broadcast over heads and
+    queries, (1, 1, 1, keys), the layout exported before this test; with the head axis it matches
+    f32. Exported through fewstep's ONNX path, compiled at bf16 and at f32 on the same inputs."""
+    ov = pytest.importorskip("openvino")
+    from fewstep.targets.openvino_cpu import bf16_available
+
+    comp = pipeline_components(t5_free_pipe)["transformer"]
+    path = tmp_path / "transformer.onnx"
+    export_onnx(comp, path, static_batch=2)
+    model = ov.Core().read_model(str(path))
+    attention = _joint_attention_outputs(model)
+    assert len(attention) == len(t5_free_pipe.transformer.transformer_blocks)
+    heads = t5_free_pipe.transformer.config.num_attention_heads
+    for out in attention:  # the bias added to the scores before the softmax
+        softmax = out.get_node().input(0).get_source_output().get_node()
+        add = softmax.input(0).get_source_output().get_node()
+        shapes = [list(i.get_partial_shape().to_shape()) for i in add.inputs()]
+        keys = shapes[0][-1]  # image tokens + 16 CLIP + 1 null
+        assert [1, heads, 1, keys] in shapes, shapes
+    model.add_outputs(attention)
+    if not bf16_available(ov.Core()):
+        pytest.skip("this CPU has no bf16 arithmetic in OpenVINO (the layout is checked above)")
+    feeds = [t.numpy() for t in static_example(comp, 2)]
+    results = {}
+    for hint in ("f32", "bf16"):
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        results[hint] = [np.array(v) for v in compiled(feeds).values()]
+    # the transformer's output, then each joint attention's
+    cosines = [_cos(torch.from_numpy(b), torch.from_numpy(f)) for f, b in zip(results["f32"], results["bf16"])]
+    assert all(np.isfinite(b).all() for b in results["bf16"])
+    assert min(cosines) >= 0.999, cosines  # before the fix: output 0.998, attentions far below

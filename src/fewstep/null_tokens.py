@@ -10,9 +10,7 @@ attention (SD3.5-Medium at 256 px: 589 -> 334 tokens per step).
 
 The slot can also collapse to m > 1 null tokens, each with a ln(n / m) bias (m identical keys
 then weigh as n, exactly as one does), to set the joint token count (e.g. one the attention
-kernel's blocks divide). In bf16 arithmetic a smaller bias also rounds less: SD3.5-Medium's W8A8
-+ bf16 step at 1024 px with m = 51 (128 text tokens) was closer to fp32 than with m = 1 and no
-slower (docs/benchmarks.md).
+kernel's blocks divide).
 """
 
 from __future__ import annotations
@@ -82,7 +80,11 @@ class NullTokenJointAttention:
             2,
         )
         v = torch.cat([heads(attn.to_v(hidden_states), None), heads(attn.add_v_proj(encoder_hidden_states), None)], 2)
-        zero = torch.zeros_like(k[:1, :1, :, :1]).transpose(2, 3)  # (1, 1, 1, keys): the null tokens are the last keys
+        # (1, heads, 1, keys), the null tokens the last keys. The head axis is explicit on purpose: OpenVINO's
+        # fused bf16 attention (2026.4, CPU snippets) computes garbage, NaN included, for an additive mask that
+        # broadcasts over both heads and queries, (1, 1, 1, keys); with the head axis given it is exact
+        # (tests/test_null_tokens.py; benchmarks/ov_mask_layouts.py reproduces it on one attention).
+        zero = torch.zeros_like(k[:1, :, :, :1]).transpose(2, 3)
         bias = torch.cat([zero[..., : -self.slots], zero[..., -self.slots :] + self.log_share], -1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         out = out.transpose(1, 2).reshape(b, -1, attn.heads * out.shape[-1]).to(q.dtype)
