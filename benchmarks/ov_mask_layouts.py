@@ -52,10 +52,14 @@ def attention_model(m: np.ndarray, tokens: int):
 
 
 def reference(x: list[np.ndarray], bias: np.ndarray) -> np.ndarray:
-    q, k, v = (a.astype(np.float64) for a in x)
-    s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(DIM) + bias
-    p = np.exp(s - s.max(-1, keepdims=True))
-    return (p / p.sum(-1, keepdims=True)) @ v
+    """Exact attention in float64, one head at a time (4224 tokens: 143 MB of scores per head)."""
+    out = np.empty(x[0].shape, np.float64)
+    for h in range(HEADS):
+        q, k, v = (a[0, h].astype(np.float64) for a in x)
+        s = q @ k.T / math.sqrt(DIM) + bias
+        p = np.exp(s - s.max(-1, keepdims=True))
+        out[0, h] = (p / p.sum(-1, keepdims=True)) @ v
+    return out
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,6 +13,11 @@ within minutes, so only the paired ratios are evidence; the medians say where th
 Every bundle gets the same latents, timestep, pooled projection and CLIP tokens (its zero slot
 may differ in length: 1 or m null tokens, or the full slot), so where the bundles are the same
 model the cosine of each step's output against the first bundle's checks that they agree.
+
+`--f32-reference` also runs each bundle's transformer IR compiled at f32 (OpenVINO bundles; before
+the timed rounds, one at a time, so no two 1024 px transformers are held at once) and gives the
+cosine of the bundle's own step against it: what its inference precision (bf16) costs, apart from
+its quantization.
 """
 
 from __future__ import annotations
@@ -44,16 +49,35 @@ def step_feeds(bundle, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+def f32_step(path: Path) -> np.ndarray:
+    """The bundle's transformer IR compiled at f32 on `step_feeds`' inputs (OpenVINO bundles)."""
+    from types import SimpleNamespace
+
+    import openvino as ov
+
+    from fewstep.runtime.integrity import read_manifest
+
+    manifest = read_manifest(path)
+    xml = path / "components" / "transformer.xml"
+    if not xml.is_file():
+        raise SystemExit(f"{path}: --f32-reference needs an OpenVINO bundle ({xml} not found)")
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    feeds = step_feeds(SimpleNamespace(manifest=manifest))
+    return np.array(compiled(feeds)[compiled.output(0)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundles", type=Path, nargs="+")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--f32-reference", action="store_true", help="cosine against the IR compiled at f32")
     a = ap.parse_args()
     from fewstep.cpu.isa import detect
     from fewstep.gates.metrics import cosine
     from fewstep.runtime.bundle import Bundle
 
+    references = {path: f32_step(path) for path in a.bundles} if a.f32_reference else {}
     runs, outputs = {}, {}
     for path in a.bundles:
         bundle = Bundle.open(path)
@@ -69,8 +93,10 @@ def main() -> None:
     isa = detect()
     first = a.bundles[0]
     print(f"ISA: {isa.name if isa else 'unknown'}; {a.rounds} interleaved rounds")
-    print("| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in | cosine |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    extra = " cosine vs its IR at f32 |" if references else ""
+    head = "| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in | cosine |"
+    print(head + extra)
+    print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if references else ""))
     rows = []
     for path, ts in times.items():
         seq = runs[path][1]["encoder_hidden_states"].shape[1]
@@ -80,10 +106,13 @@ def main() -> None:
         cells = [path.name, str(seq), f"{statistics.median(ts):.3f}", ", ".join(f"{t:.2f}" for t in ts)]
         cos = cosine(outputs[path], outputs[first])
         cells += ["", "", ""] if path == first else [f"{ratio:.3f}", f"{wins} of {a.rounds}", f"{cos:.6f}"]
+        row = {"bundle": str(path), "text_tokens": seq, "step_s": ts, "median_ratio": ratio, "wins": wins}
+        row["cosine"] = cos
+        if references:
+            row["cosine_vs_f32"] = cosine(outputs[path], references[path])
+            cells.append(f"{row['cosine_vs_f32']:.6f}")
         print("| " + " | ".join(cells) + " |")
-        rows.append(
-            {"bundle": str(path), "text_tokens": seq, "step_s": ts, "median_ratio": ratio, "wins": wins, "cosine": cos}
-        )
+        rows.append(row)
     if a.json:
         print(json.dumps({"isa": isa.name if isa else None, "rows": rows}))
 

@@ -134,3 +134,7 @@ def test_a_bundle_asking_for_bf16_on_a_target_without_it_is_refused(built_bundle
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"inference_precision 'bf16' is not one onnxruntime-cpu runs; allowed: f32"):
         Bundle.open(bundle)
+    # asked for when opening, not by the manifest: the same refusal, naming the argument
+    with pytest.raises(BundleError, match=r": inference_precision 'bf16' is not one onnxruntime-cpu runs"):
+        Bundle.open(src, inference_precision="bf16")
+    assert Bundle.open(src, inference_precision="f32").manifest.inference_precision == "f32"

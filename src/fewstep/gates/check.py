@@ -101,7 +101,11 @@ def reference_inputs(
     return dict(inputs)
 
 
-def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig) -> list[GateResult]:
+def tensor_gates(
+    bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig, f32_twin: Bundle | None = None
+) -> list[GateResult]:
+    """Each component vs torch on the gate inputs; with `f32_twin` (the bundle run at f32) each
+    output of the bundle's own inference precision against it too (`cosine_vs_f32`)."""
     collapsed = bundle.pipeline.t5_null_tokens is not None  # then t5_length is its null-token count
     comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=bundle.pipeline.t5_length if collapsed else 1)
     g = cfg.tensor
@@ -112,6 +116,7 @@ def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, c
         for feeds in feeds_list:
             ref = torch_outputs(comps[name], feeds)
             out = bundle.run_component(name, feeds)
+            twin = f32_twin.run_component(name, feeds) if f32_twin is not None else None
             where = name
             if name == "transformer":
                 where = f"transformer@t={float(feeds['timestep'][0]) / 1000:.3f}"
@@ -126,6 +131,9 @@ def tensor_gates(bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, c
                 results.append(
                     GateResult.check(f"{label}/max_abs", metrics.max_abs(out[key], ref[key]), g.max_abs_max, "<=")
                 )
+                if twin is not None:
+                    value = metrics.cosine(out[key], twin[key])
+                    results.append(GateResult.check(f"{label}/cosine_vs_f32", value, g.vs_f32_cosine_min, ">="))
     return results
 
 
@@ -181,11 +189,14 @@ def distribution_gates(
 
 
 @torch.no_grad()
-def run_gates(bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig) -> GateReport:
-    """All gates; the report keeps the image pairs' metrics and the distribution numbers."""
+def run_gates(
+    bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig, f32_twin: Bundle | None = None
+) -> GateReport:
+    """All gates; the report keeps the image pairs' metrics and the distribution numbers. `f32_twin`:
+    the same bundle opened at f32, for the `cosine_vs_f32` gates of a bundle whose precision is not f32."""
     prompts, _ = gate_prompts(model_dir, cfg.num_prompts, cfg.distribution.metrics)
     report = GateReport()
-    report.results += tensor_gates(bundle, pipe, prompts, sampling, cfg)
+    report.results += tensor_gates(bundle, pipe, prompts, sampling, cfg, f32_twin)
     reference = torch_images(pipe, prompts, sampling, cfg.seed)
     images = bundle.generate(prompts, seed=cfg.seed)
     report.results += image_gates(images, reference, cfg)

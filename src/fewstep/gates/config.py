@@ -20,6 +20,13 @@ class TensorGates(StrictModel):
     cosine_min: float = Field(0.999, ge=-1, le=1)
     rel_l2_max: float = Field(0.05, gt=0)
     max_abs_max: float | None = Field(0.1, gt=0, description="null records max-abs without gating it")
+    vs_f32_cosine_min: float | None = Field(
+        0.999,
+        ge=-1,
+        le=1,
+        description="bundles with an inference precision other than f32 (bf16): each component's outputs against "
+        "the same files run at f32, which isolates the runtime's arithmetic from quantization; null: not gated",
+    )
 
 
 class ImageGates(StrictModel):

@@ -22,6 +22,15 @@ def requirement_gate(bundle: Bundle, saturates: bool | None) -> GateResult:
     return GateResult.check("cpu/int8_requirements_met", 1.0 if met else 0.0, 1.0, ">=")
 
 
+def f32_twin(root: Path, bundle: Bundle, cfg: GateConfig) -> Bundle | None:
+    """The bundle opened again at f32 when it runs at another precision here (bf16 on a CPU that has
+    it) and `gates.tensor.vs_f32_cosine_min` is set; else None. Only for the native CPU: under a
+    restriction int8 numerics differ too, and bf16 falls back to f32."""
+    if cfg.tensor.vs_f32_cosine_min is None or bundle.manifest.inference_precision == "f32":
+        return None
+    return Bundle.open(root, check=False, allow_isa_mismatch=True, inference_precision="f32")
+
+
 def gate_isa(root: Path, isa: str, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig) -> GateReport:
     """All gates with the runtime restricted to `isa` (IsaUnavailable when that cannot be done here)."""
     from fewstep.runtime.probe import int8_saturates
@@ -35,7 +44,8 @@ def gate_isa(root: Path, isa: str, pipe, model_dir: Path, sampling: Sampling, cf
             saturates = int8_saturates(get_target(bundle.manifest.target))
         else:
             restriction, saturates = runtime.restriction.to_json(), runtime.saturates
-        report = run_gates(bundle, pipe, model_dir, sampling, cfg)
+        twin = f32_twin(root, bundle, cfg) if runtime is None else None
+        report = run_gates(bundle, pipe, model_dir, sampling, cfg, twin)
         report.results.insert(0, requirement_gate(bundle, saturates))
         report.extra["restriction"] = {**restriction, "int8_saturates": saturates}
         if runtime is None and (problem := cpu_problem(bundle.manifest, get_target(bundle.manifest.target))):

@@ -75,21 +75,25 @@ class Bundle:
         threads: int | None = None,
         allow_isa_mismatch: bool = False,
         trusted_keys: Sequence[Path] | None = None,
+        inference_precision: str | None = None,
     ) -> Bundle:
-        """Open (hash-check, and with `trusted_keys` or FEWSTEP_TRUSTED_KEYS signature-check) a bundle."""
+        """Open (hash-check, and with `trusted_keys` or FEWSTEP_TRUSTED_KEYS signature-check) a bundle.
+        `inference_precision` overrides the manifest's (e.g. a bf16 bundle run at f32, as its gates
+        check it); it must be one the target runs."""
         from fewstep.targets.base import ComponentIO
 
         root = Path(path)
         manifest = read_manifest(root, check, trusted_keys)
         target = _target_of(root, manifest)
         check_cpu(root, manifest, target, allow_isa_mismatch)
-        if manifest.inference_precision not in target.inference_precisions:
+        wanted = inference_precision or manifest.inference_precision
+        if wanted not in target.inference_precisions:
+            field = "inference_precision" if inference_precision else "its inference_precision"
             raise BundleError(
-                f"bundle {root}: inference_precision {manifest.inference_precision!r} is not one {target.name} "
+                f"bundle {root}: {field} {wanted!r} is not one {target.name} "
                 f"runs; allowed: {', '.join(target.inference_precisions)}"
             )
         # only a precision beyond the default is passed: targets written before the argument keep working
-        wanted = manifest.inference_precision
         precision = {} if wanted == "f32" else {"inference_precision": wanted}
         sessions = {}
         for name, comp in manifest.components.items():
