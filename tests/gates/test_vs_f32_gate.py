@@ -61,7 +61,8 @@ def test_a_bf16_bundle_passes_against_itself_at_f32(t5_free_model, tmp_path):
     gated = _vs_f32(report)
     assert report.passed, [r.describe() for r in report.failures()]
     # every component of the bundle, at each gate input
-    assert {g.split("/")[1].split("@")[0] for g in gated} == {"text_encoder", "text_encoder_2", "transformer", "vae_decoder"}
+    components = {g.split("/")[1].split("@")[0] for g in gated}
+    assert components == {"text_encoder", "text_encoder_2", "transformer", "vae_decoder"}
     assert min(gated.values()) >= 0.999
 
 
