@@ -7,9 +7,12 @@ A T5-free fewstep bundle collapses the zero T5 slot to null tokens with a ln(n /
 their keys (fewstep/null_tokens.py). Up to 2026-12-06 that bias was exported as a (1, 1, 1, keys)
 tensor, broadcast over heads and queries. On the AMX machine of that day, OpenVINO 2026.4.1's
 CPU plugin fused such an attention into a snippets subgraph that, at a bf16 inference precision,
-returned garbage (cosine near 0 against the exact result, NaN in part of the output) at every
-token count tried below 4192, while at f32 it was exact. With the head axis explicit,
-(1, heads, 1, keys), or the full (1, 1, queries, keys) mask, the same subgraph is right.
+returned garbage (cosine near 0 against the exact result, NaN in part or all of the output),
+while at f32 it was exact. With the head axis explicit, (1, heads, 1, keys), or the full
+(1, 1, queries, keys) mask, the same subgraph is right. Which token counts go wrong depends on
+the graph around the attention: in this script's graph up to 3328 tokens (3456 and more were
+right); in real SD3.5-Medium blocks exported by fewstep at 334, 1102 and 4174 tokens alike
+(`ov_null_bias_blocks.py`).
 
 This builds one attention as the bundles' ONNX path exports it (q and k each scaled by
 dim^-1/4, QKᵀ, + mask, softmax, ·V; SD3.5-Medium's 24 heads x 64), puts a ln(256) bias on the
