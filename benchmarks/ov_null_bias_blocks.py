@@ -3,10 +3,11 @@
     python benchmarks/ov_null_bias_blocks.py [--resolution 256 1024] [--layouts broadcast heads] [--layers 2]
 
 `--layers` real-width SD3.5-Medium blocks (random weights, no dual attention) with the T5 slot
-collapsed to one null token (ln(256) key bias, `fewstep/null_tokens.py`) go through fewstep's own
-ONNX export (`compile/export.py`, as a bundle's transformer does) and OpenVINO. Each joint
-attention's output (the MatMul after its softmax) is added as a model output; the model is
-compiled at bf16 and at f32 and run on the same random inputs (77 CLIP tokens + the null token).
+collapsed to one null token (ln(256) key bias, `fewstep/null_tokens.py`; `--null-slots m`: m
+tokens, ln(256 / m) each) go through fewstep's own ONNX export (`compile/export.py`, as a
+bundle's transformer does) and OpenVINO. Each joint attention's output (the MatMul after its
+softmax) is added as a model output; the model is compiled at bf16 and at f32 and run on the
+same random inputs (77 CLIP tokens + the null tokens).
 Printed: the cosine, bf16 against f32, of the transformer's output and of each attention, and the
 NaN share of each bf16 attention. Layouts of the exported bias:
 
@@ -38,7 +39,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def export(resolution: int, layers: int, layout: str, path: Path) -> list:
+def export(resolution: int, layers: int, layout: str, path: Path, slots: int = 1) -> list:
     """Export the blocks (with the bias as `layout`) to ONNX at `path`; returns the example inputs."""
     import torch
 
@@ -54,7 +55,7 @@ def export(resolution: int, layers: int, layout: str, path: Path) -> list:
     c, s, width, pooled = (tr.config.in_channels, tr.config.sample_size, tr.config.joint_attention_dim,
                            tr.config.pooled_projection_dim)  # fmt: skip
     rng = np.random.default_rng(0)
-    slot = NULL_STANDS_FOR if layout == "full-slot" else 1
+    slot = NULL_STANDS_FOR if layout == "full-slot" else slots
     text = np.concatenate([rng.standard_normal((1, CLIP_TOKENS, width)), np.zeros((1, slot, width))], 1)
     example = tuple(
         torch.from_numpy(np.asarray(v, np.float32))
@@ -70,7 +71,7 @@ def export(resolution: int, layers: int, layout: str, path: Path) -> list:
         ),
         ("sample",),
     )
-    comp = Component(io, Transformer(tr, null_tokens=None if layout == "full-slot" else NULL_STANDS_FOR), example)
+    comp = Component(io, Transformer(tr, None if layout == "full-slot" else NULL_STANDS_FOR, slot), example)
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def broadcast(q, k, v, attn_mask=None, **kwargs):  # the bias as exported before the fix
@@ -85,11 +86,11 @@ def export(resolution: int, layers: int, layout: str, path: Path) -> list:
     return [t.numpy() for t in example]
 
 
-def compare(resolution: int, layers: int, layout: str, work: Path) -> dict:
+def compare(resolution: int, layers: int, layout: str, work: Path, slots: int = 1) -> dict:
     import openvino as ov
 
     path = work / f"blocks-{resolution}-{layout}.onnx"
-    feeds = export(resolution, layers, layout, path)
+    feeds = export(resolution, layers, layout, path, slots)
     model = ov.Core().read_model(str(path))
     attentions, bias = [], None
     for op in model.get_ordered_ops():
@@ -119,6 +120,7 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--layouts", nargs="+", default=["broadcast", "heads"], choices=LAYOUTS)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--null-slots", type=int, default=1, help="null tokens the slot collapses to (ln(256/m) each)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = []
@@ -127,7 +129,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="null-bias-") as work:
         for resolution in a.resolution:
             for layout in a.layouts:
-                r = compare(resolution, a.layers, layout, Path(work))
+                r = compare(resolution, a.layers, layout, Path(work), a.null_slots)
                 rows.append(r)
                 each = zip(r["attention_cosines"], r["attention_nan_share"])
                 cells = ", ".join(f"{c:.6f} ({n:.2f})" for c, n in each)
