@@ -39,22 +39,26 @@ def step_model(xml: Path, text: int, image_tokens: int, null_tokens: int | None)
     old_total = image_tokens + ehs.get_partial_shape()[1].get_length()
     shapes = {"encoder_hidden_states": [1, -1, ehs.get_partial_shape()[2].get_length()]}
     if null_tokens:
-        bias = ops.parameter([1, 1, 1, -1], np.float32, name="bias")
-        bias.output(0).get_tensor().set_names({"bias"})
-        replaced = 0
-        for op in model.get_ordered_ops():
-            if op.get_type_name() != "Add" or op.get_input_size() != 2:
-                continue
-            src = op.input_value(1).get_node()
-            if src.get_type_name() == "Constant" and list(src.get_output_shape(0)) == [1, 1, 1, old_total]:
-                op.input(1).replace_source_output(bias.output(0))
-                replaced += 1
-        if not replaced:
+        found = [
+            (op, list(op.input_value(1).get_node().get_output_shape(0)))
+            for op in model.get_ordered_ops()
+            if op.get_type_name() == "Add"
+            and op.get_input_size() == 2
+            and op.input_value(1).get_node().get_type_name() == "Constant"
+        ]
+        # (1, heads, 1, keys) since 2026-12-06; (1, 1, 1, keys) in bundles built before (wrong at bf16)
+        found = [(op, shape) for op, shape in found if len(shape) == 4 and shape[2] == 1 and shape[3] == old_total]
+        if not found:
             raise SystemExit(f"{xml}: no attention bias of {old_total} keys found")
+        heads = found[0][1][1]
+        bias = ops.parameter([1, heads, 1, -1], np.float32, name="bias")
+        bias.output(0).get_tensor().set_names({"bias"})
+        for op, _ in found:
+            op.input(1).replace_source_output(bias.output(0))
         model.add_parameters([bias])
-        shapes["bias"] = [1, 1, 1, -1]
+        shapes["bias"] = [1, heads, 1, -1]
     model.reshape(shapes)  # dynamic first: the graph's shapes follow the text count
-    model.reshape({k: [1, text, v[2]] if k == "encoder_hidden_states" else [1, 1, 1, image_tokens + text]
+    model.reshape({k: [1, text, v[2]] if k == "encoder_hidden_states" else [1, v[1], 1, image_tokens + text]
                    for k, v in shapes.items()})  # fmt: skip
     return model
 
@@ -93,7 +97,7 @@ def main() -> None:
             dims = list(port.get_shape())
             feeds[port.get_any_name()] = rng.standard_normal(dims).astype(np.float32)
         if null:
-            feeds["bias"] = np.zeros([1, 1, 1, image_tokens + text], np.float32)
+            feeds["bias"] = np.zeros(compiled.input("bias").get_shape(), np.float32)
             feeds["bias"][..., -1] = math.log(null)
         request = compiled.create_infer_request()
         request.infer(feeds)  # warm-up
