@@ -96,6 +96,12 @@ def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
     )
     assert report.passed, [r.describe() for r in report.failures()]
     assert min(transformer_cosines(report)) > 0.98
+    import openvino as ov
+
+    vs_f32 = {r.gate.split("/")[1].split("@")[0]: r.value for r in report.results if r.gate.endswith("cosine_vs_f32")}
+    if bf16_available(ov.Core()):  # every component against its own files at f32 (gates.tensor.vs_f32_cosine_min)
+        assert set(vs_f32) == {"text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder"}
+        assert min(vs_f32.values()) >= 0.999
     assert manifest["inference_precision"] == "bf16" and base["inference_precision"] == "f32"
     assert manifest["quantization"]["scheme"]["attention"] == "float"
 
@@ -103,8 +109,6 @@ def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
     floated = _attention_inputs_quantized(path / "components" / "transformer.xml")
     assert shipped and all(shipped.values())  # the default: attention in int8
     assert floated.keys() == shipped.keys() and not any(floated.values())
-
-    import openvino as ov
 
     bundle = Bundle.open(path)
     hint = bundle.sessions["transformer"].compiled.get_property("INFERENCE_PRECISION_HINT")
