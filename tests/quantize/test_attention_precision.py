@@ -142,3 +142,7 @@ def test_a_bundle_asking_for_bf16_on_a_target_without_it_is_refused(built_bundle
     with pytest.raises(BundleError, match=r": inference_precision 'bf16' is not one onnxruntime-cpu runs"):
         Bundle.open(src, inference_precision="bf16")
     assert Bundle.open(src, inference_precision="f32").manifest.inference_precision == "f32"
+    # one component at a time (the gates' f32 twin); an unknown name is named with the real ones
+    assert set(Bundle.open(src, components=["vae_decoder"]).sessions) == {"vae_decoder"}
+    with pytest.raises(BundleError, match=r"no component vae; it has .*vae_decoder"):
+        Bundle.open(src, components=["vae"])

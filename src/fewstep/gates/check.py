@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
 from fewstep.sampling import GenerationConfig, Sampling, generate
 from fewstep.sd3_pipeline import encoder_length
+
+F32Twin = Callable[[str], Bundle]  # component name -> the bundle with that component opened at f32
 
 
 def gate_evaluation(model_dir: Path, metrics: StandardMetrics | None = None) -> Evaluation | None:
@@ -102,10 +105,11 @@ def reference_inputs(
 
 
 def tensor_gates(
-    bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig, f32_twin: Bundle | None = None
+    bundle: Bundle, pipe, prompts: list[str], sampling: Sampling, cfg: GateConfig, f32_twin: F32Twin | None = None
 ) -> list[GateResult]:
-    """Each component vs torch on the gate inputs; with `f32_twin` (the bundle run at f32) each
-    output of the bundle's own inference precision against it too (`cosine_vs_f32`)."""
+    """Each component vs torch on the gate inputs; with `f32_twin` (component name -> the bundle with
+    that component opened at f32) each output at the bundle's own precision against it too
+    (`cosine_vs_f32`)."""
     collapsed = bundle.pipeline.t5_null_tokens is not None  # then t5_length is its null-token count
     comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=bundle.pipeline.t5_length if collapsed else 1)
     g = cfg.tensor
@@ -113,10 +117,11 @@ def tensor_gates(
     for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():
         if name not in bundle.sessions:
             continue
+        twin_bundle = f32_twin(name) if f32_twin is not None else None  # released after this component
         for feeds in feeds_list:
             ref = torch_outputs(comps[name], feeds)
             out = bundle.run_component(name, feeds)
-            twin = f32_twin.run_component(name, feeds) if f32_twin is not None else None
+            twin = twin_bundle.run_component(name, feeds) if twin_bundle is not None else None
             where = name
             if name == "transformer":
                 where = f"transformer@t={float(feeds['timestep'][0]) / 1000:.3f}"
@@ -190,10 +195,11 @@ def distribution_gates(
 
 @torch.no_grad()
 def run_gates(
-    bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig, f32_twin: Bundle | None = None
+    bundle: Bundle, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig, f32_twin: F32Twin | None = None
 ) -> GateReport:
-    """All gates; the report keeps the image pairs' metrics and the distribution numbers. `f32_twin`:
-    the same bundle opened at f32, for the `cosine_vs_f32` gates of a bundle whose precision is not f32."""
+    """All gates; the report keeps the image pairs' metrics and the distribution numbers. `f32_twin`
+    opens a component of the same bundle at f32, for the `cosine_vs_f32` gates of a bundle whose
+    precision is not f32."""
     prompts, _ = gate_prompts(model_dir, cfg.num_prompts, cfg.distribution.metrics)
     report = GateReport()
     report.results += tensor_gates(bundle, pipe, prompts, sampling, cfg, f32_twin)

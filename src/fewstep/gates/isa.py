@@ -5,6 +5,7 @@ ISA name, e.g. `avx512_core_vnni:`) when more than the native CPU is gated."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fewstep.cpu.isa import detect
@@ -22,13 +23,18 @@ def requirement_gate(bundle: Bundle, saturates: bool | None) -> GateResult:
     return GateResult.check("cpu/int8_requirements_met", 1.0 if met else 0.0, 1.0, ">=")
 
 
-def f32_twin(root: Path, bundle: Bundle, cfg: GateConfig) -> Bundle | None:
-    """The bundle opened again at f32 when it runs at another precision here (bf16 on a CPU that has
-    it) and `gates.tensor.vs_f32_cosine_min` is set; else None. Only for the native CPU: under a
-    restriction int8 numerics differ too, and bf16 falls back to f32."""
+def f32_twin(root: Path, bundle: Bundle, cfg: GateConfig) -> Callable[[str], Bundle] | None:
+    """Opens one component of the bundle again at f32, when the bundle runs at another precision
+    (bf16) and `gates.tensor.vs_f32_cosine_min` is set; else None. One component at a time, so the
+    gates hold at most one component twice. Only for the native CPU: under a restriction int8
+    numerics differ too, and bf16 falls back to f32."""
     if cfg.tensor.vs_f32_cosine_min is None or bundle.manifest.inference_precision == "f32":
         return None
-    return Bundle.open(root, check=False, allow_isa_mismatch=True, inference_precision="f32")
+
+    def component(name: str) -> Bundle:
+        return Bundle.open(root, check=False, allow_isa_mismatch=True, inference_precision="f32", components=[name])
+
+    return component
 
 
 def gate_isa(root: Path, isa: str, pipe, model_dir: Path, sampling: Sampling, cfg: GateConfig) -> GateReport:

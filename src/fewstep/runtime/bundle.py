@@ -76,10 +76,12 @@ class Bundle:
         allow_isa_mismatch: bool = False,
         trusted_keys: Sequence[Path] | None = None,
         inference_precision: str | None = None,
+        components: Sequence[str] | None = None,
     ) -> Bundle:
         """Open (hash-check, and with `trusted_keys` or FEWSTEP_TRUSTED_KEYS signature-check) a bundle.
         `inference_precision` overrides the manifest's (e.g. a bf16 bundle run at f32, as its gates
-        check it); it must be one the target runs."""
+        check it); it must be one the target runs. `components`: load only these (`run_component`
+        of those; the gates' f32 twin holds one at a time)."""
         from fewstep.targets.base import ComponentIO
 
         root = Path(path)
@@ -95,8 +97,14 @@ class Bundle:
             )
         # only a precision beyond the default is passed: targets written before the argument keep working
         precision = {} if wanted == "f32" else {"inference_precision": wanted}
+        unknown = sorted(set(components or ()) - set(manifest.components))
+        if unknown:
+            have = ", ".join(manifest.components)
+            raise BundleError(f"bundle {root}: no component {', '.join(unknown)}; it has {have}")
         sessions = {}
         for name, comp in manifest.components.items():
+            if components is not None and name not in components:
+                continue
             io = ComponentIO.from_json(comp.io.model_dump())
             try:
                 session = target.load(component_folder(root, comp.layout), comp.files, io, threads=threads, **precision)
