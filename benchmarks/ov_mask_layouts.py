@@ -30,6 +30,8 @@ import math
 import numpy as np
 from timing import median_seconds
 
+from fewstep.gates.metrics import cosine
+
 HEADS, DIM = 24, 64
 NULL_BIAS = math.log(256)  # one null token standing for SD3's 256 zero T5 tokens
 LAYOUTS = ("1x1x1xL", "1xHx1xL", "1x1xLxL")
@@ -63,11 +65,6 @@ def reference(x: list[np.ndarray], bias: np.ndarray) -> np.ndarray:
         p = np.exp(s - s.max(-1, keepdims=True))
         out[0, h] = (p / p.sum(-1, keepdims=True)) @ v
     return out
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def check(tokens: int, hint: str, layout: str, timed: bool) -> dict:

@@ -30,13 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fewstep.gates.metrics import cosine
+
 CLIP_TOKENS, NULL_STANDS_FOR = 77, 256
 LAYOUTS = ("broadcast", "heads", "full-slot")
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.nan_to_num(a).ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def export(resolution: int, layers: int, layout: str, path: Path, slots: int = 1) -> list:
@@ -109,8 +106,8 @@ def compare(resolution: int, layers: int, layout: str, work: Path, slots: int = 
         "resolution": resolution,
         "layout": layout,
         "bias_shape": bias,
-        "output_cosine": cosine(*pairs[0]),
-        "attention_cosines": [cosine(b, f) for b, f in pairs[1:]],
+        "output_cosine": cosine(np.nan_to_num(pairs[0][0]), pairs[0][1]),
+        "attention_cosines": [cosine(np.nan_to_num(b), f) for b, f in pairs[1:]],
         "attention_nan_share": [float(np.isnan(b).mean()) for b, _ in pairs[1:]],
     }
 

@@ -14,8 +14,8 @@ Every bundle gets the same latents, timestep, pooled projection and CLIP tokens 
 may differ in length: 1 or m null tokens, or the full slot), so where the bundles are the same
 model the cosine of each step's output against the first bundle's checks that they agree.
 
-`--f32-reference` also runs each bundle's transformer IR compiled at f32 (OpenVINO bundles; before
-the timed rounds, one at a time, so no two 1024 px transformers are held at once) and gives the
+`--f32-reference` also runs each bundle's transformer at f32 (before the timed rounds, one at a
+time, so no two 1024 px transformers are held at once) and gives the
 cosine of the bundle's own step against it: what its inference precision (bf16) costs, apart from
 its quantization.
 """
@@ -50,20 +50,12 @@ def step_feeds(bundle, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def f32_step(path: Path) -> np.ndarray:
-    """The bundle's transformer IR compiled at f32 on `step_feeds`' inputs (OpenVINO bundles)."""
-    from types import SimpleNamespace
+    """The bundle's transformer alone, opened at f32 (`Bundle.open(inference_precision=, components=)`),
+    on `step_feeds`' inputs."""
+    from fewstep.runtime.bundle import Bundle
 
-    import openvino as ov
-
-    from fewstep.runtime.integrity import read_manifest
-
-    manifest = read_manifest(path)
-    xml = path / "components" / "transformer.xml"
-    if not xml.is_file():
-        raise SystemExit(f"{path}: --f32-reference needs an OpenVINO bundle ({xml} not found)")
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    feeds = step_feeds(SimpleNamespace(manifest=manifest))
-    return np.array(compiled(feeds)[compiled.output(0)])
+    bundle = Bundle.open(path, inference_precision="f32", components=["transformer"])
+    return bundle.run_component("transformer", step_feeds(bundle))["sample"]
 
 
 def main() -> None:
@@ -93,7 +85,7 @@ def main() -> None:
     isa = detect()
     first = a.bundles[0]
     print(f"ISA: {isa.name if isa else 'unknown'}; {a.rounds} interleaved rounds")
-    extra = " cosine vs its IR at f32 |" if references else ""
+    extra = " cosine vs itself at f32 |" if references else ""
     head = "| bundle | text tokens | step s (median) | rounds s | median ratio to the first | faster in | cosine |"
     print(head + extra)
     print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if references else ""))

@@ -62,8 +62,8 @@ class Restructure(StrictModel):
         1,
         ge=1,
         description="null tokens the collapsed zero T5 slot keeps (each with a ln(n / m) bias: exact for any "
-        "1 <= m <= the slot's length); more than 1 sets the joint token count (e.g. 51: 128 text tokens) "
-        "and, in bf16 arithmetic, rounds a smaller bias (closer to fp32 at 1024 px: docs/benchmarks.md)",
+        "1 <= m <= the slot's length); more than 1 sets the joint token count (e.g. 51: 128 text tokens; "
+        "no speed gain measured at 1024 px: docs/benchmarks.md)",
     )
 
     @model_validator(mode="after")
