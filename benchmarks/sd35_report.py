@@ -74,6 +74,8 @@ def report(a, res: dict) -> dict:
         label = f"fewstep {t} {'static int8 (W8A8)' if p == 'int8' else p}{vae}, 4 steps"
         if "bf16" in opts:  # its floor still charges attention at the int8 peak (the stricter floor)
             label += ", bf16 arithmetic" + (" (attention float)" if p == "int8" else "")
+        if "hoist" in opts:  # its step: the body call plus a K-th of the one modulation call per generation
+            label += ", adaLN modulation hoisted"
         if "no-t5" in opts:
             # text-128: 51 null tokens; its floor keeps the 1-token FLOPs (2 % fewer: the stricter floor)
             null = "51 null tokens, 128 text tokens" if "text-128" in opts else "1 null token"

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fewstep.modulation import Modulation, modulated_body
 from fewstep.null_tokens import check_slots, null_token_attention
 
 
@@ -63,6 +64,34 @@ class Transformer(nn.Module):
             ).sample
 
 
+class TransformerModulation(nn.Module):
+    """(timestep, pooled projections) -> the adaLN modulation of every norm (fewstep/modulation.py):
+    the part of the velocity model a K-step sampler runs once for all its steps."""
+
+    def __init__(self, transformer: nn.Module):
+        super().__init__()
+        self.modulation = Modulation(transformer)  # shares the transformer's embedding and adaLN Linears
+        self.__dict__["transformer"] = transformer  # the library model (for `wrapper_record`), not a submodule
+
+    def forward(self, timestep: torch.Tensor, pooled_projections: torch.Tensor) -> torch.Tensor:
+        return self.modulation(timestep, pooled_projections)
+
+
+class TransformerBody(Transformer):
+    """The velocity model fed a precomputed modulation instead of (timestep, pooled projections)."""
+
+    def forward(self, hidden_states, encoder_hidden_states, modulation) -> torch.Tensor:  # type: ignore[override]
+        n, slots = self.null_tokens, self.null_slots
+        collapse = null_token_attention(self.transformer, n, slots) if n else nullcontext()
+        with collapse, modulated_body(self.transformer, modulation):
+            return self.transformer(
+                hidden_states=hidden_states,
+                timestep=modulation[:, 0],  # read by nothing: the embedding is not computed
+                encoder_hidden_states=encoder_hidden_states,
+                pooled_projections=modulation,
+            ).sample
+
+
 class VaeDecoder(nn.Module):
     """Model latents -> image in [0, 1] (NCHW)."""
 
@@ -82,6 +111,8 @@ WRAPPERS: dict[str, tuple[type[nn.Module], str]] = {
     "clip": (ClipEncoder, "encoder"),
     "t5": (T5Encoder, "encoder"),
     "transformer": (Transformer, "transformer"),
+    "transformer_body": (TransformerBody, "transformer"),
+    "transformer_modulation": (TransformerModulation, "transformer"),
     "vae_decoder": (VaeDecoder, "vae"),
 }
 LIBRARIES = ("diffusers", "transformers")  # the only modules a record may name classes from
@@ -111,6 +142,6 @@ def rebuild(record: dict[str, Any], model_dir: Path, dtype: torch.dtype = torch.
         raise ValueError(f"{record['library']} has no model class {record['class']!r}")
     inner = cls.from_pretrained(str(model_dir), torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     wrapper, _ = WRAPPERS[record["wrapper"]]
-    if record["wrapper"] == "transformer":
-        return Transformer(inner, record.get("null_tokens"), int(record.get("null_slots") or 1)).eval()
+    if record["wrapper"] in ("transformer", "transformer_body"):
+        return wrapper(inner, record.get("null_tokens"), int(record.get("null_slots") or 1)).eval()
     return wrapper(inner).eval()

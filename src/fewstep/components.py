@@ -13,15 +13,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from fewstep.component_modules import ClipEncoder, T5Encoder, Transformer, VaeDecoder
+from fewstep.component_modules import (
+    ClipEncoder,
+    T5Encoder,
+    Transformer,
+    TransformerBody,
+    TransformerModulation,
+    VaeDecoder,
+)
+from fewstep.modulation import check_hoist, modulation_width
 from fewstep.null_tokens import supports_collapse
+from fewstep.runtime.manifest import MODULATION
 from fewstep.sd3_pipeline import t5_length, text_length
 from fewstep.targets.base import ComponentIO, TensorSpec
 
 COMPONENT_ATTR = {"vae_decoder": "vae"}  # pipeline attribute behind a component, where the names differ
 # each text encoder of an SD3 pipeline and the tokenizer attribute that feeds it
 TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2", "text_encoder_3": "tokenizer_3"}
-__all__ = ["ClipEncoder", "Component", "T5Encoder", "Transformer", "VaeDecoder", "pipeline_components"]
+__all__ = ["MODULATION", "ClipEncoder", "Component", "T5Encoder", "Transformer", "VaeDecoder", "pipeline_components"]
 
 
 @dataclass
@@ -47,10 +56,14 @@ def t5_slot_length(pipe, collapse: bool = True, null_slots: int = 1) -> int:
     return null_slots if null_tokens(pipe, collapse) else t5_length(pipe)
 
 
-def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True, null_slots: int = 1) -> dict[str, Component]:
+def pipeline_components(
+    pipe, batch: int = 2, collapse_null: bool = True, null_slots: int = 1, hoist_modulation: bool = False
+) -> dict[str, Component]:
     """Every component the pipeline keeps (T5 only when present). Without T5 and with
     `collapse_null`, the transformer takes `null_slots` null tokens (1 to the slot's length) for
-    the whole zero-filled T5 slot."""
+    the whole zero-filled T5 slot. With `hoist_modulation`, `transformer_modulation` maps
+    (timestep, pooled projections) to the adaLN modulation and the transformer takes that
+    instead (fewstep/modulation.py)."""
     length = text_length(pipe)
     null = null_tokens(pipe, collapse_null)
     t5_len = null_slots if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
@@ -68,23 +81,29 @@ def pipeline_components(pipe, batch: int = 2, collapse_null: bool = True, null_s
         ios = ComponentIO("text_encoder_3", (TensorSpec("input_ids", ("batch", t5_len), "int64"),), ("hidden_states",))
         t5_ids = torch.zeros(batch, t5_len, dtype=torch.long)
         comps["text_encoder_3"] = Component(ios, T5Encoder(pipe.text_encoder_3), (t5_ids,))
-    tio = ComponentIO(
-        "transformer",
-        (
-            TensorSpec("hidden_states", ("batch", c, s, s)),
-            TensorSpec("timestep", ("batch",)),
-            TensorSpec("encoder_hidden_states", ("batch", seq, tcfg.joint_attention_dim)),
-            TensorSpec("pooled_projections", ("batch", tcfg.pooled_projection_dim)),
-        ),
-        ("sample",),
+    latent = TensorSpec("hidden_states", ("batch", c, s, s))
+    text = TensorSpec("encoder_hidden_states", ("batch", seq, tcfg.joint_attention_dim))
+    conditioning = (
+        TensorSpec("timestep", ("batch",)),
+        TensorSpec("pooled_projections", ("batch", tcfg.pooled_projection_dim)),
     )
-    example = (
-        torch.randn(batch, c, s, s),
-        torch.full((batch,), 500.0),
-        torch.randn(batch, seq, tcfg.joint_attention_dim),
-        torch.randn(batch, tcfg.pooled_projection_dim),
-    )
-    comps["transformer"] = Component(tio, Transformer(pipe.transformer, null, null_slots), example)
+    cond_example = (torch.full((batch,), 500.0), torch.randn(batch, tcfg.pooled_projection_dim))
+    latent_example, text_example = torch.randn(batch, c, s, s), torch.randn(batch, seq, tcfg.joint_attention_dim)
+    if hoist_modulation:
+        check_hoist(pipe.transformer)
+        mio = ComponentIO(MODULATION, conditioning, ("modulation",))
+        mod = TransformerModulation(pipe.transformer)
+        comps[MODULATION] = Component(mio, mod, cond_example)
+        width = modulation_width(pipe.transformer)
+        tio = ComponentIO("transformer", (latent, text, TensorSpec("modulation", ("batch", width))), ("sample",))
+        with torch.no_grad():
+            mod_example = mod(*cond_example)
+        body = TransformerBody(pipe.transformer, null, null_slots)
+        comps["transformer"] = Component(tio, body, (latent_example, text_example, mod_example))
+    else:
+        tio = ComponentIO("transformer", (latent, conditioning[0], text, conditioning[1]), ("sample",))
+        example = (latent_example, cond_example[0], text_example, cond_example[1])
+        comps["transformer"] = Component(tio, Transformer(pipe.transformer, null, null_slots), example)
     vio = ComponentIO("vae_decoder", (TensorSpec("latents", ("batch", c, s, s)),), ("image",))
     comps["vae_decoder"] = Component(vio, VaeDecoder(pipe.vae), (torch.randn(batch, c, s, s),))
     for comp in comps.values():

@@ -30,7 +30,7 @@ from fewstep.fsutil import atomic_dir, check_replaceable, tree_digest
 from fewstep.gates.check import GateReport
 from fewstep.gates.isa import gate_isas
 from fewstep.quantize.config import MixedConfig
-from fewstep.runtime.manifest import BundleManifest, ComponentRecord, SourceRecord, write_manifest_file
+from fewstep.runtime.manifest import MODULATION, BundleManifest, ComponentRecord, SourceRecord, write_manifest_file
 from fewstep.sampling import sampling_for
 from fewstep.sd3_pipeline import load_pipeline, resolve_model
 from fewstep.targets.registry import get_target
@@ -45,7 +45,9 @@ class GateFailure(RuntimeError):
 
 def release_module(pipe, component: str) -> None:
     """Drop the pipeline's torch module behind `component` and give its memory back."""
-    setattr(pipe, COMPONENT_ATTR.get(component, component), None)
+    attr = COMPONENT_ATTR.get(component, component)
+    if getattr(pipe, attr, None) is not None:  # the hoisted modulation has none: it shares the transformer's
+        setattr(pipe, attr, None)
     gc.collect()
 
 
@@ -126,7 +128,8 @@ def build_bundle(
     restructure = apply_restructure(pipe, model_dir, sampling, cfg.restructure)
     static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
     collapse, slots = cfg.restructure.collapse_null_tokens, cfg.restructure.null_slots
-    comps = pipeline_components(pipe, collapse_null=collapse, null_slots=slots)
+    hoist = cfg.restructure.hoist_modulation
+    comps = pipeline_components(pipe, collapse_null=collapse, null_slots=slots, hoist_modulation=hoist)
     geometry = pipeline_geometry(pipe)
     slot = {"t5_length": t5_slot_length(pipe, collapse, slots), "t5_null_tokens": null_tokens(pipe, collapse)}
     plan = component_plan(cfg, list(comps))
@@ -140,7 +143,7 @@ def build_bundle(
 
         calibration = collect(
             pipe, model_dir, sampling, calib.calibration_prompts, calib.calibration_seed,
-            work / "calibration", collapse_null=collapse, null_slots=slots,
+            work / "calibration", collapse_null=collapse, null_slots=slots, hoist_modulation=hoist,
         )  # fmt: skip
     model_digest = tree_digest(model_dir)
     lean = not cfg.gates.enabled  # nothing needs the torch model after its export
@@ -159,8 +162,10 @@ def build_bundle(
         for name, comp in comps.items():
             precision, scheme = plan[name]
             target.check_precision(precision)
-            cfg_batch = 2 if name == "transformer" and sampling.guidance > 1.0 else 1
-            batch = cfg.batch * cfg_batch if static else None
+            # rows per call: the transformer runs cond and uncond together under CFG; the hoisted
+            # modulation runs every step of one conditioning at once (Bundle.condition)
+            rows = {"transformer": 2 if sampling.guidance > 1.0 else 1, MODULATION: sampling.steps}.get(name, 1)
+            batch = cfg.batch * rows if static else None
             start = time.perf_counter()
             items = calibration.items(name, batch or 1) if calibration is not None else []
             torch_scheme = scheme if scheme is not None and target.quantizes_before_export else None

@@ -10,9 +10,10 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from fewstep.config import StrictModel
 from fewstep.gates.config import GateConfig, default_gates
 from fewstep.quantize.config import QuantConfig, default_scheme
+from fewstep.runtime.manifest import MODULATION
 from fewstep.student import check_guidance_interval
 
-COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder")
+COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", MODULATION, "vae_decoder")
 
 
 class Exporter(str, Enum):
@@ -64,6 +65,13 @@ class Restructure(StrictModel):
         description="null tokens the collapsed zero T5 slot keeps (each with a ln(n / m) bias: exact for any "
         "1 <= m <= the slot's length); more than 1 sets the joint token count (e.g. 51: 128 text tokens; "
         "no speed gain measured at 1024 px: docs/benchmarks.md)",
+    )
+
+    hoist_modulation: bool = Field(
+        False,
+        description="run the transformer's adaLN modulation (0.77 G weights in SD3.5-Medium, one row per image "
+        "per step) as its own component, once per generation for all K steps; each step takes its result "
+        "(exact; fewstep's runtime only: the diffusers-style layouts need the transformer whole)",
     )
 
     @model_validator(mode="after")
@@ -169,6 +177,12 @@ class CompileConfig(StrictModel):
 
         if self.openvino_layout and self.onnx_layout:
             raise ValueError("openvino_layout and onnx_layout: a bundle has one layout; choose by target")
+        if self.layout and self.restructure.hoist_modulation:
+            raise ValueError(
+                f"restructure.hoist_modulation: the {self.layout} layout's clients (optimum, OpenVINO GenAI) call the "
+                f"transformer whole, with timestep and pooled projections; set {self.layout}_layout: false or "
+                "hoist_modulation: false"
+            )
         for field in ("component_precision", "component_quantization"):
             bad = sorted(set(getattr(self, field)) - set(COMPONENTS))
             if bad:
@@ -183,6 +197,11 @@ class CompileConfig(StrictModel):
             target = get_target(self.target)
         except ValueError as err:
             raise ValueError(f"target: {err}") from None
+        if self.restructure.hoist_modulation and target.export_format == "torch":
+            raise ValueError(
+                f"restructure.hoist_modulation: {self.target} runs the torch model, which each component would "
+                "load whole; the hoist is for targets that run exported graphs (openvino-cpu, onnxruntime-*, tensorrt)"
+            )
         for where, p in [
             ("precision", self.precision),
             *((f"component_precision.{k}", v) for k, v in self.component_precision.items()),

@@ -7,6 +7,7 @@ from typing import Any
 
 from fewstep.compile.config import CompileConfig
 from fewstep.quantize.config import Int8Config, default_scheme
+from fewstep.runtime.manifest import MODULATION
 
 Plan = dict[str, tuple[str, Any]]  # component -> (precision label, scheme config or None)
 
@@ -28,7 +29,28 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> Plan:
             p = cfg.precision
         s = scheme if scheme is not None and p == scheme.scheme else default_scheme(p)
         plan[name] = (p, s)
+    if MODULATION in plan and not ({MODULATION} & (set(cfg.component_precision) | set(cfg.component_quantization))):
+        plan[MODULATION] = modulation_plan(cfg, plan["transformer"][0])
     return plan
+
+
+# The hoisted modulation runs a few rows per generation: reading its weights is its cost, so it keeps
+# the transformer's weight format without activation quantization (a static int8 transformer: int8 weights).
+MODULATION_PRECISION = {"int8": "int8-weights", "int8-weights": "int8-weights", "int4-weights": "int4-weights"}
+
+
+def modulation_plan(cfg: CompileConfig, transformer: str) -> tuple[str, Any]:
+    """The hoisted modulation's (precision, scheme): the transformer's weights, weight-only, where
+    the target has that precision; otherwise the transformer's float precision or fp32."""
+    from fewstep.precisions import precision as precision_info
+    from fewstep.targets.registry import get_target
+
+    supported = get_target(cfg.target).precisions
+    wanted = MODULATION_PRECISION.get(transformer)
+    if wanted is None:
+        wanted = transformer if not precision_info(transformer).quantized else "fp32"
+    p = wanted if wanted in supported else "fp32"
+    return p, default_scheme(p)
 
 
 def apply_cpu_policy(plan: Plan, cfg: CompileConfig, target) -> tuple[Plan, dict | None]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewstep.components import TOKENIZER_OF, pipeline_components, torch_outputs
+from fewstep.components import MODULATION, TOKENIZER_OF, pipeline_components, torch_outputs
 from fewstep.families import Evaluation, StandardMetrics, evaluation_with, family_for
 from fewstep.gates import metrics
 from fewstep.gates.config import GateConfig, GateResult
@@ -82,8 +82,9 @@ def reference_inputs(
     for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
         if name in comps:
             inputs[name].append({"input_ids": _token_ids(pipe, name, prompts)})
-    transformer = comps["transformer"]
-    seq = transformer.example[2].shape[1]  # shorter than the pipeline's when the zero T5 slot is collapsed
+    transformer, modulation = comps["transformer"], comps.get(MODULATION)
+    example = {spec.name: x for spec, x in zip(transformer.io.inputs, transformer.example)}
+    seq = example["encoder_hidden_states"].shape[1]  # shorter than the pipeline's when the zero T5 slot is collapsed
 
     def conditioning(texts: list[str]) -> dict[str, np.ndarray]:
         embeds, pooled = (t.numpy() for t in encode_prompts(pipe, texts))
@@ -93,11 +94,17 @@ def reference_inputs(
     uncond = conditioning([""] * len(prompts)) if sampling.guidance > 1.0 else None
 
     def velocity(x, t, c):
-        feeds = {"hidden_states": x, "timestep": t, **c}
+        if modulation is None:
+            feeds = {"hidden_states": x, "timestep": t, **c}
+        else:  # hoisted: the modulation component's output is the transformer's input
+            conditioning = {"timestep": t, "pooled_projections": c["pooled_projections"]}
+            inputs[MODULATION].append(conditioning)
+            adaln = torch_outputs(modulation, conditioning)["modulation"]
+            feeds = {"hidden_states": x, "encoder_hidden_states": c["encoder_hidden_states"], "modulation": adaln}
         inputs["transformer"].append(feeds)
         return torch_outputs(transformer, feeds)["sample"]
 
-    shape = tuple(transformer.example[0].shape[1:])
+    shape = tuple(example["hidden_states"].shape[1:])
     step = guided(velocity, sampling.guidance, sampling.guidance_interval)
     x = sample(initial_noise(seed, len(prompts), shape), sampling.sigmas, lambda x, t: step(x, t, cond, uncond))
     inputs["vae_decoder"].append({"latents": x})
@@ -111,20 +118,23 @@ def tensor_gates(
     that component opened at f32) each output at the bundle's own precision against it too
     (`cosine_vs_f32`)."""
     collapsed = bundle.pipeline.t5_null_tokens is not None  # then t5_length is its null-token count
-    comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=bundle.pipeline.t5_length if collapsed else 1)
+    slots = bundle.pipeline.t5_length if collapsed else 1
+    comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=slots, hoist_modulation=bundle.hoisted)
     g = cfg.tensor
     results = []
-    for name, feeds_list in reference_inputs(pipe, prompts, sampling, cfg.seed, comps).items():
+    inputs = reference_inputs(pipe, prompts, sampling, cfg.seed, comps)
+    timesteps = [float(f["timestep"][0]) / 1000 for f in inputs.get(MODULATION) or inputs["transformer"]]
+    for name, feeds_list in inputs.items():
         if name not in bundle.sessions:
             continue
         twin_bundle = f32_twin(name) if f32_twin is not None else None  # released after this component
-        for feeds in feeds_list:
+        for i, feeds in enumerate(feeds_list):
             ref = torch_outputs(comps[name], feeds)
             out = bundle.run_component(name, feeds)
             twin = twin_bundle.run_component(name, feeds) if twin_bundle is not None else None
             where = name
-            if name == "transformer":
-                where = f"transformer@t={float(feeds['timestep'][0]) / 1000:.3f}"
+            if name in ("transformer", MODULATION):  # one call per sampling step
+                where = f"{name}@t={timesteps[i]:.3f}"
             for key in comps[name].io.outputs:
                 label = f"tensor/{where}/{key}" if len(comps[name].io.outputs) > 1 else f"tensor/{where}"
                 results.append(

@@ -42,8 +42,11 @@ def calibration_prompts(model_dir: Path, n: int, seed: int) -> list[str]:
     return family_for(model_dir).training_prompts(n, seed, model_dir)
 
 
-def _key(model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool, null_slots: int) -> str:
+def _key(
+    model_digest: str, prompts: list[str], sampling, seed: int, collapse_null: bool, null_slots: int, hoist: bool
+) -> str:
     slot = [collapse_null] if null_slots == 1 else [collapse_null, null_slots]  # 1 slot: the keys cached before
+    slot += ["hoist_modulation"] if hoist else []  # likewise: unhoisted keys are unchanged
     blob = json.dumps([model_digest, prompts, sampling.to_json(), seed, *slot], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -57,22 +60,26 @@ def collect(
     cache_dir: Path | None = None,
     collapse_null: bool = True,
     null_slots: int = 1,
+    hoist_modulation: bool = False,
 ) -> Calibration:
     """Run the torch student on n calibration prompts; keep every component's inputs."""
-    from fewstep.components import pipeline_components
+    from fewstep.components import MODULATION, pipeline_components
     from fewstep.fsutil import tree_digest
     from fewstep.gates.check import reference_inputs
 
     prompts = calibration_prompts(model_dir, n, seed)
     path = None
     if cache_dir is not None:
-        key = _key(tree_digest(model_dir), prompts, sampling, seed, collapse_null, null_slots)
+        key = _key(tree_digest(model_dir), prompts, sampling, seed, collapse_null, null_slots, hoist_modulation)
         path = Path(cache_dir) / f"calibration-{key}.npz"
         if path.exists():
             return _load(path, prompts)
-    comps = pipeline_components(pipe, collapse_null=collapse_null, null_slots=null_slots)
+    comps = pipeline_components(
+        pipe, collapse_null=collapse_null, null_slots=null_slots, hoist_modulation=hoist_modulation
+    )
     inputs = reference_inputs(pipe, prompts, sampling, seed, comps)
-    timesteps = sorted({round(float(f["timestep"][0]) / 1000, 6) for f in inputs["transformer"]}, reverse=True)
+    steps = inputs.get(MODULATION) or inputs["transformer"]  # the component that takes the timestep
+    timesteps = sorted({round(float(f["timestep"][0]) / 1000, 6) for f in steps}, reverse=True)
     calib = Calibration(inputs, timesteps, prompts)
     if path is not None:
         _save(path, calib)

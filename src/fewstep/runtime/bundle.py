@@ -20,7 +20,7 @@ import numpy as np
 from fewstep.runtime.cpu_check import check_cpu, cpu_problem
 from fewstep.runtime.integrity import BundleError, bundle_files, is_bundle, read_manifest, verify
 from fewstep.runtime.layout import adapted, component_folder
-from fewstep.runtime.manifest import BundleManifest, PipelineRecord
+from fewstep.runtime.manifest import MODULATION, BundleManifest, PipelineRecord
 from fewstep.runtime.noise import initial_noise
 from fewstep.runtime.sampler import guided, sample
 from fewstep.runtime.signing import TRUSTED_KEYS_ENV
@@ -190,8 +190,45 @@ class Bundle:
             "pooled_projections": np.concatenate(pooled, -1).astype(np.float32),
         }
 
+    @property
+    def hoisted(self) -> bool:
+        """Whether the transformer's adaLN modulation is its own component (`transformer_modulation`,
+        restructure.hoist_modulation): computed for every step at once, fed to each step."""
+        return MODULATION in self.manifest.components
+
+    def timesteps(self) -> list[float]:
+        """The transformer's timestep at each step, as the sampler computes it."""
+        return [float(np.float32(s * 1000.0)) for s in self.pipeline.sigmas[:-1]]
+
+    def condition(self, cond: dict[str, np.ndarray], timesteps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+        """`cond` with, in a hoisted bundle, the modulation of every step (default: the bundle's own
+        timesteps), computed in one call: `modulation` (n, steps, width) and `modulation_t`
+        (n, steps); `velocity` picks its step's. Other bundles: `cond` unchanged."""
+        if not self.hoisted:
+            return cond
+        steps = np.asarray(self.timesteps() if timesteps is None else timesteps, np.float32)
+        pooled = cond["pooled_projections"]
+        n, k = len(pooled), len(steps)
+        feeds = {"timestep": np.repeat(steps, n), "pooled_projections": np.tile(pooled, (k, 1))}  # step-major rows
+        table = self.run_component(MODULATION, feeds)["modulation"]
+        return {
+            **cond,
+            "modulation": np.ascontiguousarray(table.reshape(k, n, -1).transpose(1, 0, 2)),
+            "modulation_t": np.tile(steps, (n, 1)),
+        }
+
     def velocity(self, x: np.ndarray, t: np.ndarray, cond: dict[str, np.ndarray]) -> np.ndarray:
-        return self.run_component("transformer", {"hidden_states": x, "timestep": t, **cond})["sample"]
+        """The transformer's velocity at timesteps `t` (one value for the batch in a hoisted bundle)."""
+        if not self.hoisted:
+            return self.run_component("transformer", {"hidden_states": x, "timestep": t, **cond})["sample"]
+        found = np.flatnonzero(cond["modulation_t"][0] == np.float32(t[0])) if "modulation" in cond else []
+        if len(found):
+            modulation = cond["modulation"][:, found[0]]
+        else:  # a timestep `condition` did not cover: this step's modulation alone
+            feeds = {"timestep": t, "pooled_projections": cond["pooled_projections"]}
+            modulation = self.run_component(MODULATION, feeds)["modulation"]
+        feeds = {"hidden_states": x, "encoder_hidden_states": cond["encoder_hidden_states"], "modulation": modulation}
+        return self.run_component("transformer", feeds)["sample"]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         image = self.run_component("vae_decoder", {"latents": latents})["image"]
@@ -213,10 +250,10 @@ class Bundle:
         if latents is None:
             latents = initial_noise(seed, len(prompts), p.latent_shape)
         fn = guided(self.velocity, p.guidance, p.guidance_interval)
-        uncond = self.encode([p.negative_prompt]) if p.guidance > 1.0 else None
+        uncond = self.condition(self.encode([p.negative_prompt])) if p.guidance > 1.0 else None
         out = []
         for i in range(0, len(prompts), batch):
-            cond = self.encode(prompts[i : i + batch])
+            cond = self.condition(self.encode(prompts[i : i + batch]))
             n = len(cond["pooled_projections"])
             un = {k: np.repeat(v, n, 0) for k, v in uncond.items()} if uncond else None
             x = sample(latents[i : i + batch], list(p.sigmas), lambda x, t, c=cond, u=un: fn(x, t, c, u))

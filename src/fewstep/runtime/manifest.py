@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 FORMAT = "fewstep-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MODULATION = "transformer_modulation"  # the hoisted adaLN modulation component (restructure.hoist_modulation)
 
 
 class _Record(BaseModel):
