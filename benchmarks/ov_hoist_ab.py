@@ -83,7 +83,7 @@ def main() -> None:
     ratios = [h / w for h, w in zip(loops["hoisted"], loops["whole"])]
     images = {k: b.decode(latents[k]) for k, b in bundles.items()}
     result = {
-        "isa": detect().isa,
+        "isa": isa.name if (isa := detect()) else None,
         "rounds": a.rounds,
         "steps": steps,
         "whole_loop_s": statistics.median(loops["whole"]),

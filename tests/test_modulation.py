@@ -155,3 +155,44 @@ def test_hoisted_bundle_matches_the_whole_one_and_runs_the_modulation_once(
     assert sizes[True] < sizes[False]  # the adaLN weights left the step's file
     tol = 1e-4 if precision == "fp32" else 0.05  # int8: two calibrations of the same weights
     assert np.abs(images[True] - images[False]).max() < tol
+
+
+def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
+    """At bf16 OpenVINO rounds the timestep before the sinusoidal embedding's product (858 -> 856):
+    the phases at the high frequencies are wrong and the modulation with them. The hoisted
+    modulation is recorded and run at f32 (a few rows: reading its weights is its cost), the rest
+    of the bundle at bf16; its gates against its own files at f32 pass."""
+    ov = pytest.importorskip("openvino")
+    from fewstep.compile.api import compile_bundle
+    from fewstep.compile.config import CompileConfig
+    from fewstep.gates.metrics import cosine
+    from fewstep.runtime.bundle import Bundle
+    from fewstep.targets.openvino_cpu import bf16_available
+
+    if not bf16_available(ov.Core()):
+        pytest.skip("OpenVINO computes no bf16 on this CPU")
+    quant = {"scheme": "int8", "mode": "weights-first", "calibration_prompts": 2, "components": ["transformer"]}
+    cfg = CompileConfig(
+        quantization={**quant, "attention": "float"}, inference_precision="bf16", measure=False,
+        gates={"num_prompts": 2, "distribution": {"enabled": False}}, restructure={"hoist_modulation": True},
+    )  # fmt: skip
+    out, report = compile_bundle(tiny_student_dir, cfg, tmp_path / "bundle")
+    assert report.passed, [r.describe() for r in report.failures()]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inference_precision"] == "bf16"
+    assert manifest["components"][MODULATION]["inference_precision"] == "f32"
+    assert manifest["components"]["transformer"]["inference_precision"] is None  # the bundle's: bf16
+    assert any(r.gate.startswith("tensor/transformer@") and r.gate.endswith("cosine_vs_f32") for r in report.results)
+
+    # why: the same IR compiled at bf16 against f32, at a late and an early timestep
+    core = ov.Core()
+    model = str(out / "components" / manifest["components"][MODULATION]["files"][0])
+    f32, bf16 = (core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": h}) for h in ("f32", "bf16"))
+    rng = np.random.default_rng(0)
+    feeds = {p.get_any_name(): rng.standard_normal(list(p.get_shape())).astype(np.float32) for p in f32.inputs}
+    late = {**feeds, "timestep": np.full(feeds["timestep"].shape, 858.0, np.float32)}
+    early = {**feeds, "timestep": np.full(feeds["timestep"].shape, 37.5, np.float32)}
+    assert cosine(bf16(late)[0], f32(late)[0]) < 0.995 < cosine(bf16(early)[0], f32(early)[0])
+    bundle = Bundle.open(out)  # the runtime's compile of the modulation: f32, exact against the IR at f32
+    got = bundle.run_component(MODULATION, {k: late[k] for k in ("timestep", "pooled_projections")})
+    assert cosine(got["modulation"], f32(late)[0]) > 0.99999

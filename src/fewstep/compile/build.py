@@ -191,7 +191,11 @@ def build_bundle(
             # build: the target's own files for this component
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
-            components[name] = ComponentRecord(io=io.to_json(), files=files, precision=precision)
+            # the hoisted modulation runs at f32 whatever the bundle's arithmetic (ComponentRecord)
+            own = "f32" if name == MODULATION and cfg.inference_precision != "f32" else None
+            components[name] = ComponentRecord(
+                io=io.to_json(), files=files, precision=precision, inference_precision=own
+            )
         pipe.scheduler.save_config(str(tmp / "scheduler"))
         tokenizers = save_tokenizers(pipe, tmp, components)
         if layout:

@@ -127,7 +127,8 @@ def tensor_gates(
     for name, feeds_list in inputs.items():
         if name not in bundle.sessions:
             continue
-        twin_bundle = f32_twin(name) if f32_twin is not None else None  # released after this component
+        at_f32 = bundle.manifest.components[name].inference_precision == "f32"  # its own twin already
+        twin_bundle = f32_twin(name) if f32_twin is not None and not at_f32 else None  # released after it
         for i, feeds in enumerate(feeds_list):
             ref = torch_outputs(comps[name], feeds)
             out = bundle.run_component(name, feeds)

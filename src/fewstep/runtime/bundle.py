@@ -95,8 +95,6 @@ class Bundle:
                 f"bundle {root}: {field} {wanted!r} is not one {target.name} "
                 f"runs; allowed: {', '.join(target.inference_precisions)}"
             )
-        # only a precision beyond the default is passed: targets written before the argument keep working
-        precision = {} if wanted == "f32" else {"inference_precision": wanted}
         unknown = sorted(set(components or ()) - set(manifest.components))
         if unknown:
             have = ", ".join(manifest.components)
@@ -106,6 +104,9 @@ class Bundle:
             if components is not None and name not in components:
                 continue
             io = ComponentIO.from_json(comp.io.model_dump())
+            own = inference_precision or comp.inference_precision or wanted  # a component may keep f32
+            # only a precision beyond the default is passed: targets written before the argument keep working
+            precision = {} if own == "f32" else {"inference_precision": own}
             try:
                 session = target.load(component_folder(root, comp.layout), comp.files, io, threads=threads, **precision)
                 sessions[name] = adapted(name, session, comp.layout)

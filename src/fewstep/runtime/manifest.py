@@ -108,6 +108,10 @@ class ComponentRecord(_Record):
     # optimum-intel and OpenVINO GenAI too) or `<name>/model.onnx` (optimum's ONNX Runtime pipelines);
     # runtime/layout.py adapts their interface
     layout: Literal["openvino", "onnx"] | None = None
+    # the float arithmetic this component runs in where it is not the bundle's (the hoisted modulation
+    # runs at f32: a few rows, bound by reading its weights, and a sinusoidal timestep embedding that
+    # loses its phase in bf16)
+    inference_precision: Literal["f32", "bf16"] | None = None
 
 
 class SourceRecord(_Record):
