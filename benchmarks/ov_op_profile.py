@@ -133,7 +133,8 @@ def profile(
     from fewstep.targets.openvino_cpu import compiled_precision
 
     core = ov.Core()
-    hint = compiled_precision(core, manifest.get("inference_precision", "f32"))  # as the runtime compiles it
+    # as the runtime compiles it: the component's own precision where it has one (the hoisted modulation: f32)
+    hint = compiled_precision(core, comp.get("inference_precision") or manifest.get("inference_precision", "f32"))
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True} | (extra or {})
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)

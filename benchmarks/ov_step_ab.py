@@ -45,7 +45,8 @@ def step_feeds(bundle, seed: int = 0) -> dict[str, np.ndarray]:
             feeds[spec.name] = np.concatenate([clip, slot], 1).astype(np.float32)
         else:
             feeds[spec.name] = rng.standard_normal(dims).astype(np.float32)
-    feeds["timestep"] = np.full(feeds["timestep"].shape, 500.0, np.float32)
+    if "timestep" in feeds:  # a hoisted bundle's transformer takes the modulation instead
+        feeds["timestep"] = np.full(feeds["timestep"].shape, 500.0, np.float32)
     return feeds
 
 

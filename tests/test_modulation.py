@@ -113,7 +113,6 @@ def _count_calls(bundle) -> dict:
 @pytest.mark.parametrize(
     "target, precision, model, guidance",
     [
-        ("openvino-cpu", "fp32", "student", None),
         ("onnxruntime-cpu", "fp32", "pipeline", 3.0),  # CFG: the unconditional modulation too
         ("openvino-cpu", "int8", "student", None),
     ],
@@ -128,6 +127,8 @@ def test_hoisted_bundle_matches_the_whole_one_and_runs_the_modulation_once(
     model_dir = tiny_student_dir if model == "student" else tiny_pipeline_dir
     gates = {"num_prompts": 2, "distribution": {"enabled": False}}
     extra = {"steps": 2, "guidance": guidance} if guidance else {}
+    if precision == "int8":  # the fewest calibration prompts: the test is about the split, not the PTQ
+        extra["quantization"] = {"scheme": "int8", "calibration_prompts": 2, "components": ["transformer"]}
     images, sizes = {}, {}
     for hoist in (False, True):
         cfg = CompileConfig(
@@ -174,6 +175,7 @@ def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
     quant = {"scheme": "int8", "mode": "weights-first", "calibration_prompts": 2, "components": ["transformer"]}
     cfg = CompileConfig(
         quantization={**quant, "attention": "float"}, inference_precision="bf16", measure=False,
+        component_inference_precision={"vae_decoder": "f32"},
         gates={"num_prompts": 2, "distribution": {"enabled": False}}, restructure={"hoist_modulation": True},
     )  # fmt: skip
     out, report = compile_bundle(tiny_student_dir, cfg, tmp_path / "bundle")
@@ -182,6 +184,9 @@ def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
     assert manifest["inference_precision"] == "bf16"
     assert manifest["components"][MODULATION]["inference_precision"] == "f32"
     assert manifest["components"]["transformer"]["inference_precision"] is None  # the bundle's: bf16
+    assert manifest["components"]["vae_decoder"]["inference_precision"] == "f32"  # asked for
+    twins = {r.gate.split("/")[1].split("@")[0] for r in report.results if r.gate.endswith("cosine_vs_f32")}
+    assert "transformer" in twins and not {MODULATION, "vae_decoder"} & twins  # those run at f32 already
     assert any(r.gate.startswith("tensor/transformer@") and r.gate.endswith("cosine_vs_f32") for r in report.results)
 
     # why: the same IR compiled at bf16 against f32, at a late and an early timestep
@@ -196,3 +201,15 @@ def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
     bundle = Bundle.open(out)  # the runtime's compile of the modulation: f32, exact against the IR at f32
     got = bundle.run_component(MODULATION, {k: late[k] for k in ("timestep", "pooled_projections")})
     assert cosine(got["modulation"], f32(late)[0]) > 0.99999
+
+
+def test_component_inference_precision_is_checked():
+    from pydantic import ValidationError
+
+    from fewstep.compile.config import CompileConfig
+
+    with pytest.raises(ValidationError, match=r"component_inference_precision: unknown component\(s\) \['vae'\]"):
+        CompileConfig(inference_precision="bf16", component_inference_precision={"vae": "f32"})
+    message = r"component_inference_precision.vae_decoder: 'bf16' is not supported by onnxruntime-cpu; allowed: f32"
+    with pytest.raises(ValidationError, match=message):
+        CompileConfig(target="onnxruntime-cpu", component_inference_precision={"vae_decoder": "bf16"})

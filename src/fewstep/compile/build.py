@@ -192,7 +192,8 @@ def build_bundle(
             files = target.build(built, io, precision, tmp / "components")
             timings[name] = round(time.perf_counter() - start, 3)
             # the hoisted modulation runs at f32 whatever the bundle's arithmetic (ComponentRecord)
-            own = "f32" if name == MODULATION and cfg.inference_precision != "f32" else None
+            own = cfg.component_inference_precision.get(name, "f32" if name == MODULATION else None)
+            own = None if own == cfg.inference_precision else own  # recorded only where it differs
             components[name] = ComponentRecord(
                 io=io.to_json(), files=files, precision=precision, inference_precision=own
             )

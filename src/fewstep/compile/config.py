@@ -123,6 +123,11 @@ class CompileConfig(StrictModel):
         "AMX / AVX512-BF16 CPUs, OpenVINO's own default there; other CPUs compute f32). Recorded in the bundle; "
         "the gates measure it",
     )
+    component_inference_precision: dict[str, Literal["f32", "bf16"]] = Field(
+        default_factory=dict,
+        description="per-component overrides of inference_precision, e.g. {vae_decoder: f32} in a bf16 bundle "
+        "(the hoisted transformer_modulation always runs at f32)",
+    )
     openvino_layout: bool = Field(
         False,
         description="openvino-cpu: the bundle in the diffusers-style OpenVINO layout (model_index.json, "
@@ -183,7 +188,7 @@ class CompileConfig(StrictModel):
                 f"transformer whole, with timestep and pooled projections; set {self.layout}_layout: false or "
                 "hoist_modulation: false"
             )
-        for field in ("component_precision", "component_quantization"):
+        for field in ("component_precision", "component_quantization", "component_inference_precision"):
             bad = sorted(set(getattr(self, field)) - set(COMPONENTS))
             if bad:
                 raise ValueError(f"{field}: unknown component(s) {bad}; allowed: {', '.join(COMPONENTS)}")
@@ -211,9 +216,11 @@ class CompileConfig(StrictModel):
                 raise ValueError(
                     f"{where}: {p!r} is not supported by {self.target}; allowed: {', '.join(target.precisions)}"
                 )
-        if self.inference_precision not in target.inference_precisions:
-            raise ValueError(
-                f"inference_precision: {self.inference_precision!r} is not supported by {self.target}; "
-                f"allowed: {', '.join(target.inference_precisions)}"
-            )
+        for where, p in [
+            ("inference_precision", self.inference_precision),
+            *((f"component_inference_precision.{k}", v) for k, v in self.component_inference_precision.items()),
+        ]:
+            if p not in target.inference_precisions:
+                allowed = ", ".join(target.inference_precisions)
+                raise ValueError(f"{where}: {p!r} is not supported by {self.target}; allowed: {allowed}")
         return self
