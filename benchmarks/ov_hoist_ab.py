@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import log_component_calls
 
 PROMPT = "a photograph of an astronaut riding a horse on the moon"
 
@@ -37,21 +38,6 @@ def denoise(bundle, cond: dict, seed: int) -> np.ndarray:
     p = bundle.pipeline
     cond = bundle.condition(cond)
     return sample(initial_noise(seed, 1, p.latent_shape), list(p.sigmas), lambda x, t: bundle.velocity(x, t, cond))
-
-
-def timed_calls(bundle) -> dict[str, list[float]]:
-    """Wrap `run_component` to log each component's call times."""
-    log: dict[str, list[float]] = {}
-    original = bundle.run_component
-
-    def run(name, feeds):
-        start = time.perf_counter()
-        out = original(name, feeds)
-        log.setdefault(name, []).append(time.perf_counter() - start)
-        return out
-
-    bundle.run_component = run
-    return log
 
 
 def main() -> None:
@@ -71,7 +57,7 @@ def main() -> None:
         raise SystemExit("give the whole bundle first, then the hoisted one (restructure.hoist_modulation)")
     conds = {k: b.encode([PROMPT]) for k, b in bundles.items()}
     latents = {k: denoise(b, conds[k], seed=0) for k, b in bundles.items()}  # also the warm-up
-    logs = {k: timed_calls(b) for k, b in bundles.items()}
+    logs = {k: log_component_calls(b) for k, b in bundles.items()}
     loops: dict[str, list[float]] = {k: [] for k in bundles}
     for r in range(a.rounds):
         order = list(bundles) if r % 2 == 0 else list(bundles)[::-1]

@@ -290,22 +290,15 @@ def w_build(a) -> dict:
 
 
 def w_run(a) -> dict:
+    from timing import log_component_calls
+
     from fewstep.runtime.bundle import Bundle
 
     path = a.work / "bundles" / a.row.replace("/", "-")
     start = time.perf_counter()
     bundle = Bundle.open(path)
     load_s = time.perf_counter() - start
-    log: dict = {}
-    original = bundle.run_component
-
-    def run_component(name, feeds):
-        t0 = time.perf_counter()
-        result = original(name, feeds)
-        log.setdefault(name, []).append(time.perf_counter() - t0)
-        return result
-
-    bundle.run_component = run_component  # type: ignore[method-assign]
+    log = log_component_calls(bundle)
     bundle.generate([PROMPT], seed=0)  # warm-up
     e2e = []
     for i in range(a.repeats):

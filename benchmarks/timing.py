@@ -19,6 +19,22 @@ def seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[flo
     return times
 
 
+def log_component_calls(bundle) -> dict[str, list[float]]:
+    """Wrap the bundle's `run_component`: the returned dict gets each component's call times
+    (clear it to start a new log)."""
+    log: dict[str, list[float]] = {}
+    original = bundle.run_component
+
+    def run_component(name, feeds):
+        start = time.perf_counter()
+        out = original(name, feeds)
+        log.setdefault(name, []).append(time.perf_counter() - start)
+        return out
+
+    bundle.run_component = run_component
+    return log
+
+
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of `repeats` calls of `fn` after `warmup` untimed calls."""
     return statistics.median(seconds(fn, repeats, warmup))

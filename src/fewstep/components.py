@@ -21,7 +21,7 @@ from fewstep.component_modules import (
     TransformerModulation,
     VaeDecoder,
 )
-from fewstep.modulation import check_hoist, modulation_width
+from fewstep.modulation import modulation_width
 from fewstep.null_tokens import supports_collapse
 from fewstep.runtime.manifest import MODULATION
 from fewstep.sd3_pipeline import t5_length, text_length
@@ -90,9 +90,8 @@ def pipeline_components(
     cond_example = (torch.full((batch,), 500.0), torch.randn(batch, tcfg.pooled_projection_dim))
     latent_example, text_example = torch.randn(batch, c, s, s), torch.randn(batch, seq, tcfg.joint_attention_dim)
     if hoist_modulation:
-        check_hoist(pipe.transformer)
         mio = ComponentIO(MODULATION, conditioning, ("modulation",))
-        mod = TransformerModulation(pipe.transformer)
+        mod = TransformerModulation(pipe.transformer)  # refuses a transformer it cannot hoist from
         comps[MODULATION] = Component(mio, mod, cond_example)
         width = modulation_width(pipe.transformer)
         tio = ComponentIO("transformer", (latent, text, TensorSpec("modulation", ("batch", width))), ("sample",))

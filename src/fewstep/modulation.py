@@ -39,13 +39,16 @@ def adaln_norms(transformer: nn.Module) -> list[nn.Module]:
     ]
 
 
+def _hoistable_norms(transformer: nn.Module) -> list[nn.Module]:
+    """The adaLN norms of an SD3 transformer (whose embedding `temb` they alone read); else []."""
+    if type(transformer).__name__ != "SD3Transformer2DModel" or not hasattr(transformer, "time_text_embed"):
+        return []
+    return adaln_norms(transformer)
+
+
 def supports_hoist(transformer: nn.Module) -> bool:
     """An SD3 transformer whose embedding `temb` is read by adaLN norms only."""
-    return (
-        type(transformer).__name__ == "SD3Transformer2DModel"
-        and hasattr(transformer, "time_text_embed")
-        and bool(adaln_norms(transformer))
-    )
+    return bool(_hoistable_norms(transformer))
 
 
 def modulation_width(transformer: nn.Module) -> int:
@@ -53,12 +56,15 @@ def modulation_width(transformer: nn.Module) -> int:
     return sum(m.linear.out_features for m in adaln_norms(transformer))
 
 
-def check_hoist(transformer: nn.Module) -> None:
-    if not supports_hoist(transformer):
+def check_hoist(transformer: nn.Module) -> list[nn.Module]:
+    """The transformer's adaLN norms; a ValueError naming the option where it cannot be hoisted."""
+    norms = _hoistable_norms(transformer)
+    if not norms:
         raise ValueError(
             f"restructure.hoist_modulation: {type(transformer).__name__} is not an SD3 transformer with adaLN "
             "norms; the modulation can be hoisted from SD3Transformer2DModel only"
         )
+    return norms
 
 
 class Modulation(nn.Module):
@@ -68,9 +74,9 @@ class Modulation(nn.Module):
 
     def __init__(self, transformer: nn.Module):
         super().__init__()
-        check_hoist(transformer)
+        norms = check_hoist(transformer)
         self.embed = transformer.time_text_embed
-        self.linears = nn.ModuleList([m.linear for m in adaln_norms(transformer)])
+        self.linears = nn.ModuleList([m.linear for m in norms])
 
     def forward(self, timestep: torch.Tensor, pooled_projections: torch.Tensor) -> torch.Tensor:
         x = F.silu(self.embed(timestep, pooled_projections))
@@ -110,8 +116,7 @@ def modulated_body(transformer: nn.Module, modulation: torch.Tensor) -> Iterator
     """Within the block, the transformer's adaLN Linears return their columns of `modulation`
     (as `Modulation` computes it) and its embedding is not computed; call it with any timestep
     and pooled projections of the right batch."""
-    check_hoist(transformer)
-    norms = adaln_norms(transformer)
+    norms = check_hoist(transformer)
     width = sum(m.linear.out_features for m in norms)
     if modulation.shape[-1] != width:
         raise ValueError(f"modulation has {modulation.shape[-1]} columns; this transformer's adaLN norms take {width}")

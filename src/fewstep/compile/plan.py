@@ -29,7 +29,8 @@ def component_plan(cfg: CompileConfig, names: list[str]) -> Plan:
             p = cfg.precision
         s = scheme if scheme is not None and p == scheme.scheme else default_scheme(p)
         plan[name] = (p, s)
-    if MODULATION in plan and not ({MODULATION} & (set(cfg.component_precision) | set(cfg.component_quantization))):
+    own = MODULATION in cfg.component_precision or MODULATION in cfg.component_quantization
+    if MODULATION in plan and not own:
         plan[MODULATION] = modulation_plan(cfg, plan["transformer"][0])
     return plan
 

@@ -22,7 +22,7 @@ from fewstep.runtime.integrity import BundleError, bundle_files, is_bundle, read
 from fewstep.runtime.layout import adapted, component_folder
 from fewstep.runtime.manifest import MODULATION, BundleManifest, PipelineRecord
 from fewstep.runtime.noise import initial_noise
-from fewstep.runtime.sampler import guided, sample
+from fewstep.runtime.sampler import guided, sample, step_timesteps
 from fewstep.runtime.signing import TRUSTED_KEYS_ENV
 from fewstep.runtime.text import PromptTokenizer, TokenizerSpec
 
@@ -199,7 +199,7 @@ class Bundle:
 
     def timesteps(self) -> list[float]:
         """The transformer's timestep at each step, as the sampler computes it."""
-        return [float(np.float32(s * 1000.0)) for s in self.pipeline.sigmas[:-1]]
+        return [float(t) for t in step_timesteps(self.pipeline.sigmas)]
 
     def condition(self, cond: dict[str, np.ndarray], timesteps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
         """`cond` with, in a hoisted bundle, the modulation of every step (default: the bundle's own

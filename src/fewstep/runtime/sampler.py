@@ -13,11 +13,16 @@ import numpy as np
 Velocity = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (latents, timesteps) -> velocity
 
 
+def step_timesteps(sigmas: Sequence[float], timestep_scale: float = 1000.0) -> list[np.float32]:
+    """The transformer's timestep at each step (every sigma but the last), as `sample` feeds it."""
+    return [np.float32(sigma * timestep_scale) for sigma in sigmas[:-1]]
+
+
 def sample(latents: np.ndarray, sigmas: Sequence[float], velocity: Velocity, timestep_scale: float = 1000.0):
     """Integrate from noise (sigma = sigmas[0]) to the data end (sigmas[-1] = 0)."""
     x = latents.astype(np.float32, copy=True)
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        t = np.full((x.shape[0],), sigma * timestep_scale, np.float32)
+    for t_step, sigma, sigma_next in zip(step_timesteps(sigmas, timestep_scale), sigmas[:-1], sigmas[1:]):
+        t = np.full((x.shape[0],), t_step, np.float32)
         v = velocity(x, t)
         x = x + np.float32(sigma_next - sigma) * v.astype(np.float32)
     return x
