@@ -159,10 +159,11 @@ def test_hoisted_bundle_matches_the_whole_one_and_runs_the_modulation_once(
 
 
 def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
-    """At bf16 OpenVINO rounds the timestep before the sinusoidal embedding's product (858 -> 856):
-    the phases at the high frequencies are wrong and the modulation with them. The hoisted
-    modulation is recorded and run at f32 (a few rows: reading its weights is its cost), the rest
-    of the bundle at bf16; its gates against its own files at f32 pass."""
+    """The hoisted modulation is recorded and run at f32 (a few rows: reading its weights is its
+    cost, and f32 reads them faster than bf16 on real-size SD3.5), the rest of the bundle at bf16;
+    its gates against its own files at f32 pass. Its IR keeps the sinusoidal phases at f32
+    (targets/openvino_phases.py), so even compiled at bf16 it stays at the f32 result at t = 858,
+    which bf16 cannot hold (before the marks: cosine < 0.995 here, 0.950 at real size)."""
     ov = pytest.importorskip("openvino")
     from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig
@@ -189,7 +190,7 @@ def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
     assert "transformer" in twins and not {MODULATION, "vae_decoder"} & twins  # those run at f32 already
     assert any(r.gate.startswith("tensor/transformer@") and r.gate.endswith("cosine_vs_f32") for r in report.results)
 
-    # why: the same IR compiled at bf16 against f32, at a late and an early timestep
+    # the same IR compiled at bf16 against f32, at a late and an early timestep
     core = ov.Core()
     model = str(out / "components" / manifest["components"][MODULATION]["files"][0])
     f32, bf16 = (core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": h}) for h in ("f32", "bf16"))
@@ -197,7 +198,7 @@ def test_bf16_bundle_keeps_the_modulation_at_f32(tmp_path, tiny_student_dir):
     feeds = {p.get_any_name(): rng.standard_normal(list(p.get_shape())).astype(np.float32) for p in f32.inputs}
     late = {**feeds, "timestep": np.full(feeds["timestep"].shape, 858.0, np.float32)}
     early = {**feeds, "timestep": np.full(feeds["timestep"].shape, 37.5, np.float32)}
-    assert cosine(bf16(late)[0], f32(late)[0]) < 0.995 < cosine(bf16(early)[0], f32(early)[0])
+    assert min(cosine(bf16(late)[0], f32(late)[0]), cosine(bf16(early)[0], f32(early)[0])) > 0.9999
     bundle = Bundle.open(out)  # the runtime's compile of the modulation: f32, exact against the IR at f32
     got = bundle.run_component(MODULATION, {k: late[k] for k in ("timestep", "pooled_projections")})
     assert cosine(got["modulation"], f32(late)[0]) > 0.99999

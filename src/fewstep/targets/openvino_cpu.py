@@ -9,6 +9,7 @@ import numpy as np
 
 from fewstep.fsutil import require_free_space
 from fewstep.targets.base import ComponentIO, Session, Target
+from fewstep.targets.openvino_phases import has_marks, keep_phases_f32, reread
 
 # For weight-compressed MatMuls (int8/int4 weights) the CPU plugin quantizes activations on
 # the fly in groups of DYNAMIC_QUANTIZATION_GROUP_SIZE input channels and runs int8 GEMMs. Its
@@ -70,10 +71,15 @@ def ir_bytes(model, compress_to_fp16: bool = False) -> int:
 
 def save_ir(model, xml: Path, compress_to_fp16: bool = False) -> Path:
     """Save an OpenVINO IR (`.xml` + `.bin`) after checking the disk has room for its weights.
-    save_model compresses weights to fp16 by default; fewstep opts in only for fp16-weights."""
+    save_model compresses weights to fp16 by default; fewstep opts in only for fp16-weights. A
+    model with phases marked f32 (`openvino_phases`) is read back from an f32 IR before fp16
+    compression, which then leaves their constants at f32."""
     import openvino as ov
 
     xml = Path(xml)
+    if compress_to_fp16 and has_marks(model):
+        require_free_space(xml.parent, ir_bytes(model), "a scratch f32 IR")
+        model = reread(model, xml.parent)
     require_free_space(xml.parent, ir_bytes(model, compress_to_fp16), xml.with_suffix(".bin").name)
     ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
     return xml
@@ -134,6 +140,7 @@ class OpenVINOCPU(Target):
             ir.reshape({t.name: ov.PartialShape(list(t.static(io.static_sizes))) for t in io.inputs})
         if (group := dynamic_quant_group(ir)) is not None:
             ir.set_rt_info(str(group), ["runtime_options", "DYNAMIC_QUANTIZATION_GROUP_SIZE"])
+        keep_phases_f32(ir)  # timestep embeddings: exact under bf16 compiles and fp16 weights
         xml = save_ir(ir, Path(out_dir) / f"{io.name}.xml", compress_to_fp16=precision == "fp16-weights")
         return [xml.name, xml.with_suffix(".bin").name]
 
