@@ -61,6 +61,21 @@ def test_genai_generates_fewsteps_image_from_the_bundle(layout_bundle):
     assert psnr >= 40.0  # GenAI's output is 8-bit: one level is 48 dB
 
 
+def test_the_layout_transformer_keeps_the_timestep_phases_f32(layout_bundle):
+    """optimum-intel and GenAI compile the layout's transformer at OpenVINO's default precision,
+    bf16 on CPUs that have it: the IR carries fewstep's phase marks (targets/openvino_phases.py)
+    through the layout's re-save, so their compile keeps the timestep embedding at f32 too."""
+    import openvino as ov
+
+    from fewstep.targets.openvino_phases import is_marked
+
+    model = ov.Core().read_model(str(layout_bundle / "transformer" / "openvino_model.xml"))
+    marked = [op for op in model.get_ordered_ops() if is_marked(op)]
+    assert {"Sin", "Cos", "Multiply", "Reshape"} <= {op.get_type_name() for op in marked}
+    timestep = next(p for p in model.get_parameters() if p.get_friendly_name() == "timestep")
+    assert {t.get_node().get_type_name() for t in timestep.output(0).get_target_inputs()} == {"Reshape"}
+
+
 def test_openvino_layout_is_refused_for_other_targets(tiny_student_dir, tmp_path):
     from fewstep.compile.api import compile_bundle
     from fewstep.compile.config import CompileConfig

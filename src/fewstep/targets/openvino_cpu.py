@@ -9,7 +9,7 @@ import numpy as np
 
 from fewstep.fsutil import require_free_space
 from fewstep.targets.base import ComponentIO, Session, Target
-from fewstep.targets.openvino_phases import has_marks, keep_phases_f32, reread
+from fewstep.targets.openvino_phases import keep_phases_f32, needs_reread, reread
 
 # For weight-compressed MatMuls (int8/int4 weights) the CPU plugin quantizes activations on
 # the fly in groups of DYNAMIC_QUANTIZATION_GROUP_SIZE input channels and runs int8 GEMMs. Its
@@ -77,7 +77,7 @@ def save_ir(model, xml: Path, compress_to_fp16: bool = False) -> Path:
     import openvino as ov
 
     xml = Path(xml)
-    if compress_to_fp16 and has_marks(model):
+    if compress_to_fp16 and needs_reread(model):
         require_free_space(xml.parent, ir_bytes(model), "a scratch f32 IR")
         model = reread(model, xml.parent)
     require_free_space(xml.parent, ir_bytes(model, compress_to_fp16), xml.with_suffix(".bin").name)

@@ -34,8 +34,10 @@ PHASE_OPS = frozenset({"Sin", "Cos"})
 BARRIERS = frozenset(
     {"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData", "Parameter", "Constant", "Result"}
 )
-# the Python key that save_model writes as <attribute name="DisablePrecisionConversion" .../>
+# the Python key that save_model writes as <attribute name="DisablePrecisionConversion" .../>, and
+# the key the attribute has in a model read from an IR
 PRECISE = "precise_0"
+READ_BACK = "DisablePrecisionConversion_0"
 
 
 def phase_subgraph(model) -> list:
@@ -96,7 +98,14 @@ def keep_phases_f32(model) -> int:
     return len(subgraph)
 
 
-def has_marks(model) -> bool:
+def is_marked(node) -> bool:
+    """Whether `node` is kept at its IR precision: marked here, or read so from an IR."""
+    info = node.get_rt_info()
+    return PRECISE in info or READ_BACK in info
+
+
+def needs_reread(model) -> bool:
+    """Whether `model` holds marks set from Python, which fp16 compression does not see yet."""
     return any(PRECISE in op.get_rt_info() for op in model.get_ordered_ops())
 
 
