@@ -1,6 +1,7 @@
 """How far a bf16 bundle's velocity is from the same files run at f32, per timestep.
 
     python benchmarks/ov_timestep_precision.py BUNDLE [BUNDLE ...] [--timesteps 1000 858 500 37.5] [--json]
+    python benchmarks/ov_timestep_precision.py --ir MODEL.xml --shape hidden_states=1,16,32,32 ... [--mark]
 
 OpenVINO's CPU plugin, asked for bf16, converts the `timestep` input to bf16 before the
 sinusoidal embedding's product t * freq (its Sin / Cos then run in f32): from t = 512 on bf16
@@ -13,6 +14,11 @@ inputs (`ov_step_ab.step_feeds`), each timestep gives:
 - a hoisted bundle (`restructure.hoist_modulation`): the modulation component's IR compiled at
   bf16 against f32 (what the runtime avoids by running it at f32), the body at bf16 against f32
   on the same f32 modulation, and the velocity as the runtime computes it against all-f32.
+
+`--ir` takes any OpenVINO transformer IR instead (e.g. optimum-intel's export,
+`<export>/transformer/openvino_model.xml`), with its dynamic inputs fixed by `--shape`, and
+compares its output compiled at bf16 against f32 on random inputs; `--mark` also runs the same IR
+with fewstep's phase marks added (`targets/openvino_phases.py`, through a scratch IR).
 """
 
 from __future__ import annotations
@@ -35,12 +41,61 @@ def velocity(bundle, feeds: dict[str, np.ndarray], t: float) -> np.ndarray:
     return bundle.velocity(x, times, bundle.condition(cond, [t]) if bundle.hoisted else cond)
 
 
+def ir_rows(xml: Path, shapes: dict[str, list[int]], timesteps: list[float], mark: bool) -> list[dict]:
+    """A raw IR's output at bf16 against f32 per timestep; with `mark`, also the marked IR's."""
+    import tempfile
+
+    import openvino as ov
+
+    from fewstep.gates.metrics import cosine
+    from fewstep.targets.openvino_phases import keep_phases_f32
+
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    model.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
+    rng = np.random.default_rng(0)
+    feeds = {p.get_any_name(): rng.standard_normal(list(p.get_shape())).astype(np.float32) for p in model.inputs}
+    variants = {"as exported": model}
+    with tempfile.TemporaryDirectory() as tmp:
+        if mark:
+            marked = core.read_model(str(xml))
+            marked.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
+            keep_phases_f32(marked)
+            ov.save_model(marked, f"{tmp}/marked.xml", compress_to_fp16=False)
+            variants["phases marked"] = core.read_model(f"{tmp}/marked.xml")
+        rows = []
+        for name, m in variants.items():
+            compiled = {h: core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": h}) for h in ("bf16", "f32")}
+            for t in timesteps:
+                step = {**feeds, "timestep": np.full(feeds["timestep"].shape, t, np.float32)}
+                got = {h: c(step)[0] for h, c in compiled.items()}
+                rows.append({"ir": f"{xml.parent.name}/{xml.name} ({name})", "timestep": t,
+                             "cosine": cosine(got["bf16"], got["f32"])})  # fmt: skip
+                print(rows[-1], flush=True)
+            del compiled
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bundles", type=Path, nargs="+")
+    ap.add_argument("bundles", type=Path, nargs="*")
+    ap.add_argument("--ir", type=Path, help="a transformer IR to check instead of bundles")
+    ap.add_argument("--shape", nargs="*", default=[], help="input=dims,... for the IR's dynamic inputs")
+    ap.add_argument("--mark", action="store_true", help="also run the IR with fewstep's phase marks")
     ap.add_argument("--timesteps", type=float, nargs="+", default=[1000.0, 858.0, 500.0, 37.5])
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.ir is not None:
+        shapes = {k: [int(d) for d in v.split(",")] for k, v in (s.split("=", 1) for s in a.shape)}
+        rows = ir_rows(a.ir, shapes, a.timesteps, a.mark)
+        print("| IR | t | output, bf16 against f32 |\n| --- | --- | --- |")
+        for r in rows:
+            print(f"| {r['ir']} | {r['timestep']:g} | {r['cosine']:.6f} |")
+        if a.json:
+            print(json.dumps({"rows": rows}))
+        return
+    if not a.bundles:
+        ap.error("give bundles, or --ir")
     import openvino as ov
 
     from fewstep.gates.metrics import cosine
