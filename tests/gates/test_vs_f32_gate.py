@@ -72,3 +72,9 @@ def test_the_gate_catches_a_wrong_bf16_attention_the_torch_gates_pass(t5_free_mo
         _compile(t5_free_model, tmp_path / "checked")
     failed = {r.gate for r in failure.value.report.failures()}
     assert failed and all(g.startswith("tensor/transformer@") and g.endswith("/cosine_vs_f32") for g in failed)
+    # the record beside each failure says which run is off: the bf16 one is farther from torch
+    values = {r.gate: r.value for r in failure.value.report.results}
+    for gate in failed:
+        where = gate.removesuffix("/cosine_vs_f32")
+        assert values[f"{where}/cosine"] < values[f"{where}/f32_twin_cosine"]
+    assert "farther from torch than its f32 twin" in str(failure.value)

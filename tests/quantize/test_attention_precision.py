@@ -82,6 +82,10 @@ def _attention_inputs_quantized(xml) -> dict[str, bool]:
     }
 
 
+def vs_f32_gates(report):
+    return [r for r in report.results if r.gate.endswith("/cosine_vs_f32")]
+
+
 def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
     """`attention: float` keeps QK^T and PV out of the PTQ (the weighted MatMuls stay W8A8);
     `inference_precision: bf16` is recorded, gated and applied where the CPU has bf16 (f32 elsewhere)."""
@@ -102,6 +106,8 @@ def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
     if bf16_available(ov.Core()):  # every component against its own files at f32 (gates.tensor.vs_f32_cosine_min)
         assert set(vs_f32) == {"text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae_decoder"}
         assert min(vs_f32.values()) >= 0.999
+        twins = [r for r in report.results if r.gate.endswith("/f32_twin_cosine")]  # recorded beside each
+        assert len(twins) == len(vs_f32_gates(report)) and all(r.threshold is None and r.value > 0.98 for r in twins)
     assert manifest["inference_precision"] == "bf16" and base["inference_precision"] == "f32"
     assert manifest["quantization"]["scheme"]["attention"] == "float"
 

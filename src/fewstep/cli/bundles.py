@@ -164,6 +164,8 @@ def gate(
     if not report.passed:
         for r in report.failures():
             err.print(f"gate failed: {r.describe()}", highlight=False)
+        for line in report.advice():
+            err.print(line, highlight=False)
         raise typer.Exit(1)
 
 

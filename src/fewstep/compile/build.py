@@ -40,7 +40,10 @@ class GateFailure(RuntimeError):
     def __init__(self, report: GateReport, where: Path):
         self.report = report
         lines = "\n".join("  " + r.describe() for r in report.failures())
-        super().__init__(f"gates failed for {where}:\n{lines}\n(set require_gates: false to keep the bundle anyway)")
+        advice = "".join(f"\n  {line}" for line in report.advice())
+        super().__init__(
+            f"gates failed for {where}:\n{lines}{advice}\n(set require_gates: false to keep the bundle anyway)"
+        )
 
 
 def release_module(pipe, component: str) -> None:

@@ -47,6 +47,11 @@ def has_evaluator(model_dir: Path, metrics: StandardMetrics | None = None) -> bo
     return gate_evaluation(model_dir, metrics) is not None
 
 
+# a bf16 run whose distance from torch (1 - cosine) is within this factor of its f32 twin's is
+# "as close to torch" (the 512 px int8 VAE decoder: 1.01; the rounded timestep: 6.2)
+TWIN_ERROR_RATIO = 1.25
+
+
 @dataclass
 class GateReport:
     results: list[GateResult] = field(default_factory=list)
@@ -58,6 +63,31 @@ class GateReport:
 
     def failures(self) -> list[GateResult]:
         return [r for r in self.results if not r.passed]
+
+    def advice(self) -> list[str]:
+        """For each failed `cosine_vs_f32`, what its recorded `f32_twin_cosine` says: the bundle's
+        run farther from torch than its f32 twin (the arithmetic is off), or as far (quantized
+        activations rounding to other int8 levels; running that component at f32 passes)."""
+        values = {r.gate: r.value for r in self.results}
+        lines = []
+        for r in self.failures():
+            where = r.gate.removesuffix("/cosine_vs_f32")
+            own, twin = values.get(f"{where}/cosine"), values.get(f"{where}/f32_twin_cosine")
+            if where == r.gate or own is None or twin is None:
+                continue
+            component = where.split(":", 1)[-1].split("/")[1].split("@")[0]
+            if 1 - own <= TWIN_ERROR_RATIO * (1 - twin):
+                lines.append(
+                    f"{where}: as close to torch as its f32 twin ({own:.5f} vs {twin:.5f}), "
+                    "so the two runs differ where quantized activations round to other int8 levels, not in a wrong "
+                    f"result; `component_inference_precision: {{{component}: f32}}` runs it at f32"
+                )
+            else:
+                lines.append(
+                    f"{where}: farther from torch than its f32 twin ({own:.5f} vs {twin:.5f}): the bf16 arithmetic "
+                    f"is off here; `component_inference_precision: {{{component}: f32}}` avoids it"
+                )
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         extra = {k: v for k, v in self.extra.items() if k != "images"}  # arrays stay out of JSON
@@ -116,7 +146,7 @@ def tensor_gates(
 ) -> list[GateResult]:
     """Each component vs torch on the gate inputs; with `f32_twin` (component name -> the bundle with
     that component opened at f32) each output at the bundle's own precision against it too
-    (`cosine_vs_f32`)."""
+    (`cosine_vs_f32`), and the twin's output against torch, recorded (`f32_twin_cosine`)."""
     collapsed = bundle.pipeline.t5_null_tokens is not None  # then t5_length is its null-token count
     slots = bundle.pipeline.t5_length if collapsed else 1
     comps = pipeline_components(pipe, collapse_null=collapsed, null_slots=slots, hoist_modulation=bundle.hoisted)
@@ -150,6 +180,11 @@ def tensor_gates(
                 if twin is not None:
                     value = metrics.cosine(out[key], twin[key])
                     results.append(GateResult.check(f"{label}/cosine_vs_f32", value, g.vs_f32_cosine_min, ">="))
+                    # recorded: where cosine_vs_f32 fails, whether the bundle's run is farther from
+                    # torch than its f32 twin (the arithmetic costs accuracy) or as far (for
+                    # quantized activations the two runs round to different int8 levels)
+                    value = metrics.cosine(twin[key], ref[key])
+                    results.append(GateResult.check(f"{label}/f32_twin_cosine", value, None, ">="))
     return results
 
 

@@ -25,7 +25,9 @@ class TensorGates(StrictModel):
         ge=-1,
         le=1,
         description="bundles with an inference precision other than f32 (bf16): each component's outputs against "
-        "the same files run at f32, which isolates the runtime's arithmetic from quantization; null: not gated",
+        "the same files run at f32, which isolates the runtime's arithmetic from weight quantization (with "
+        "quantized activations the two runs may also round to different int8 levels: f32_twin_cosine, recorded "
+        "beside it, says whether the bundle's run is farther from torch than its twin); null: not gated",
     )
 
 
