@@ -78,7 +78,7 @@ def main() -> None:
         torch_cos = ", ".join(f"{cosine(o, r):.6f}" for o, r in zip(outs[(name, hint)], ref))
         twin_cos = ", ".join(f"{cosine(o, t):.6f}" for o, t in zip(outs[(name, hint)], outs[(name, "f32")]))
         ratios = [t / b for t, b in zip(times[(name, hint)], base)]
-        faster = sum(x < 1 for x in ratios) if (name, hint) != keys[0] else ""
+        faster = f"{sum(x < 1 for x in ratios)} of {len(ratios)}" if (name, hint) != keys[0] else ""
         print(
             f"| {name} | {hint} | {torch_cos} | {twin_cos} | {statistics.median(times[(name, hint)]):.2f} "
             f"| {statistics.median(ratios):.3f} | {faster} |"
