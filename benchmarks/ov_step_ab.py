@@ -7,7 +7,8 @@ a generation compiles it: the manifest's inference precision, the runtime's prop
 transformer is called once per round, bundles in turn, on one image's inputs (random latents,
 random CLIP tokens, the zero T5 slot as zeros: speed does not depend on the values). The table
 gives each bundle's median step, and for every bundle after the first the median of the per-round
-ratios to the first and in how many rounds it was faster. These VMs' speed drifts by up to 2x
+ratios to the first and in how many rounds it was faster (the order is reversed every other
+round since the seventh session; earlier runs went in the given order). These VMs' speed drifts by up to 2x
 within minutes, so only the paired ratios are evidence; the medians say where the host was.
 
 Every bundle gets the same latents, timestep, pooled projection and CLIP tokens (its zero slot
@@ -78,8 +79,8 @@ def main() -> None:
         outputs[path] = bundle.run_component("transformer", feeds)["sample"]  # also the warm-up
         runs[path] = (bundle, feeds)
     times: dict[Path, list[float]] = {p: [] for p in a.bundles}
-    for _ in range(a.rounds):
-        for path, (bundle, feeds) in runs.items():
+    for r in range(a.rounds):  # the order reversed every other round: no bundle always runs first
+        for path, (bundle, feeds) in list(runs.items())[:: 1 if r % 2 == 0 else -1]:
             start = time.perf_counter()
             bundle.run_component("transformer", feeds)
             times[path].append(time.perf_counter() - start)

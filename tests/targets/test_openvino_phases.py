@@ -49,6 +49,22 @@ def test_the_phase_subgraph_is_the_embedding_and_nothing_past_its_linear():
     assert consts == [[1, 128]]  # the frequency table; not the Linears' weights, nor integer indices
 
 
+def test_an_activation_quantizer_after_the_phases_stays_the_quantizers():
+    """In a W8A8 transformer NNCF puts FakeQuantize between the embedding and its Linear: the walk
+    stops there (the quantizer belongs to the int8 MatMul's input), as at the MatMul itself."""
+    from openvino import opset13 as ops
+
+    t = ops.parameter([1], np.float32, name="timestep")
+    phase = ops.multiply(
+        ops.unsqueeze(t, ops.constant(np.array([1], np.int64))), ops.constant(np.ones((1, 16), np.float32))
+    )
+    lo, hi = ops.constant(np.float32(-1)), ops.constant(np.float32(1))
+    fq = ops.fake_quantize(ops.concat([ops.sin(phase), ops.cos(phase)], 1), lo, hi, lo, hi, 256)
+    out = ops.matmul(ops.concat([fq, fq], 1), ops.constant(np.ones((64, 4), np.float32)), False, False)
+    kinds = {n.get_type_name() for n in phase_subgraph(ov.Model([out], [t]))}
+    assert kinds == {"Unsqueeze", "Multiply", "Sin", "Cos", "Concat"}  # not the FakeQuantize, nor the Concat after it
+
+
 def test_a_model_without_phases_is_untouched():
     from openvino import opset13 as ops
 

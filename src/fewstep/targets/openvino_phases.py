@@ -32,7 +32,16 @@ PHASE_OPS = frozenset({"Sin", "Cos"})
 # where the walks stop: learned layers (their inputs are converted to bf16 by the plugin as usual)
 # and the graph's ends
 BARRIERS = frozenset(
-    {"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData", "Parameter", "Constant", "Result"}
+    {
+        "MatMul",
+        "Convolution",
+        "GroupConvolution",
+        "ConvolutionBackpropData",
+        "FakeQuantize",
+        "Parameter",
+        "Constant",
+        "Result",
+    }
 )
 # the Python key that save_model writes as <attribute name="DisablePrecisionConversion" .../>, and
 # the key the attribute has in a model read from an IR
