@@ -8,9 +8,9 @@ t = 1000. Either error moves the high-frequency channels, and with them every ad
 against f32 at t = 858, the hoisted modulation at 0.950).
 
 `keep_phases_f32(model)` marks the phase subgraph of every Sin and Cos: the ops that feed it (up
-to the model's inputs and constants, not through a MatMul or convolution) and the ops that only
-rearrange its result (Concat, Slice, ... up to the next MatMul or the first op that mixes in
-another tensor). The mark is OpenVINO's own `precise` runtime attribute, which the IR stores as
+to the model's inputs and constants, not through a MatMul, convolution or FakeQuantize) and the
+ops that only rearrange its result (Concat, Slice, ... up to the next of those or the first op
+that mixes in another tensor). The mark is OpenVINO's own `precise` runtime attribute, which the IR stores as
 `DisablePrecisionConversion`: the CPU plugin keeps such nodes at their IR precision under a bf16
 inference hint, and `save_model(compress_to_fp16=True)` leaves marked constants at f32. Two
 details of OpenVINO 2026.4 that the code works around (tests/targets/test_openvino_phases.py):
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 PHASE_OPS = frozenset({"Sin", "Cos"})
-# where the walks stop: learned layers (their inputs are converted to bf16 by the plugin as usual)
-# and the graph's ends
+# where the walks stop: learned layers (their inputs are converted to bf16 by the plugin as usual),
+# activation quantizers (part of the int8 MatMul's input) and the graph's ends
 BARRIERS = frozenset(
     {
         "MatMul",
