@@ -10,7 +10,11 @@ against f32 at t = 858, the hoisted modulation at 0.950).
 `keep_phases_f32(model)` marks the phase subgraph of every Sin and Cos: the ops that feed it (up
 to the model's inputs and constants, not through a MatMul, convolution or FakeQuantize) and the
 ops that only rearrange its result (Concat, Slice, ... up to the next of those or the first op
-that mixes in another tensor). The mark is OpenVINO's own `precise` runtime attribute, which the IR stores as
+that mixes in another tensor). A Sin or Cos applied to a full activation (a periodic activation
+function) would keep its chain back to the previous MatMul at f32 too: correct, at the cost of
+running that elementwise chain in f32 (SD3 has none; its only Sin / Cos are the timestep's).
+
+The mark is OpenVINO's own `precise` runtime attribute, which the IR stores as
 `DisablePrecisionConversion`: the CPU plugin keeps such nodes at their IR precision under a bf16
 inference hint, and `save_model(compress_to_fp16=True)` leaves marked constants at f32. Two
 details of OpenVINO 2026.4 that the code works around (tests/targets/test_openvino_phases.py):
