@@ -48,31 +48,33 @@ def ir_rows(xml: Path, shapes: dict[str, list[int]], timesteps: list[float], mar
     import openvino as ov
 
     from fewstep.gates.metrics import cosine
-    from fewstep.targets.openvino_phases import keep_phases_f32
+    from fewstep.targets.openvino_phases import keep_phases_f32, reread
 
-    core = ov.Core()
-    model = core.read_model(str(xml))
-    model.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
+    def read():
+        model = ov.Core().read_model(str(xml))
+        model.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
+        return model
+
+    variants = {"as exported": read()}
+    if mark:
+        marked = read()
+        keep_phases_f32(marked)
+        variants["phases marked"] = reread(marked, Path(tempfile.gettempdir()))  # the marks take effect from an IR
     rng = np.random.default_rng(0)
-    feeds = {p.get_any_name(): rng.standard_normal(list(p.get_shape())).astype(np.float32) for p in model.inputs}
-    variants = {"as exported": model}
-    with tempfile.TemporaryDirectory() as tmp:
-        if mark:
-            marked = core.read_model(str(xml))
-            marked.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
-            keep_phases_f32(marked)
-            ov.save_model(marked, f"{tmp}/marked.xml", compress_to_fp16=False)
-            variants["phases marked"] = core.read_model(f"{tmp}/marked.xml")
-        rows = []
-        for name, m in variants.items():
-            compiled = {h: core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": h}) for h in ("bf16", "f32")}
-            for t in timesteps:
-                step = {**feeds, "timestep": np.full(feeds["timestep"].shape, t, np.float32)}
-                got = {h: c(step)[0] for h, c in compiled.items()}
-                rows.append({"ir": f"{xml.parent.name}/{xml.name} ({name})", "timestep": t,
-                             "cosine": cosine(got["bf16"], got["f32"])})  # fmt: skip
-                print(rows[-1], flush=True)
-            del compiled
+    feeds = {
+        p.get_any_name(): rng.standard_normal(list(p.get_shape())).astype(np.float32)
+        for p in variants["as exported"].inputs
+    }
+    core, rows = ov.Core(), []
+    for name, model in variants.items():
+        compiled = {h: core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": h}) for h in ("bf16", "f32")}
+        for t in timesteps:
+            step = {**feeds, "timestep": np.full(feeds["timestep"].shape, t, np.float32)}
+            got = {h: c(step)[0] for h, c in compiled.items()}
+            rows.append({"ir": f"{xml.parent.name}/{xml.name} ({name})", "timestep": t,
+                         "cosine": cosine(got["bf16"], got["f32"])})  # fmt: skip
+            print(rows[-1], flush=True)
+        del compiled
     return rows
 
 

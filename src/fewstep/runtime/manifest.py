@@ -109,8 +109,7 @@ class ComponentRecord(_Record):
     # runtime/layout.py adapts their interface
     layout: Literal["openvino", "onnx"] | None = None
     # the float arithmetic this component runs in where it is not the bundle's (the hoisted modulation
-    # runs at f32: a few rows, bound by reading its weights, and a sinusoidal timestep embedding that
-    # loses its phase in bf16)
+    # runs at f32: a few rows, bound by reading its weights, which f32 does faster than bf16 here)
     inference_precision: Literal["f32", "bf16"] | None = None
 
 
