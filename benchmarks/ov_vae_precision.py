@@ -33,12 +33,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--latents", type=int, default=2)
     a = ap.parse_args()
-    import openvino as ov
-    import torch
-
     from fewstep.compile.export import export_onnx
     from fewstep.components import pipeline_components
-    from fewstep.gates.metrics import cosine
     from fewstep.sd3_pipeline import load_pipeline
     from fewstep.targets.openvino_cpu import OpenVINOCPU
 
@@ -53,11 +49,21 @@ def main() -> None:
         OpenVINOCPU().build(a.work / "vae_decoder.onnx", io, "fp32", fp32.parent)
     rng = np.random.default_rng(0)
     latents = [rng.standard_normal((1, *vae.example[0].shape[1:])).astype(np.float32) for _ in range(a.latents)]
+    compare(vae.module, {f"bundle ({a.vae_ir.parent.parent.name})": a.vae_ir, "fp32 weights": fp32}, latents, a.rounds)
+
+
+def compare(module, irs: dict, latents: list[np.ndarray], rounds: int) -> None:
+    """Print the table: each IR at bf16 and f32 against `module` (torch) and against its own f32
+    run, and its decode time, interleaved with the others; ratios are to the first IR at bf16."""
+    import openvino as ov
+    import torch
+
+    from fewstep.gates.metrics import cosine
+
     with torch.no_grad():
-        ref = [vae.module(torch.from_numpy(x)) for x in latents]
+        ref = [module(torch.from_numpy(x)) for x in latents]
     ref = [(r[0] if isinstance(r, tuple) else r).numpy() for r in ref]
     core = ov.Core()
-    irs = {f"bundle ({a.vae_ir.parent.parent.name})": a.vae_ir, "fp32 weights": fp32}
     compiled = {}
     for name, xml in irs.items():
         for hint in ("bf16", "f32"):
@@ -66,7 +72,7 @@ def main() -> None:
     outs = {k: [c({0: x})[0] for x in latents] for k, c in compiled.items()}
     keys = list(compiled)
     times: dict = {k: [] for k in keys}
-    for r in range(a.rounds):
+    for r in range(rounds):
         for k in keys if r % 2 == 0 else keys[::-1]:
             start = time.perf_counter()
             compiled[k]({0: latents[0]})

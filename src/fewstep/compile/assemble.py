@@ -69,7 +69,7 @@ def make_manifest(
     source: SourceRecord,
     family: str,
     timings: dict[str, float],
-    steps: dict[str, dict[str, str]],
+    steps: dict[str, dict[str, str | int]],
 ) -> BundleManifest:
     scheme = cfg.scheme()
     return BundleManifest(

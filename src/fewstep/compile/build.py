@@ -23,6 +23,7 @@ from fewstep.compile.assemble import (
 from fewstep.compile.config import CompileConfig, Shapes
 from fewstep.compile.plan import Plan, apply_cpu_policy, calibration_scheme, component_plan
 from fewstep.compile.restructure import apply_restructure
+from fewstep.compile.spatial import crop_export
 from fewstep.compile.steps import export_step, quantize_step
 from fewstep.components import COMPONENT_ATTR, null_tokens, pipeline_components, t5_slot_length
 from fewstep.families import family_for
@@ -158,7 +159,7 @@ def build_bundle(
         layout_configs = module_configs(pipe, list(comps))
     components: dict[str, ComponentRecord] = {}
     timings: dict[str, float] = {}
-    steps: dict[str, dict[str, str]] = {}
+    steps: dict[str, dict[str, str | int]] = {}
 
     with atomic_dir(out) as tmp:
         (tmp / "components").mkdir()
@@ -172,24 +173,33 @@ def build_bundle(
             start = time.perf_counter()
             items = calibration.items(name, batch or 1) if calibration is not None else []
             torch_scheme = scheme if scheme is not None and target.quantizes_before_export else None
-            exported, io = export_step(
-                work, comp, target,
+            export = dict(
                 model_digest=model_digest, batch=batch, exporter=cfg.exporter,
-                restructure=cfg.restructure.model_dump(mode="json"), torch_scheme=torch_scheme,
-                calibration=calibration, items=items,
+                restructure=cfg.restructure.model_dump(mode="json"),
             )  # fmt: skip
+            exported, io = export_step(
+                work, comp, target, torch_scheme=torch_scheme, calibration=calibration, items=items, **export
+            )
             steps[name] = {"export": exported.status}
             if torch_scheme is not None:
                 scheme = None  # quantized in torch already
+            crop = None
+            if scheme is not None:  # a crop-size export for calibration, while the torch module is here
+                crop = crop_export(
+                    work, comp, target, scheme, exported, torch_scheme=None, calibration=None, items=[], **export
+                )
             if lean:  # the torch module is not needed past its export: free it before quantize/build
                 comps[name] = comp = None  # type: ignore[assignment]
                 release_module(pipe, name)
             built = exported.path
             if scheme is not None:
                 q = quantize_step(
-                    work, exported, io, target, scheme, sampling=sampling, calibration=calibration, items=items
-                )
+                    work, exported, io, target, scheme,
+                    sampling=sampling, calibration=calibration, items=items, crop=crop,
+                )  # fmt: skip
                 steps[name]["quantize"] = q.status
+                if crop is not None:
+                    steps[name]["calibration_crop"] = crop.size
                 built = q.path
             # build: the target's own files for this component
             files = target.build(built, io, precision, tmp / "components")

@@ -76,13 +76,16 @@ def export_step(
     torch_scheme: Any | None,
     calibration,
     items: list[dict],
+    variant: str | None = None,
 ) -> tuple[StepResult, ComponentIO]:
     """One component's ONNX (fake-quantized in torch first for targets that quantize before export),
-    or its torch model and wrapper record for targets that run torch (`export_format = "torch"`)."""
+    or its torch model and wrapper record for targets that run torch (`export_format = "torch"`).
+    `variant` names a second export of the component at other input shapes (`crop64`)."""
     as_torch = target.export_format == "torch"
     key = step_key(
         "export",
         **({"format": "torch"} if as_torch else {}),
+        **({"variant": variant} if variant else {}),
         model=model_digest,
         component=comp.io.name,
         batch=batch,
@@ -121,11 +124,15 @@ def quantize_step(
     sampling,
     calibration,
     items: list[dict],
+    crop=None,
 ) -> StepResult:
-    """The exported component quantized by the target's backend, keyed by export and scheme."""
+    """The exported component quantized by the target's backend, keyed by export and scheme;
+    with a `crop` (compile/spatial.py), calibrated on crops of `items` at the crop size and
+    carried to the full size."""
     key = step_key(
         "quantize",
         export=exported.key,
+        **({"crop": [crop.size, crop.exported.key]} if crop is not None else {}),
         target=target.name,
         scheme=scheme.model_dump(mode="json"),
         sampling=sampling.to_json(),
@@ -134,6 +141,16 @@ def quantize_step(
     folder, record = lookup(work, "quantize", key)
     if record is not None:
         return StepResult(key, folder / record["file"], "reused")
-    built = Path(quantize_for(target, exported.path, io, scheme, items, folder))
+    if crop is None:
+        built = Path(quantize_for(target, exported.path, io, scheme, items, folder))
+    else:
+        from fewstep.quantize.spatial import crop_items
+
+        small = folder / "crop"
+        small.mkdir()
+        cropped = crop_items(items, crop.input, crop.size)
+        quantized = Path(quantize_for(target, crop.exported.path, io, scheme, cropped, small))
+        built = crop.resizer.to_full_size(quantized, crop.full, folder, quantized.stem)
+        shutil.rmtree(small)
     complete(folder, {"file": built.relative_to(folder).as_posix()})
     return StepResult(key, built, "ran")

@@ -84,6 +84,13 @@ class Int8Config(_Scheme):
         "`inference_precision` (bf16 on AMX: 1.8x faster W8A8 steps at 1024 px, benchmarks/ov_attention_precision.py); "
         "null: the backend's default (OpenVINO, ONNX Runtime: int8; ModelOpt: float)",
     )
+    calibration_crop: Annotated[int, Field(ge=8, le=4096)] | Literal["auto"] | None = Field(
+        "auto",
+        description="the VAE decoder (OpenVINO): calibrate on crops of this many latent pixels a side and carry "
+        "the quantizers to full size, for resolutions whose activation statistics do not fit in memory (SD3.5 at "
+        "1024 px asks for 30.7 GB); auto: the largest halving of the latent side that fits in the available "
+        "memory, full size where it fits; null: always full size",
+    )
     reduce_range: bool | None = Field(
         None,
         description="7-bit int8 weights, which no u8 x s8 kernel can saturate (CPUs without VNNI); null: from "

@@ -146,7 +146,9 @@ class BundleManifest(_Record):
     family: str | None = None
     config: dict[str, Any]
     build_seconds: dict[str, float] = {}
-    steps: dict[str, dict[str, str]] = {}  # per component: export / quantize ran or reused
+    # per component: export / quantize ran or reused; `calibration_crop`: the latent side the
+    # quantizers were calibrated on, where smaller than the component's (quantize/spatial.py)
+    steps: dict[str, dict[str, str | int]] = {}
     gates: dict[str, Any] | None = None
     files: dict[str, str] = {}  # sha256 of every file but the manifest, by relative path
 
