@@ -2,13 +2,14 @@
 memory, calibrated on crops (`quantize/spatial.py`), against its fp32-weights decoder.
 
     python benchmarks/ov_vae_crop.py [--resolution 1024] [--crop auto] [--calibration 8] \
-        [--latents 2] [--rounds 3] [--work runs/vae-crop]
+        [--latents 2] [--rounds 3] [--work runs/vae-crop] [--full-calibration]
 
 The decoder is SD3.5-Medium's at its real configuration with random weights (`zoo/sd35_medium.py`,
 seed 0). The build's own steps, on their own: the full-size export and its statistics estimate,
 the crop the build's `calibration_crop: auto` picks from the available memory (or `--crop N`),
 the crop-size export, NNCF's int8 PTQ on every crop of `--calibration` random latents (seed 1),
-the quantizers carried to full size, and both decoders through the OpenVINO target's `build`.
+the quantizers carried to full size, and both decoders through the OpenVINO target's `build`
+(`--full-calibration`: a third, the same PTQ on the full-size latents, where that fits in memory).
 Then `ov_vae_precision.compare`: each at bf16 and f32 against torch on `--latents` held-out
 latents (seed 0) and against its own f32 run, decode seconds interleaved for `--rounds` rounds.
 Prints the quantize seconds and this process's peak RSS (the torch VAE included).
@@ -34,6 +35,9 @@ def main() -> None:
     ap.add_argument("--latents", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("runs/vae-crop"))
+    ap.add_argument(
+        "--full-calibration", action="store_true", help="also calibrate at full size (where it fits), as a row"
+    )
     a = ap.parse_args()
     import torch
     from diffusers import AutoencoderKL
@@ -89,13 +93,24 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"quantized on {len(crops)} crops in {seconds:.0f} s; peak RSS {peak_rss_mb():.0f} MB")
         target.build(carried, static, "int8", int8.parent)
+    irs = {f"int8, calibrated on {crop}x{crop} crops": int8}
+    if a.full_calibration:
+        whole = work / "int8-full" / "vae_decoder.xml"
+        if not whole.exists():
+            start = time.perf_counter()
+            quantized = quantize_model("openvino", full, static, Int8Config(), items, work / "quantize-full")
+            seconds = time.perf_counter() - start
+            print(f"quantized at full size on {len(items)} latents in {seconds:.0f} s; peak RSS {peak_rss_mb():.0f} MB")
+            target.build(quantized, static, "int8", whole.parent)
+        irs[f"int8, calibrated at {side}x{side}"] = whole
     fp32 = work / "fp32" / "vae_decoder.xml"
     if not fp32.exists():
         target.build(full, static, "fp32", fp32.parent)
+    irs["fp32 weights"] = fp32
     gc.collect()
     rng = np.random.default_rng(0)
     latents = [rng.standard_normal((1, c, side, side)).astype(np.float32) for _ in range(a.latents)]
-    compare(comp.module, {f"int8, calibrated on {crop}x{crop} crops": int8, "fp32 weights": fp32}, latents, a.rounds)
+    compare(comp.module, irs, latents, a.rounds)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 

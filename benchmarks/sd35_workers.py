@@ -73,7 +73,8 @@ FEWSTEP_ROWS = [
 
 
 # bf16: the bundle's float arithmetic in bf16 (`inference_precision`), attention left float (`attention: float`);
-# vae-fp32: int8 rows with the fp32 VAE decoder (its static int8 calibration needs 30.7 GB at 1024 px);
+# vae-fp32: int8 rows with the fp32 VAE decoder (its static int8 calibration at full size needs 30.7 GB at
+# 1024 px; since the eighth session of issue 20 the int8 rows calibrate it on 64x64 latent crops instead);
 # text-128: with no-t5, the zero slot collapsed to 51 null tokens (`restructure.null_slots`), 128 text
 # tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide)
 OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist")
