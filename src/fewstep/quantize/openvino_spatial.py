@@ -21,7 +21,8 @@ _SHAPE_TYPES = ("i32", "i64", "u32", "u64")
 def statistics_bytes(model: Path) -> int | None:
     """What NNCF's statistics model of `model` holds for one input, estimated as every computed
     real-valued output in f32 (a conservative bound: 51.9 GB for SD3.5's VAE decoder at 1024 px,
-    where the CPU plugin asked for 30.7 GB); None where a shape is not static."""
+    where the CPU plugin asked for 30.7 GB). A dynamic axis counts as 1 (a dynamic batch: the
+    calibration feeds one row at a time); None where an output's rank is unknown."""
     total = 0
     for op in read_model(model).get_ops():
         if op.get_type_name() in ("Constant", "Parameter", "Result"):
@@ -30,11 +31,11 @@ def statistics_bytes(model: Path) -> int | None:
             if not out.get_element_type().is_real():
                 continue
             shape = out.get_partial_shape()
-            if shape.is_dynamic:
+            if shape.rank.is_dynamic:
                 return None
             n = 1
-            for d in shape.to_shape():
-                n *= d
+            for d in shape:
+                n *= d.get_length() if d.is_static else 1
             total += 4 * n
     return total
 
