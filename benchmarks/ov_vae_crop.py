@@ -43,6 +43,7 @@ def main() -> None:
     from diffusers import AutoencoderKL
 
     from fewstep.compile.export import export_onnx
+    from fewstep.compile.spatial import crop_component
     from fewstep.component_modules import VaeDecoder
     from fewstep.components import Component
     from fewstep.quantize.config import Int8Config
@@ -78,8 +79,7 @@ def main() -> None:
     small = work / f"crop{crop}" / "vae_decoder.onnx"
     if not small.exists():
         small.parent.mkdir(exist_ok=True)
-        spec = replace(io.inputs[0], shape=("batch", c, crop, crop))
-        export_onnx(replace(comp, io=replace(io, inputs=(spec,)), example=(torch.randn(1, c, crop, crop),)), small, 1)
+        export_onnx(crop_component(comp, crop), small, static_batch=1)
     rng = np.random.default_rng(1)
     items = [{"latents": rng.standard_normal((1, c, side, side)).astype(np.float32)} for _ in range(a.calibration)]
     crops = crop_items(items, "latents", crop)

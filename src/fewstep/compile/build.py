@@ -185,9 +185,7 @@ def build_bundle(
                 scheme = None  # quantized in torch already
             crop = None
             if scheme is not None:  # a crop-size export for calibration, while the torch module is here
-                crop = crop_export(
-                    work, comp, target, scheme, exported, torch_scheme=None, calibration=None, items=[], **export
-                )
+                crop = crop_export(work, comp, target, scheme, exported, **export)
             if lean:  # the torch module is not needed past its export: free it before quantize/build
                 comps[name] = comp = None  # type: ignore[assignment]
                 release_module(pipe, name)

@@ -22,8 +22,6 @@ class Crop:
     size: int  # latent pixels a side
     input: str  # the spatial input cropped
     exported: StepResult
-    full: Path  # the full-size export, whose shape constants the quantized crop takes
-    resizer: Any  # quantize/<backend>_spatial module
 
 
 def _spatial_side(comp, name: str) -> int:
@@ -57,18 +55,26 @@ def crop_size(comp, target, scheme, full: Path) -> int | None:
     return None if wanted == side else wanted
 
 
-def crop_export(work: Path, comp, target, scheme, full: StepResult, **export: Any) -> Crop | None:
-    """The crop-size export of `comp` (a cached export step) where `scheme` calibrates on crops;
-    `export` is export_step's keywords for the full size."""
-    size = crop_size(comp, target, scheme, full.path)
-    if size is None:
-        return None
+def crop_component(comp, size: int):
+    """`comp` with its spatial input (`SPATIAL_INPUTS`) at `size` x `size`: the same module, so
+    its export names every op as the full-size export does."""
     name = SPATIAL_INPUTS[comp.io.name]
     inputs = tuple(replace(t, shape=(*t.shape[:-2], size, size)) if t.name == name else t for t in comp.io.inputs)
     example = tuple(
         torch.randn(*x.shape[:-2], size, size) if t.name == name else x
         for t, x in zip(comp.io.inputs, comp.example, strict=True)
     )
-    small = replace(comp, io=replace(comp.io, inputs=inputs), example=example)
-    exported, _ = export_step(work, small, target, variant=f"crop{size}", **export)
-    return Crop(size, name, exported, full.path, resizer(target.quant_backend))
+    return replace(comp, io=replace(comp.io, inputs=inputs), example=example)
+
+
+def crop_export(work: Path, comp, target, scheme, full: StepResult, **export: Any) -> Crop | None:
+    """The crop-size export of `comp` (a cached export step) where `scheme` calibrates on crops;
+    `export` is export_step's model, batch, exporter and restructure keywords."""
+    size = crop_size(comp, target, scheme, full.path)
+    if size is None:
+        return None
+    small = crop_component(comp, size)
+    exported, _ = export_step(
+        work, small, target, torch_scheme=None, calibration=None, items=[], variant=f"crop{size}", **export
+    )
+    return Crop(size, SPATIAL_INPUTS[comp.io.name], exported)

@@ -144,13 +144,13 @@ def quantize_step(
     if crop is None:
         built = Path(quantize_for(target, exported.path, io, scheme, items, folder))
     else:
-        from fewstep.quantize.spatial import crop_items
+        from fewstep.quantize.spatial import crop_items, resizer
 
         small = folder / "crop"
         small.mkdir()
         cropped = crop_items(items, crop.input, crop.size)
         quantized = Path(quantize_for(target, crop.exported.path, io, scheme, cropped, small))
-        built = crop.resizer.to_full_size(quantized, crop.full, folder, quantized.stem)
+        built = resizer(target.quant_backend).to_full_size(quantized, exported.path, folder, quantized.stem)
         shutil.rmtree(small)
     complete(folder, {"file": built.relative_to(folder).as_posix()})
     return StepResult(key, built, "ran")

@@ -61,7 +61,6 @@ def to_full_size(quantized_crop: Path, full_export: Path, out: Path, name: str) 
     crop, full = read_model(quantized_crop), read_model(full_export)
     wanted = _integer_inputs(full)
     by_name = {op.get_friendly_name(): op for op in crop.get_ops()}
-    replaced = 0
     for (op_name, port), const in _integer_inputs(crop).items():
         other = wanted.get((op_name, port))
         if other is None:  # an op the quantizer added (size-agnostic), or one the full export lacks
@@ -73,7 +72,6 @@ def to_full_size(quantized_crop: Path, full_export: Path, out: Path, name: str) 
         fresh = ops.constant(np.array(b, dtype=b.dtype))
         fresh.set_friendly_name(other.get_friendly_name())
         consumer.input(port).replace_source_output(fresh.output(0))
-        replaced += 1
     inputs = {p.get_friendly_name(): p for p in full.get_parameters()}
     for param in crop.get_parameters():
         if param.get_friendly_name() not in inputs:
@@ -88,5 +86,4 @@ def to_full_size(quantized_crop: Path, full_export: Path, out: Path, name: str) 
     expected = [o.get_partial_shape() for o in full.outputs]
     if got != expected:
         raise ValueError(f"{name}: crop-calibrated outputs {got} at full size, the full export's are {expected}")
-    crop.set_rt_info(str(replaced), ["fewstep", "calibration_crop_constants"])
     return _save(crop, out, name)
