@@ -55,6 +55,8 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int8/bf16/hoist",
     "openvino-cpu/int8/no-t5/bf16/hoist",
     "openvino-cpu/int8/no-t5/vae-fp32/bf16/hoist",
+    "openvino-cpu/int8/bf16/hoist/attn-int8",
+    "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -76,8 +78,10 @@ FEWSTEP_ROWS = [
 # vae-fp32: int8 rows with the fp32 VAE decoder (its static int8 calibration at full size needs 30.7 GB at
 # 1024 px; since the eighth session of issue 20 the int8 rows calibrate it on 64x64 latent crops instead);
 # text-128: with no-t5, the zero slot collapsed to 51 null tokens (`restructure.null_slots`), 128 text
-# tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide)
-OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist")
+# tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide);
+# attn-int8: with bf16, attention kept int8 (the int8 MHA subgraph; faster than bf16 float attention on
+# AVX512-BF16 CPUs without AMX at 512 and 1024 px, benchmarks/ov_attention_precision.py)
+OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8")
 ALIGNED_TEXT = 128
 
 
@@ -99,6 +103,8 @@ def parse_row(row: str) -> tuple[str, str, set[str]]:
         raise SystemExit(f"row {row}: unknown option(s) {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
     if "text-128" in opts and "no-t5" not in opts:
         raise SystemExit(f"row {row}: text-128 collapses the zero T5 slot, so it needs no-t5")
+    if "attn-int8" in opts and ("bf16" not in opts or precision != "int8"):
+        raise SystemExit(f"row {row}: attn-int8 keeps a bf16 W8A8 bundle's attention int8, so it needs int8 and bf16")
     return target, precision, set(opts)
 
 
@@ -268,7 +274,7 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
     if "bf16" in opts:  # OpenVINO's fused float attention in bf16 (benchmarks/ov_attention_precision.py)
         kwargs["inference_precision"] = "bf16"
         if quant and quant["scheme"] == "int8":
-            quant["attention"] = "float"
+            quant["attention"] = "int8" if "attn-int8" in opts else "float"
     if quant:
         kwargs["quantization"] = quant
     if "vae-int8" in opts:
