@@ -82,7 +82,7 @@ class Int8Config(_Scheme):
         description="attention's activation x activation MatMuls (QK^T, PV): int8 (quantized like the rest), or "
         "float: left out of the PTQ, so the runtime runs them in its fused float attention, in the bundle's "
         "`inference_precision` (bf16 on AMX: 1.8x faster W8A8 steps at 1024 px, benchmarks/ov_attention_precision.py; "
-        "on AVX512-BF16 CPUs without AMX int8 attention with bf16 elsewhere is about 3 % faster than float); "
+        "on AVX512-BF16 CPUs without AMX int8 attention with bf16 elsewhere is faster: 1.11x at 1024 px); "
         "null: the backend's default (OpenVINO, ONNX Runtime: int8; ModelOpt: float)",
     )
     calibration_crop: Annotated[int, Field(ge=8, le=4096)] | Literal["auto"] | None = Field(
