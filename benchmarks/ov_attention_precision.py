@@ -68,11 +68,15 @@ def quantized(xml: Path, variant: str, resolution: int) -> object:
     return nncf.quantize(model, nncf.Dataset(items), **kwargs)
 
 
+def compile_config(hint: str, extra: dict | None = None) -> dict:
+    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", **(extra or {})}
+
+
 def measure(model, hint: str, feeds: dict, repeats: int, extra: dict | None = None) -> tuple[float, np.ndarray, float]:
     import openvino as ov
 
     core = ov.Core()
-    base = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", **(extra or {})}
+    base = compile_config(hint, extra)
     request = core.compile_model(model, "CPU", base).create_infer_request()
     out = np.array(request.infer(feeds)[0])
     seconds = median_seconds(lambda: request.infer(feeds), repeats=repeats)
@@ -97,10 +101,7 @@ def interleaved(models: dict[tuple[str, str], object], feeds: dict, rounds: int)
 
     core = ov.Core()
     requests = {
-        key: core.compile_model(
-            m, "CPU", {"INFERENCE_PRECISION_HINT": key[1], "PERFORMANCE_HINT": "LATENCY"}
-        ).create_infer_request()
-        for key, m in models.items()
+        key: core.compile_model(m, "CPU", compile_config(key[1])).create_infer_request() for key, m in models.items()
     }
     for request in requests.values():
         request.infer(feeds)  # warm-up
@@ -130,9 +131,9 @@ def run(layers: int, resolution: int, work: Path, repeats: int, rounds: int = 0)
     for variant in ("fp32", "int8-attention", "float-attention"):  # fp32 first: the cosine reference
         start = time.perf_counter()
         model = quantized(xml, variant, resolution)
-        if variant != "fp32":
-            models.update({(variant, hint): model for hint in hints})
         build_s = time.perf_counter() - start
+        if variant != "fp32":  # the W8A8 variants, for --rounds
+            models.update({(variant, hint): model for hint in hints})
         # float attention also with the CPU plugin's snippets off: attention then runs in its own
         # ScaledDotProductAttention node (brgemm kernels) instead of a fused snippets subgraph
         kernels = [(hint, None) for hint in hints]

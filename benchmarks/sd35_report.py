@@ -72,8 +72,10 @@ def report(a, res: dict) -> dict:
         arith = "w8a8" if p == "int8" else "int8" if int8_gemm else "fp32"
         vae = " + int8 VAE" if "vae-int8" in opts or (p == "int8" and "vae-fp32" not in opts) else ""
         label = f"fewstep {t} {'static int8 (W8A8)' if p == 'int8' else p}{vae}, 4 steps"
+        # a bf16 W8A8 bundle's float attention runs in bf16: the floor of that arithmetic charges it at the bf16 peak
+        d = {**d, "float_attention": p == "int8" and "bf16" in opts and "attn-int8" not in opts}
         if "bf16" in opts:  # its floor still charges attention at the int8 peak (the stricter floor)
-            attention = "int8" if "attn-int8" in opts else "float"
+            attention = "float" if d["float_attention"] else "int8"
             label += ", bf16 arithmetic" + (f" (attention {attention})" if p == "int8" else "")
         if "hoist" in opts:  # its step: the body call plus a K-th of the one modulation call per generation
             label += ", adaLN modulation hoisted"
@@ -160,8 +162,7 @@ def report(a, res: dict) -> dict:
                 f"transformer step / floor at the int8 peak timed right before it, same process: {same[0]:.2f}x "
                 f"(median of {len(best[2]['floor_pairs'])} profiled steps; {same[1]:.2f}–{same[2]:.2f})"
             )
-        float_attention = "(attention float)" in best[1]  # int8 attention stays charged at the int8 peak
-        bf16 = float_attention and _floor_same_run(machine, best[4], best[3], best[2], bf16_attention=True)
+        bf16 = best[2]["float_attention"] and _floor_same_run(machine, best[4], best[3], best[2], bf16_attention=True)
         if bf16:
             ratios["floor_ratio_bf16_attention"], *ratios["floor_ratio_bf16_attention_range"] = bf16
             peaks = [p[4] for p in best[2]["floor_pairs"] if len(p) > 4]

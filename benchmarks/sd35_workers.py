@@ -79,8 +79,8 @@ FEWSTEP_ROWS = [
 # 1024 px; since the eighth session of issue 20 the int8 rows calibrate it on 64x64 latent crops instead);
 # text-128: with no-t5, the zero slot collapsed to 51 null tokens (`restructure.null_slots`), 128 text
 # tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide);
-# attn-int8: with bf16, attention kept int8 (the int8 MHA subgraph; faster than bf16 float attention on
-# AVX512-BF16 CPUs without AMX at 512 and 1024 px, benchmarks/ov_attention_precision.py)
+# attn-int8: with bf16, attention kept int8 (the int8 MHA subgraph; on AVX512-BF16 CPUs without AMX its
+# 1024 px step is 1.11x faster than with bf16 float attention: ov_step_ab.py, docs/benchmarks.md)
 OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8")
 ALIGNED_TEXT = 128
 
