@@ -58,6 +58,62 @@ def test_inference_precision_is_checked_against_the_target():
     assert CompileConfig(target="openvino-cpu", inference_precision="bf16").inference_precision == "bf16"
 
 
+INT8 = {"scheme": "int8", "calibration_prompts": 2}
+
+
+def _resolved(**kw) -> dict[str, str]:
+    """Each int8 component's `attention` after the compile plan resolved `cpu:` (no build)."""
+    from fewstep.compile.plan import apply_cpu_policy, component_plan
+    from fewstep.targets.registry import get_target
+
+    cfg = CompileConfig(**{"target": "openvino-cpu", "quantization": INT8, **kw})
+    names = ["text_encoder", "transformer", "vae_decoder"]
+    plan, _ = apply_cpu_policy(component_plan(cfg, names), cfg, get_target(cfg.target))
+    return {k: s.attention for k, (_, s) in plan.items() if s is not None and s.scheme == "int8"}
+
+
+@pytest.mark.parametrize(
+    ("cpu", "precision", "expected"),
+    [
+        (["avx512_core_amx"], "bf16", "float"),  # AMX bf16 tiles: fused float attention is the faster one
+        (["avx512_core_amx"], "f32", "int8"),  # float attention at f32 is slower than int8 (0.80x)
+        (["avx512_core_bf16"], "bf16", "int8"),  # AVX512-BF16 without AMX: int8 attention 1.11x faster
+        (["avx512_core_amx", "avx2"], "bf16", "int8"),  # a fleet with one CPU without AMX
+        ("portable", "bf16", "int8"),  # every x86-64 CPU: most have no AMX
+    ],
+)
+def test_auto_attention_follows_the_target_cpus(cpu, precision, expected):
+    assert CompileConfig(quantization=INT8).quantization.attention == "auto"  # the default
+    assert _resolved(cpu=cpu, inference_precision=precision) == {"text_encoder": expected, "transformer": expected}
+
+
+def test_auto_attention_per_component_precision_and_explicit_choices():
+    amx = {"cpu": ["avx512_core_amx"], "inference_precision": "bf16"}
+    assert _resolved(**amx, component_inference_precision={"text_encoder": "f32"}) == {
+        "text_encoder": "int8",
+        "transformer": "float",
+    }
+    for asked in ("int8", "float"):  # an explicit choice is kept on any CPU
+        assert set(_resolved(quantization={**INT8, "attention": asked}).values()) == {asked}
+        assert set(_resolved(**amx, quantization={**INT8, "attention": asked}).values()) == {asked}
+    assert set(_resolved(**amx, quantization={**INT8, "attention": None}).values()) == {"float"}  # null: auto
+    with pytest.raises(ValidationError, match=r"(?s)quantization.int8.attention.*'auto', 'int8' or 'float'"):
+        CompileConfig(quantization={**INT8, "attention": "bf16"})
+
+
+def test_native_auto_attention_is_the_build_machines(monkeypatch):
+    from fewstep.cpu.isa import get_isa
+    from fewstep.quantize import cpu
+
+    amx = {"cpu": "native", "inference_precision": "bf16"}
+    monkeypatch.setattr(cpu, "effective", lambda: get_isa("avx512_core_amx"))
+    assert set(_resolved(**amx).values()) == {"float"}
+    monkeypatch.setattr(cpu, "effective", lambda: get_isa("avx512_core_bf16"))
+    assert set(_resolved(**amx).values()) == {"int8"}
+    monkeypatch.setattr(cpu, "effective", lambda: None)  # not x86: no AMX
+    assert set(_resolved(**amx).values()) == {"int8"}
+
+
 def _attention_inputs_quantized(xml) -> dict[str, bool]:
     """For every attention op (fused ScaledDotProductAttention, or a MatMul without a constant
     weight): whether a FakeQuantize feeds its Q, K or V (through layout ops)."""
@@ -87,16 +143,18 @@ def vs_f32_gates(report):
 
 
 def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
-    """`attention: float` keeps QK^T and PV out of the PTQ (the weighted MatMuls stay W8A8);
-    `inference_precision: bf16` is recorded, gated and applied where the CPU has bf16 (f32 elsewhere)."""
+    """`attention: auto` for AMX targets at bf16 keeps QK^T and PV out of the PTQ (the weighted
+    MatMuls stay W8A8), portable keeps them int8; `inference_precision: bf16` is recorded, gated and
+    applied where the CPU has bf16 (f32 elsewhere). 7-bit weights: the bundle runs on any CPU."""
     quant = {"scheme": "int8", "mode": "weights-first", "calibration_prompts": 2, "components": ["transformer"]}
     _, _, base = build(tiny_student_dir, tmp_path / "int8", "openvino-cpu", quant)
     path, report, manifest = build(
         tiny_student_dir,
         tmp_path / "float",
         "openvino-cpu",
-        {**quant, "attention": "float"},
+        {**quant, "reduce_range": True},
         inference_precision="bf16",
+        cpu=["avx512_core_amx"],
     )
     assert report.passed, [r.describe() for r in report.failures()]
     assert min(transformer_cosines(report)) > 0.98
@@ -109,7 +167,9 @@ def test_float_attention_and_bf16_bundle(tiny_student_dir, tmp_path):
         twins = [r for r in report.results if r.gate.endswith("/f32_twin_cosine")]  # recorded beside each
         assert len(twins) == len(vs_f32_gates(report)) and all(r.threshold is None and r.value > 0.98 for r in twins)
     assert manifest["inference_precision"] == "bf16" and base["inference_precision"] == "f32"
-    assert manifest["quantization"]["scheme"]["attention"] == "float"
+    assert manifest["quantization"]["components"]["transformer"]["attention"] == "float"  # as resolved
+    assert base["quantization"]["components"]["transformer"]["attention"] == "int8"
+    assert manifest["cpu"]["isa"] == ["avx512_core_amx"] and manifest["cpu"]["requires"] == []
 
     shipped = _attention_inputs_quantized(tmp_path / "int8" / "openvino-cpu-int8" / "components" / "transformer.xml")
     floated = _attention_inputs_quantized(path / "components" / "transformer.xml")

@@ -55,8 +55,9 @@ def modulation_plan(cfg: CompileConfig, transformer: str) -> tuple[str, Any]:
 
 
 def apply_cpu_policy(plan: Plan, cfg: CompileConfig, target) -> tuple[Plan, dict | None]:
-    """Resolve `cfg.cpu` into each int8 scheme's weight range and the manifest's record of what
-    the bundle needs of a CPU (None for targets whose numerics do not depend on the x86 ISA)."""
+    """Resolve `cfg.cpu` into each int8 scheme's weight range and attention precision (`auto`:
+    float where the component computes in bf16 on AMX targets only) and the manifest's record of
+    what the bundle needs of a CPU (None for targets whose numerics do not depend on the x86 ISA)."""
     if not target.cpu_isa_aware:
         return plan, None
     from fewstep.quantize.cpu import plan_cpu
@@ -67,6 +68,8 @@ def apply_cpu_policy(plan: Plan, cfg: CompileConfig, target) -> tuple[Plan, dict
         if isinstance(scheme, Int8Config):
             if scheme.reduce_range is None:
                 scheme = scheme.model_copy(update={"reduce_range": not cpu.full_range})
+            arithmetic = cfg.component_inference_precision.get(name, cfg.inference_precision)
+            scheme = scheme.model_copy(update={"attention": cpu.attention(scheme.attention, arithmetic)})
             if not scheme.reduce_range and name in scheme.components:
                 full_range.append(name)
         out[name] = (precision, scheme)

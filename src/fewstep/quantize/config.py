@@ -77,13 +77,20 @@ class Int8Config(_Scheme):
     def _op_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _names(value, INT8_OP_TYPES, "op_types")
 
-    attention: Literal["int8", "float"] | None = Field(
-        None,
+    @field_validator("attention", mode="before")
+    @classmethod
+    def _attention(cls, value: object) -> object:
+        return "auto" if value is None else value
+
+    attention: Literal["auto", "int8", "float"] = Field(
+        "auto",
         description="attention's activation x activation MatMuls (QK^T, PV): int8 (quantized like the rest), or "
         "float: left out of the PTQ, so the runtime runs them in its fused float attention, in the bundle's "
-        "`inference_precision` (bf16 on AMX: 1.8x faster W8A8 steps at 1024 px, benchmarks/ov_attention_precision.py; "
-        "on AVX512-BF16 CPUs without AMX int8 attention with bf16 elsewhere is faster: 1.11x at 1024 px); "
-        "null: the backend's default (OpenVINO, ONNX Runtime: int8; ModelOpt: float)",
+        "`inference_precision`. auto: float where the component computes in bf16 and every CPU of the compile "
+        "config's `cpu:` has AMX (1.8x faster W8A8 steps at 1024 px than f32 with int8 attention, 1.09x over "
+        "int8 attention at bf16), int8 elsewhere (without AMX, int8 attention with bf16 elsewhere is 1.11x "
+        "faster at 1024 px; at f32 float attention is slower); benchmarks/ov_attention_precision.py. "
+        "Backends called outside a compile: OpenVINO, ONNX Runtime int8, ModelOpt float. null: auto",
     )
     calibration_crop: Annotated[int, Field(ge=8, le=4096)] | Literal["auto"] | None = Field(
         "auto",

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fewstep.cpu.isa import Isa, cpu_flags, detect, effective, get_isa, int8_full_range_exact
+from fewstep.cpu.isa import Isa, cpu_flags, detect, effective, get_isa, includes, int8_full_range_exact
 
 PORTABLE, NATIVE = "portable", "native"
+AMX = "avx512_core_amx"
 
 
 def needs_reduce_range(flags: frozenset[str] | None = None) -> bool:
@@ -43,6 +44,24 @@ class CpuPlan:
     full_range: bool  # full-range int8 weights allowed (every target ISA has VNNI)
     built_on: str | None
 
+    @property
+    def amx(self) -> bool:
+        """Every CPU the bundle targets has AMX (False for `portable`: most x86-64 CPUs do not)."""
+        return bool(self.isas) and all(includes(i, AMX) for i in self.isas)
+
+    def attention(self, asked: str | None, inference_precision: str) -> str:
+        """Resolve an int8 scheme's `attention` for one component.
+
+        `auto` is float only where that buys speed on every targeted CPU: the component computes
+        in bf16 and every target has AMX, whose bf16 tiles run the fused float attention 1.8x
+        faster than the shipped f32 W8A8 at 1024 px (1.09x over int8 attention with bf16
+        elsewhere, two real-width blocks). Without AMX, int8 attention with bf16 elsewhere is
+        the faster setting (1.11x at 1024 px, real size), and at f32 float attention is slower
+        (0.80x). docs/benchmarks.md, issue 20."""
+        if asked in ("int8", "float"):
+            return asked
+        return "float" if inference_precision == "bf16" and self.amx else "int8"
+
     def record(self, full_range_components: list[str]) -> dict[str, Any]:
         """The manifest's `cpu` block: what the bundle needs of the CPU that opens it."""
         return {
@@ -65,4 +84,4 @@ def plan_cpu(policy: str | tuple[str, ...], flags: frozenset[str] | None = None)
     return CpuPlan("fleet", tuple(i.name for i in isas), all(i.vnni for i in isas), built_on)
 
 
-__all__ = ["CpuPlan", "check_policy", "cpu_flags", "needs_reduce_range", "plan_cpu"]
+__all__ = ["AMX", "CpuPlan", "check_policy", "cpu_flags", "needs_reduce_range", "plan_cpu"]

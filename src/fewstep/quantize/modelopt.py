@@ -45,7 +45,7 @@ def quantize_module(module: torch.nn.Module, io: Any, scheme: Any, items: list[d
     if isinstance(scheme, Int8Config) and scheme.attention == "int8":
         raise ValueError(
             "int8 attention: 'int8' is not available with ModelOpt (its INT8 config quantizes the "
-            "linear and conv layers; attention stays float); allowed: float, null"
+            "linear and conv layers; attention stays float); allowed: float, auto"
         )
     input_names = [t.name for t in io.inputs]
     import modelopt.torch.quantization as mtq
