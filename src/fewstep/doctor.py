@@ -36,7 +36,16 @@ def cpu_report() -> dict[str, Any]:
         "onednn_cap": cap.name if cap else None,
         "effective_isa": here.name if here else None,
         "int8_vnni": bool(here and here.vnni),
+        # what the int8 scheme's `attention: auto` gives a bf16 bundle built for this CPU (`cpu: native`)
+        "int8_attention_bf16": _native_attention(here),
     }
+
+
+def _native_attention(here) -> str:
+    from fewstep.quantize.cpu import CpuPlan
+
+    plan = CpuPlan("native", (here.name,) if here else (), bool(here and here.vnni), here.name if here else None)
+    return plan.attention("auto", "bf16")
 
 
 def _cpuinfo() -> list[str]:

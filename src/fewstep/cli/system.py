@@ -57,6 +57,8 @@ def doctor_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         out.print(f"oneDNN capped at {cpu['onednn_cap']} (ONEDNN_MAX_CPU_ISA)", highlight=False)
     vnni = "yes: full-range int8 is exact" if cpu["int8_vnni"] else "no: full-range int8 saturates; use cpu: portable"
     out.print(f"int8 VNNI: {vnni}", highlight=False)
+    why = "AMX: fused bf16 float attention" if cpu["int8_attention_bf16"] == "float" else "no AMX: int8 attention"
+    out.print(f"attention: auto, bf16, cpu: native -> {cpu['int8_attention_bf16']} ({why})", highlight=False)
     out.print("runtimes: " + ", ".join(f"{k} {v}" for k, v in report["runtimes"].items() if v), highlight=False)
     for name, t in report["targets"].items():
         note = f" ({t['note']})" if "note" in t else ""
