@@ -8,7 +8,12 @@ from fewstep.cpu.isa import get_isa
 
 @pytest.mark.parametrize(
     ("isa", "attention", "vnni"),
-    [("avx512_core_amx", "float", True), ("avx512_core_bf16", "int8", True), ("avx2", "int8", False), (None, "int8", False)],
+    [
+        ("avx512_core_amx", "float", True),
+        ("avx512_core_bf16", "int8", True),
+        ("avx2", "int8", False),
+        (None, "int8", False),
+    ],
 )
 def test_cpu_report_says_what_auto_attention_gives_a_native_bf16_bundle(monkeypatch, isa, attention, vnni):
     level = get_isa(isa) if isa else None
