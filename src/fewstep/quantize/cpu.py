@@ -56,8 +56,8 @@ class CpuPlan:
         in bf16 and every target has AMX, whose bf16 tiles run the fused float attention 1.8x
         faster than the shipped f32 W8A8 at 1024 px (1.09x over int8 attention with bf16
         elsewhere, two real-width blocks). Without AMX, int8 attention with bf16 elsewhere is
-        the faster setting (1.11x at 1024 px, real size), and at f32 float attention is slower
-        (0.80x). docs/benchmarks.md, issue 20."""
+        the faster setting (real size: 1.05x at 256 and 512 px, 1.11x at 1024 px), and at f32
+        float attention is slower (0.80x). docs/benchmarks.md, issue 20."""
         if asked in ("int8", "float"):
             return asked
         return "float" if inference_precision == "bf16" and self.amx else "int8"
