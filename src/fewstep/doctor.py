@@ -42,10 +42,9 @@ def cpu_report() -> dict[str, Any]:
 
 
 def _native_attention(here) -> str:
-    from fewstep.quantize.cpu import CpuPlan
+    from fewstep.quantize.cpu import native_plan
 
-    plan = CpuPlan("native", (here.name,) if here else (), bool(here and here.vnni), here.name if here else None)
-    return plan.attention("auto", "bf16")
+    return native_plan(here).attention("auto", "bf16")
 
 
 def _cpuinfo() -> list[str]:

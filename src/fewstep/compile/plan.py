@@ -66,10 +66,11 @@ def apply_cpu_policy(plan: Plan, cfg: CompileConfig, target) -> tuple[Plan, dict
     out, full_range = {}, []
     for name, (precision, scheme) in plan.items():
         if isinstance(scheme, Int8Config):
-            if scheme.reduce_range is None:
-                scheme = scheme.model_copy(update={"reduce_range": not cpu.full_range})
             arithmetic = cfg.component_inference_precision.get(name, cfg.inference_precision)
-            scheme = scheme.model_copy(update={"attention": cpu.attention(scheme.attention, arithmetic)})
+            update: dict[str, Any] = {"attention": cpu.attention(scheme.attention, arithmetic)}
+            if scheme.reduce_range is None:
+                update["reduce_range"] = not cpu.full_range
+            scheme = scheme.model_copy(update=update)
             if not scheme.reduce_range and name in scheme.components:
                 full_range.append(name)
         out[name] = (precision, scheme)

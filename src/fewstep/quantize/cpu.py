@@ -49,7 +49,7 @@ class CpuPlan:
         """Every CPU the bundle targets has AMX (False for `portable`: most x86-64 CPUs do not)."""
         return bool(self.isas) and all(includes(i, AMX) for i in self.isas)
 
-    def attention(self, asked: str | None, inference_precision: str) -> str:
+    def attention(self, asked: str, inference_precision: str) -> str:
         """Resolve an int8 scheme's `attention` for one component.
 
         `auto` is float only where that buys speed on every targeted CPU: the component computes
@@ -73,15 +73,21 @@ class CpuPlan:
         }
 
 
+def native_plan(here: Isa | None) -> CpuPlan:
+    """`cpu: native` on a machine at level `here` (None: not x86, or unknown)."""
+    built_on = here.name if here else None
+    return CpuPlan(NATIVE, (built_on,) if built_on else (), int8_full_range_exact(here), built_on)
+
+
 def plan_cpu(policy: str | tuple[str, ...], flags: frozenset[str] | None = None) -> CpuPlan:
     here: Isa | None = effective() if flags is None else detect(flags)
     built_on = here.name if here else None
     if policy == PORTABLE:
         return CpuPlan(PORTABLE, (), False, built_on)
     if policy == NATIVE:
-        return CpuPlan(NATIVE, (built_on,) if built_on else (), int8_full_range_exact(here), built_on)
+        return native_plan(here)
     isas = tuple(get_isa(n) for n in policy)
     return CpuPlan("fleet", tuple(i.name for i in isas), all(i.vnni for i in isas), built_on)
 
 
-__all__ = ["AMX", "CpuPlan", "check_policy", "cpu_flags", "needs_reduce_range", "plan_cpu"]
+__all__ = ["AMX", "CpuPlan", "check_policy", "cpu_flags", "native_plan", "needs_reduce_range", "plan_cpu"]
