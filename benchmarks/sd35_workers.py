@@ -57,6 +57,9 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int8/no-t5/vae-fp32/bf16/hoist",
     "openvino-cpu/int8/bf16/hoist/attn-int8",
     "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8",
+    "openvino-cpu/int8/bf16/hoist/heads",
+    "openvino-cpu/int8/bf16/hoist/attn-int8/heads",
+    "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8/heads",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -81,7 +84,10 @@ FEWSTEP_ROWS = [
 # tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide);
 # attn-int8: with bf16, attention kept int8 (the int8 MHA subgraph; on AVX512-BF16 CPUs without AMX its
 # 1024 px step is 1.11x faster than with bf16 float attention: ov_step_ab.py, docs/benchmarks.md)
-OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8")
+# heads: the transformer exported in diffusers' own attention layout (compile's attention_layout: heads); the
+# other openvino-cpu rows get the target's token-major layout (since 2026-12-07, eleventh session of issue 20;
+# bundles built before that are `heads` bundles)
+OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8", "heads")
 ALIGNED_TEXT = 128
 
 
@@ -265,6 +271,8 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
         # the model has no T5: `no-t5` rows collapse its zero slot, the others keep all 256 tokens
         restructure={"collapse_null_tokens": "no-t5" in opts},
     )
+    if "heads" in opts:
+        kwargs["attention_layout"] = "heads"
     if "hoist" in opts:  # the adaLN modulation once per generation (restructure.hoist_modulation)
         kwargs["restructure"]["hoist_modulation"] = True
     if "text-128" in opts:

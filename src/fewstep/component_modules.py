@@ -9,15 +9,14 @@ folder that its library's `save_pretrained` wrote (safetensors, nothing unpickle
 from __future__ import annotations
 
 import importlib
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from fewstep.joint_attention import Layout, check_layout, check_slots, exported_attention, has_attention_processors
 from fewstep.modulation import Modulation, modulated_body
-from fewstep.null_tokens import check_slots, null_token_attention
 
 
 class ClipEncoder(nn.Module):
@@ -43,19 +42,34 @@ class T5Encoder(nn.Module):
 
 class Transformer(nn.Module):
     """The velocity model; with `null_tokens` set, the last `null_slots` text tokens stand for that
-    many zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: fewstep/null_tokens.py)."""
+    many zero tokens (the T5 slot of a T5-less pipeline, collapsed exactly: fewstep/null_tokens.py).
+    `attention_layout` is where its attentions split their heads off (fewstep/joint_attention.py:
+    the same outputs, a different exported graph)."""
 
-    def __init__(self, transformer: nn.Module, null_tokens: int | None = None, null_slots: int = 1):
+    def __init__(
+        self,
+        transformer: nn.Module,
+        null_tokens: int | None = None,
+        null_slots: int = 1,
+        attention_layout: Layout = "heads",
+    ):
         super().__init__()
         if null_tokens:
             check_slots(null_tokens, null_slots)
+        check_layout(attention_layout)
+        if not has_attention_processors(transformer):
+            attention_layout = "heads"  # nothing to lay out: its graph is the library's own
         self.transformer = transformer
         self.null_tokens = null_tokens
         self.null_slots = null_slots
+        self.attention_layout: Layout = attention_layout
+
+    def attention(self):
+        """The context its attentions compute in (diffusers' own where nothing differs)."""
+        return exported_attention(self.transformer, self.attention_layout, self.null_tokens or None, self.null_slots)
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, pooled_projections) -> torch.Tensor:
-        n, slots = self.null_tokens, self.null_slots
-        with null_token_attention(self.transformer, n, slots) if n else nullcontext():
+        with self.attention():
             return self.transformer(
                 hidden_states=hidden_states,
                 timestep=timestep,
@@ -81,9 +95,7 @@ class TransformerBody(Transformer):
     """The velocity model fed a precomputed modulation instead of (timestep, pooled projections)."""
 
     def forward(self, hidden_states, encoder_hidden_states, modulation) -> torch.Tensor:  # type: ignore[override]
-        n, slots = self.null_tokens, self.null_slots
-        collapse = null_token_attention(self.transformer, n, slots) if n else nullcontext()
-        with collapse, modulated_body(self.transformer, modulation):
+        with self.attention(), modulated_body(self.transformer, modulation):
             return self.transformer(
                 hidden_states=hidden_states,
                 timestep=modulation[:, 0],  # read by nothing: the embedding is not computed
@@ -128,6 +140,7 @@ def wrapper_record(module: nn.Module) -> dict[str, Any]:
         "class": type(inner).__name__,
         "null_tokens": getattr(module, "null_tokens", None),
         "null_slots": getattr(module, "null_slots", 1),
+        "attention_layout": getattr(module, "attention_layout", "heads"),
     }
 
 
@@ -143,5 +156,6 @@ def rebuild(record: dict[str, Any], model_dir: Path, dtype: torch.dtype = torch.
     inner = cls.from_pretrained(str(model_dir), torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     wrapper, _ = WRAPPERS[record["wrapper"]]
     if record["wrapper"] in ("transformer", "transformer_body"):
-        return wrapper(inner, record.get("null_tokens"), int(record.get("null_slots") or 1)).eval()
+        layout = record.get("attention_layout") or "heads"
+        return wrapper(inner, record.get("null_tokens"), int(record.get("null_slots") or 1), layout).eval()
     return wrapper(inner).eval()

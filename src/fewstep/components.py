@@ -21,6 +21,7 @@ from fewstep.component_modules import (
     TransformerModulation,
     VaeDecoder,
 )
+from fewstep.joint_attention import Layout
 from fewstep.modulation import modulation_width
 from fewstep.null_tokens import supports_collapse
 from fewstep.runtime.manifest import MODULATION
@@ -57,13 +58,19 @@ def t5_slot_length(pipe, collapse: bool = True, null_slots: int = 1) -> int:
 
 
 def pipeline_components(
-    pipe, batch: int = 2, collapse_null: bool = True, null_slots: int = 1, hoist_modulation: bool = False
+    pipe,
+    batch: int = 2,
+    collapse_null: bool = True,
+    null_slots: int = 1,
+    hoist_modulation: bool = False,
+    attention_layout: Layout = "heads",
 ) -> dict[str, Component]:
     """Every component the pipeline keeps (T5 only when present). Without T5 and with
     `collapse_null`, the transformer takes `null_slots` null tokens (1 to the slot's length) for
     the whole zero-filled T5 slot. With `hoist_modulation`, `transformer_modulation` maps
     (timestep, pooled projections) to the adaLN modulation and the transformer takes that
-    instead (fewstep/modulation.py)."""
+    instead (fewstep/modulation.py). `attention_layout`: the transformer's attention head layout in
+    its exported graph (fewstep/joint_attention.py; the outputs do not depend on it)."""
     length = text_length(pipe)
     null = null_tokens(pipe, collapse_null)
     t5_len = null_slots if null else t5_length(pipe)  # t5_slot_length, without deciding the collapse twice
@@ -97,12 +104,13 @@ def pipeline_components(
         tio = ComponentIO("transformer", (latent, text, TensorSpec("modulation", ("batch", width))), ("sample",))
         with torch.no_grad():
             mod_example = mod(*cond_example)
-        body = TransformerBody(pipe.transformer, null, null_slots)
+        body = TransformerBody(pipe.transformer, null, null_slots, attention_layout)
         comps["transformer"] = Component(tio, body, (latent_example, text_example, mod_example))
     else:
         tio = ComponentIO("transformer", (latent, conditioning[0], text, conditioning[1]), ("sample",))
         example = (latent_example, cond_example[0], text_example, cond_example[1])
-        comps["transformer"] = Component(tio, Transformer(pipe.transformer, null, null_slots), example)
+        velocity = Transformer(pipe.transformer, null, null_slots, attention_layout)
+        comps["transformer"] = Component(tio, velocity, example)
     vio = ComponentIO("vae_decoder", (TensorSpec("latents", ("batch", c, s, s)),), ("image",))
     comps["vae_decoder"] = Component(vio, VaeDecoder(pipe.vae), (torch.randn(batch, c, s, s),))
     for comp in comps.values():

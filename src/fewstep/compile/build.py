@@ -133,7 +133,10 @@ def build_bundle(
     static = cfg.shapes is Shapes.static or (cfg.shapes is Shapes.auto and target.prefers_static)
     collapse, slots = cfg.restructure.collapse_null_tokens, cfg.restructure.null_slots
     hoist = cfg.restructure.hoist_modulation
-    comps = pipeline_components(pipe, collapse_null=collapse, null_slots=slots, hoist_modulation=hoist)
+    attention_layout = cfg.attention_layout_for(target)  # the exported graph's; the outputs are the same
+    comps = pipeline_components(
+        pipe, collapse_null=collapse, null_slots=slots, hoist_modulation=hoist, attention_layout=attention_layout
+    )
     geometry = pipeline_geometry(pipe)
     slot = {"t5_length": t5_slot_length(pipe, collapse, slots), "t5_null_tokens": null_tokens(pipe, collapse)}
     plan = component_plan(cfg, list(comps))
@@ -183,6 +186,7 @@ def build_bundle(
             steps[name] = {"export": exported.status}
             if torch_scheme is not None:
                 scheme = None  # quantized in torch already
+            layout_of = getattr(comp.module, "attention_layout", None)  # recorded; the module may be freed next
             crop = None
             if scheme is not None:  # a crop-size export for calibration, while the torch module is here
                 crop = crop_export(work, comp, target, scheme, exported, **export)
@@ -206,7 +210,11 @@ def build_bundle(
             own = cfg.component_inference_precision.get(name, "f32" if name == MODULATION else None)
             own = None if own == cfg.inference_precision else own  # recorded only where it differs
             components[name] = ComponentRecord(
-                io=io.to_json(), files=files, precision=precision, inference_precision=own
+                io=io.to_json(),
+                files=files,
+                precision=precision,
+                inference_precision=own,
+                attention_layout=layout_of,
             )
         pipe.scheduler.save_config(str(tmp / "scheduler"))
         tokenizers = save_tokenizers(pipe, tmp, components)

@@ -128,6 +128,13 @@ class CompileConfig(StrictModel):
         description="per-component overrides of inference_precision, e.g. {vae_decoder: f32} in a bf16 bundle "
         "(the hoisted transformer_modulation always runs at f32)",
     )
+    attention_layout: Literal["auto", "heads", "tokens"] = Field(
+        "auto",
+        description="where the transformer's exported attentions split their heads off: heads (diffusers' graph: "
+        "q, k, v transposed before their norms and concatenation), tokens (kept token-major up to the attention, "
+        "whose inputs then transpose: openvino-cpu fuses those into its attention kernel), or auto (the "
+        "target's choice: tokens for openvino-cpu, heads elsewhere). The same outputs either way",
+    )
     openvino_layout: bool = Field(
         False,
         description="openvino-cpu: the bundle in the diffusers-style OpenVINO layout (model_index.json, "
@@ -170,6 +177,10 @@ class CompileConfig(StrictModel):
     def scheme(self) -> Any:
         """The quantization scheme config (None for float precisions)."""
         return self.quantization or default_scheme(self.precision)
+
+    def attention_layout_for(self, target) -> str:
+        """`attention_layout` resolved for `target` (its `attention_layout` where this is auto)."""
+        return target.attention_layout if self.attention_layout == "auto" else self.attention_layout
 
     @property
     def layout(self) -> str | None:

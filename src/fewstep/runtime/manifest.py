@@ -111,6 +111,10 @@ class ComponentRecord(_Record):
     # the float arithmetic this component runs in where it is not the bundle's (the hoisted modulation
     # runs at f32: a few rows, bound by reading its weights, which f32 does faster than bf16 here)
     inference_precision: Literal["f32", "bf16"] | None = None
+    # the transformer's: where its exported attentions split their heads off (compile's
+    # attention_layout; fewstep/joint_attention.py); None for components without attention
+    # and bundles built before the choice existed (diffusers' "heads")
+    attention_layout: Literal["heads", "tokens"] | None = None
 
 
 class SourceRecord(_Record):

@@ -96,6 +96,10 @@ class Target(ABC):
     # precisions of the float arithmetic a bundle may ask the runtime for (compile's `inference_precision`);
     # the first is the default. Any other precision changes numerics, so the gates run with it.
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32",)
+    # where the exported transformer's attentions split their heads off (fewstep/joint_attention.py):
+    # "heads" is diffusers' own graph; a target whose compiler fuses input transposes into its
+    # attention kernel may ask for "tokens" (compile.attention_layout: auto)
+    attention_layout: ClassVar[str] = "heads"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

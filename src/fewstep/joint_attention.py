@@ -1,0 +1,158 @@
+"""SD3's attention as fewstep exports it: diffusers' `JointAttnProcessor2_0` arithmetic, with two
+export-only choices that leave every output bit the same in torch.
+
+- **Layout** (`heads` or `tokens`): where the heads are split off. diffusers transposes q, k and v to
+  (batch, heads, tokens, dim) right after their projections, then RMS-normalizes them, concatenates
+  image and text tokens and calls SDPA. `tokens` keeps them (batch, tokens, heads, dim) through the
+  norms (over the last axis either way) and the concatenation, and transposes only at SDPA's inputs.
+  In OpenVINO's CPU plugin that makes the concatenation in-place and lets the fused attention
+  subgraph read q and v through its own input transposes: six standalone Transpose nodes and one
+  copying Concat per joint attention fewer (benchmarks/ov_attention_layout.py; docs/benchmarks.md).
+- **Null tokens**: the last `slots` text keys stand for `n` copies of one token (fewstep/null_tokens.py
+  explains why that is exact), as a ln(n / slots) bias on those keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Layout = Literal["heads", "tokens"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+
+
+def check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"attention_layout: {layout!r}; allowed: {', '.join(LAYOUTS)}")
+
+
+def check_slots(n: int, slots: int) -> None:
+    """A zero slot of n tokens collapses to 1..n null tokens."""
+    if n < 1:
+        raise ValueError(f"null token count must be >= 1, got {n}")
+    if not 1 <= slots <= n:
+        raise ValueError(f"restructure.null_slots: {slots} for a zero T5 slot of {n} tokens; allowed: 1 to {n}")
+
+
+def _stock_processor() -> type:
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    return JointAttnProcessor2_0
+
+
+def joint_attentions(transformer: nn.Module) -> list[nn.Module]:
+    """The joint (image + text) attention modules of an SD3-style transformer; [] if it has none."""
+    blocks = getattr(transformer, "transformer_blocks", None) or []
+    attns = [getattr(b, "attn", None) for b in blocks]
+    if not attns or any(a is None or not isinstance(a.processor, _stock_processor()) for a in attns):
+        return []
+    return attns
+
+
+def image_attentions(transformer: nn.Module) -> list[nn.Module]:
+    """SD3.5's image-only second attentions (MMDiT-X `attn2`, run with the joint processor and no
+    text), where the blocks have them and they use diffusers' stock joint processor."""
+    blocks = getattr(transformer, "transformer_blocks", None) or []
+    attns = [getattr(b, "attn2", None) for b in blocks]
+    return [a for a in attns if a is not None and isinstance(a.processor, _stock_processor())]
+
+
+def has_attention_processors(transformer: nn.Module) -> bool:
+    """Whether the transformer has attentions whose layout `exported_attention` sets."""
+    return bool(joint_attentions(transformer) or image_attentions(transformer))
+
+
+class JointAttention:
+    """`JointAttnProcessor2_0`'s arithmetic in the given head layout; with `null_tokens` set, the
+    last `slots` keys stand for that many copies of one token."""
+
+    def __init__(self, layout: Layout = "heads", null_tokens: int | None = None, slots: int = 1):
+        check_layout(layout)
+        if null_tokens is not None:
+            check_slots(null_tokens, slots)
+        self.layout = layout
+        self.slots = slots
+        self.log_share = math.log(null_tokens / slots) if null_tokens is not None else None
+
+    def _heads(self, attn, x: torch.Tensor, norm) -> torch.Tensor:
+        """(batch, tokens, heads x dim) -> normalized heads in this processor's layout."""
+        x = x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads)
+        if self.layout == "heads":
+            x = x.transpose(1, 2)
+        return norm(x) if norm is not None else x
+
+    def _split(self, attn, hidden: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """q, k, v of the image tokens (then the text tokens'), each (batch, heads, tokens, dim)."""
+        axis = 2 if self.layout == "heads" else 1
+        qkv = [
+            self._heads(attn, attn.to_q(hidden), attn.norm_q),
+            self._heads(attn, attn.to_k(hidden), attn.norm_k),
+            self._heads(attn, attn.to_v(hidden), None),
+        ]
+        if context is not None:
+            text = [
+                self._heads(attn, attn.add_q_proj(context), attn.norm_added_q),
+                self._heads(attn, attn.add_k_proj(context), attn.norm_added_k),
+                self._heads(attn, attn.add_v_proj(context), None),
+            ]
+            qkv = [torch.cat([x, t], axis) for x, t in zip(qkv, text)]
+        if self.layout == "tokens":  # the only transposes: at the attention's inputs
+            qkv = [x.transpose(1, 2) for x in qkv]
+        return tuple(qkv)
+
+    def _bias(self, k: torch.Tensor) -> torch.Tensor:
+        # (1, heads, 1, keys), the null tokens the last keys. The head axis is explicit on purpose: OpenVINO's
+        # fused bf16 attention (2026.4, CPU snippets) computes garbage, NaN included, for an additive mask that
+        # broadcasts over both heads and queries, (1, 1, 1, keys); with the head axis given it is exact
+        # (tests/test_null_tokens.py; benchmarks/ov_mask_layouts.py reproduces it on one attention).
+        zero = torch.zeros_like(k[:1, :, :, :1]).transpose(2, 3)
+        return torch.cat([zero[..., : -self.slots], zero[..., -self.slots :] + self.log_share], -1)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        if attention_mask is not None:
+            raise ValueError("fewstep's exported joint attention takes no attention mask")
+        if self.log_share is not None and encoder_hidden_states is None:
+            raise ValueError("null-token attention needs text tokens")
+        b, n_image = hidden_states.shape[0], hidden_states.shape[1]
+        q, k, v = self._split(attn, hidden_states, encoder_hidden_states)
+        bias = self._bias(k) if self.log_share is not None else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = out.transpose(1, 2).reshape(b, -1, attn.heads * out.shape[-1]).to(q.dtype)
+        if encoder_hidden_states is None:
+            return attn.to_out[1](attn.to_out[0](out))
+        image, text = out[:, :n_image], out[:, n_image:]
+        if not attn.context_pre_only:
+            text = attn.to_add_out(text)
+        return attn.to_out[1](attn.to_out[0](image)), text
+
+
+@contextmanager
+def exported_attention(
+    transformer: nn.Module, layout: Layout = "heads", null_tokens: int | None = None, slots: int = 1
+) -> Iterator[None]:
+    """Within the block, the transformer's attentions compute as `JointAttention` does: in `layout`,
+    and (with `null_tokens`) the joint ones with the last `slots` text tokens standing for that many
+    zero tokens. `heads` without null tokens leaves diffusers' processors in place."""
+    check_layout(layout)
+    joint = joint_attentions(transformer)
+    if null_tokens is not None and not joint:
+        raise ValueError("the transformer has no SD3 joint attention: the null-token collapse does not apply")
+    swaps: list[tuple[nn.Module, JointAttention]] = []
+    if null_tokens is not None or layout != "heads":
+        swaps += [(a, JointAttention(layout, null_tokens, slots)) for a in joint]
+    if layout != "heads":
+        swaps += [(a, JointAttention(layout)) for a in image_attentions(transformer)]
+    saved = [a.processor for a, _ in swaps]
+    try:
+        for a, processor in swaps:
+            a.processor = processor
+        yield
+    finally:
+        for (a, _), p in zip(swaps, saved):
+            a.processor = p
