@@ -96,8 +96,8 @@ def test_token_layout_in_openvino_same_outputs_fewer_transposes(pipe, tmp_path):
 
 
 def test_auto_layout_is_the_targets_and_recorded(pipe, tmp_path):
-    from fewstep.component_modules import rebuild, wrapper_record
     from fewstep.compile.config import CompileConfig
+    from fewstep.component_modules import rebuild, wrapper_record
     from fewstep.targets.registry import get_target
 
     assert CompileConfig(target="openvino-cpu").attention_layout_for(get_target("openvino-cpu")) == "tokens"
