@@ -79,8 +79,10 @@ def report(a, res: dict) -> dict:
             label += ", bf16 arithmetic" + (f" (attention {attention})" if p == "int8" else "")
         if "hoist" in opts:  # its step: the body call plus a K-th of the one modulation call per generation
             label += ", adaLN modulation hoisted"
-        if "heads" in opts:  # diffusers' attention layout (the rows without it: the target's, token-major)
-            label += ", diffusers' head-major attention layout"
+        if "tokens" in opts:  # compile's attention_layout (the other rows: diffusers' head-major graph)
+            label += ", attention layout: q, k, v token-major"
+        if "keys" in opts:
+            label += ", attention layout: k and v token-major"
         if "no-t5" in opts:
             # text-128: 51 null tokens; its floor keeps the 1-token FLOPs (2 % fewer: the stricter floor)
             null = "51 null tokens, 128 text tokens" if "text-128" in opts else "1 null token"

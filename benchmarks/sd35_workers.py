@@ -57,9 +57,8 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int8/no-t5/vae-fp32/bf16/hoist",
     "openvino-cpu/int8/bf16/hoist/attn-int8",
     "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8",
-    "openvino-cpu/int8/bf16/hoist/heads",
-    "openvino-cpu/int8/bf16/hoist/attn-int8/heads",
-    "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8/heads",
+    "openvino-cpu/int8/bf16/hoist/attn-int8/tokens",
+    "openvino-cpu/int8/bf16/hoist/attn-int8/keys",
     "openvino-cpu/int8-weights",
     "openvino-cpu/int8-weights/vae-int8",
     "openvino-cpu/int8-weights/no-t5/vae-int8",
@@ -84,10 +83,10 @@ FEWSTEP_ROWS = [
 # tokens in all (1024 px: 4224 joint tokens, not 4174; a count the attention kernel's blocks divide);
 # attn-int8: with bf16, attention kept int8 (the int8 MHA subgraph; on AVX512-BF16 CPUs without AMX its
 # 1024 px step is 1.11x faster than with bf16 float attention: ov_step_ab.py, docs/benchmarks.md)
-# heads: the transformer exported in diffusers' own attention layout (compile's attention_layout: heads); the
-# other openvino-cpu rows get the target's token-major layout (since 2026-12-07, eleventh session of issue 20;
-# bundles built before that are `heads` bundles)
-OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8", "heads")
+# tokens / keys: the transformer's attentions exported with q, k, v (keys: k and v) token-major up to the
+# attention (compile's attention_layout; fewstep/joint_attention.py); the other rows: diffusers' head-major graph
+LAYOUT_OPTIONS = ("tokens", "keys")
+OPTIONS = ("no-t5", "vae-int8", "vae-fp32", "bf16", "text-128", "hoist", "attn-int8", *LAYOUT_OPTIONS)
 ALIGNED_TEXT = 128
 
 
@@ -109,6 +108,8 @@ def parse_row(row: str) -> tuple[str, str, set[str]]:
         raise SystemExit(f"row {row}: unknown option(s) {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
     if "text-128" in opts and "no-t5" not in opts:
         raise SystemExit(f"row {row}: text-128 collapses the zero T5 slot, so it needs no-t5")
+    if len(set(LAYOUT_OPTIONS) & set(opts)) > 1:
+        raise SystemExit(f"row {row}: {' and '.join(LAYOUT_OPTIONS)} are two attention layouts; give one")
     if "attn-int8" in opts and ("bf16" not in opts or precision != "int8"):
         raise SystemExit(f"row {row}: attn-int8 keeps a bf16 W8A8 bundle's attention int8, so it needs int8 and bf16")
     return target, precision, set(opts)
@@ -271,8 +272,8 @@ def _fewstep_cfg(target: str, precision: str, opts: set[str]):
         # the model has no T5: `no-t5` rows collapse its zero slot, the others keep all 256 tokens
         restructure={"collapse_null_tokens": "no-t5" in opts},
     )
-    if "heads" in opts:
-        kwargs["attention_layout"] = "heads"
+    for layout in set(LAYOUT_OPTIONS) & opts:  # parse_row refuses more than one
+        kwargs["attention_layout"] = layout
     if "hoist" in opts:  # the adaLN modulation once per generation (restructure.hoist_modulation)
         kwargs["restructure"]["hoist_modulation"] = True
     if "text-128" in opts:

@@ -1,13 +1,16 @@
 """SD3's attention as fewstep exports it: diffusers' `JointAttnProcessor2_0` arithmetic, with two
 export-only choices that leave every output bit the same in torch.
 
-- **Layout** (`heads` or `tokens`): where the heads are split off. diffusers transposes q, k and v to
-  (batch, heads, tokens, dim) right after their projections, then RMS-normalizes them, concatenates
-  image and text tokens and calls SDPA. `tokens` keeps them (batch, tokens, heads, dim) through the
-  norms (over the last axis either way) and the concatenation, and transposes only at SDPA's inputs.
-  In OpenVINO's CPU plugin that makes the concatenation in-place and lets the fused attention
-  subgraph read q and v through its own input transposes: six standalone Transpose nodes and one
-  copying Concat per joint attention fewer (benchmarks/ov_attention_layout.py; docs/benchmarks.md).
+- **Layout** (`heads`, `tokens` or `keys`): where the heads are split off. diffusers transposes q, k
+  and v to (batch, heads, tokens, dim) right after their projections, then RMS-normalizes them,
+  concatenates image and text tokens and calls SDPA. `tokens` keeps them (batch, tokens, heads, dim)
+  through the norms (over the last axis either way) and the concatenation, and transposes only at
+  SDPA's inputs; `keys` does so for k and v and leaves q head-major. In OpenVINO's CPU plugin a
+  token-major concatenation runs in place and the fused attention subgraph reads a token-major q or
+  v through its own input transposes: up to six standalone Transpose nodes and three copying
+  Concats per joint attention fewer, but that subgraph then reads strided rows and runs 2-5 %
+  slower; on real-size SD3.5-Medium steps the two cancel (benchmarks/ov_attention_layout.py,
+  docs/benchmarks.md), so the built-in targets keep `heads` (compile's `attention_layout: auto`).
 - **Null tokens**: the last `slots` text keys stand for `n` copies of one token (fewstep/null_tokens.py
   explains why that is exact), as a ln(n / slots) bias on those keys.
 """
@@ -23,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Layout = Literal["heads", "tokens"]
+Layout = Literal["heads", "tokens", "keys"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
+# which of q, k, v each layout keeps token-major up to the attention
+TOKEN_MAJOR: dict[str, tuple[str, ...]] = {"heads": (), "tokens": ("q", "k", "v"), "keys": ("k", "v")}
 
 
 def check_layout(layout: str) -> None:
@@ -80,31 +85,30 @@ class JointAttention:
         self.slots = slots
         self.log_share = math.log(null_tokens / slots) if null_tokens is not None else None
 
-    def _heads(self, attn, x: torch.Tensor, norm) -> torch.Tensor:
-        """(batch, tokens, heads x dim) -> normalized heads in this processor's layout."""
-        x = x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads)
-        if self.layout == "heads":
-            x = x.transpose(1, 2)
-        return norm(x) if norm is not None else x
+    def _part(self, attn, role: str, image: torch.Tensor, text: torch.Tensor | None, norms) -> torch.Tensor:
+        """One of q, k, v: image (then text) tokens split into heads, normalized, (batch, heads, tokens, dim)."""
+        token_major = role in TOKEN_MAJOR[self.layout]
+
+        def heads(x: torch.Tensor, norm) -> torch.Tensor:
+            x = x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads)
+            x = x if token_major else x.transpose(1, 2)
+            return norm(x) if norm is not None else x
+
+        x = heads(image, norms[0])
+        if text is not None:
+            x = torch.cat([x, heads(text, norms[1])], 1 if token_major else 2)
+        return x.transpose(1, 2) if token_major else x  # token-major: transposed at the attention's input
 
     def _split(self, attn, hidden: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """q, k, v of the image tokens (then the text tokens'), each (batch, heads, tokens, dim)."""
-        axis = 2 if self.layout == "heads" else 1
-        qkv = [
-            self._heads(attn, attn.to_q(hidden), attn.norm_q),
-            self._heads(attn, attn.to_k(hidden), attn.norm_k),
-            self._heads(attn, attn.to_v(hidden), None),
-        ]
-        if context is not None:
-            text = [
-                self._heads(attn, attn.add_q_proj(context), attn.norm_added_q),
-                self._heads(attn, attn.add_k_proj(context), attn.norm_added_k),
-                self._heads(attn, attn.add_v_proj(context), None),
-            ]
-            qkv = [torch.cat([x, t], axis) for x, t in zip(qkv, text)]
-        if self.layout == "tokens":  # the only transposes: at the attention's inputs
-            qkv = [x.transpose(1, 2) for x in qkv]
-        return tuple(qkv)
+        text = context is not None
+        return (
+            self._part(attn, "q", attn.to_q(hidden), attn.add_q_proj(context) if text else None,
+                       (attn.norm_q, attn.norm_added_q)),
+            self._part(attn, "k", attn.to_k(hidden), attn.add_k_proj(context) if text else None,
+                       (attn.norm_k, attn.norm_added_k)),
+            self._part(attn, "v", attn.to_v(hidden), attn.add_v_proj(context) if text else None, (None, None)),
+        )  # fmt: skip
 
     def _bias(self, k: torch.Tensor) -> torch.Tensor:
         # (1, heads, 1, keys), the null tokens the last keys. The head axis is explicit on purpose: OpenVINO's

@@ -128,12 +128,13 @@ class CompileConfig(StrictModel):
         description="per-component overrides of inference_precision, e.g. {vae_decoder: f32} in a bf16 bundle "
         "(the hoisted transformer_modulation always runs at f32)",
     )
-    attention_layout: Literal["auto", "heads", "tokens"] = Field(
+    attention_layout: Literal["auto", "heads", "tokens", "keys"] = Field(
         "auto",
         description="where the transformer's exported attentions split their heads off: heads (diffusers' graph: "
-        "q, k, v transposed before their norms and concatenation), tokens (kept token-major up to the attention, "
-        "whose inputs then transpose: openvino-cpu fuses those into its attention kernel), or auto (the "
-        "target's choice: tokens for openvino-cpu, heads elsewhere). The same outputs either way",
+        "q, k, v transposed before their norms and concatenation), tokens (all three kept token-major up to the "
+        "attention, whose inputs then transpose), keys (k and v token-major, q head-major), or auto (the "
+        "target's choice: heads for the built-in targets, where the others measured no faster). The same "
+        "outputs in every layout",
     )
     openvino_layout: bool = Field(
         False,

@@ -114,7 +114,7 @@ class ComponentRecord(_Record):
     # the transformer's: where its exported attentions split their heads off (compile's
     # attention_layout; fewstep/joint_attention.py); None for components without attention
     # and bundles built before the choice existed (diffusers' "heads")
-    attention_layout: Literal["heads", "tokens"] | None = None
+    attention_layout: Literal["heads", "tokens", "keys"] | None = None
 
 
 class SourceRecord(_Record):

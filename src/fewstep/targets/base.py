@@ -97,8 +97,9 @@ class Target(ABC):
     # the first is the default. Any other precision changes numerics, so the gates run with it.
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32",)
     # where the exported transformer's attentions split their heads off (fewstep/joint_attention.py):
-    # "heads" is diffusers' own graph; a target whose compiler fuses input transposes into its
-    # attention kernel may ask for "tokens" (compile.attention_layout: auto)
+    # "heads" is diffusers' own graph; a target whose attention kernel reads token-major q, k, v at
+    # no cost may ask for "tokens" or "keys" (compile's attention_layout: auto). openvino-cpu keeps
+    # "heads": token-major measured no faster on its real-size SD3.5 steps (docs/benchmarks.md)
     attention_layout: ClassVar[str] = "heads"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

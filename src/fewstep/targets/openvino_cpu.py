@@ -118,9 +118,6 @@ class OpenVINOCPU(Target):
     # on other CPUs the plugin computes f32 (benchmarks/ov_attention_precision.py: speed and cosine)
     inference_precisions: ClassVar[tuple[str, ...]] = ("f32", "bf16")
     prefers_static: ClassVar[bool] = True
-    # token-major q, k, v: the CPU plugin's attention subgraph reads q and v through its own input
-    # transposes and the joint concatenation runs in place (benchmarks/ov_attention_layout.py)
-    attention_layout: ClassVar[str] = "tokens"
 
     def isa_restriction(self, isa):
         """oneDNN's cap (native speed), except where qemu can emulate the level: with OpenVINO
