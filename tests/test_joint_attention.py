@@ -149,3 +149,16 @@ def test_token_major_bundle_is_gated_recorded_and_generates_the_same_images(tiny
         assert bundle.manifest.components["vae_decoder"].attention_layout is None
         images[layout] = bundle.generate(["a red circle", "two blue squares"], seed=5)
     assert np.abs(images["tokens"] - images["heads"]).max() < 1e-4
+
+
+def test_a_target_class_names_a_known_layout():
+    from fewstep.targets.base import Target
+
+    class KeysTarget(Target):  # defined, not registered
+        name, extra, attention_layout = "keys-test", "none", "keys"
+
+    assert KeysTarget.attention_layout == "keys"
+    with pytest.raises(ValueError, match="attention_layout: 'rows'; allowed: heads, tokens, keys"):
+
+        class BadTarget(Target):
+            name, extra, attention_layout = "bad-test", "none", "rows"

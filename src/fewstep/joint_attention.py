@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where attention runs: target classes check layouts without it
+    import torch
+    from torch import nn
 
 Layout = Literal["heads", "tokens", "keys"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
@@ -87,6 +87,8 @@ class JointAttention:
 
     def _part(self, attn, role: str, image: torch.Tensor, text: torch.Tensor | None, norms) -> torch.Tensor:
         """One of q, k, v: image (then text) tokens split into heads, normalized, (batch, heads, tokens, dim)."""
+        import torch
+
         token_major = role in TOKEN_MAJOR[self.layout]
 
         def heads(x: torch.Tensor, norm) -> torch.Tensor:
@@ -111,6 +113,8 @@ class JointAttention:
         )  # fmt: skip
 
     def _bias(self, k: torch.Tensor) -> torch.Tensor:
+        import torch
+
         # (1, heads, 1, keys), the null tokens the last keys. The head axis is explicit on purpose: OpenVINO's
         # fused bf16 attention (2026.4, CPU snippets) computes garbage, NaN included, for an additive mask that
         # broadcasts over both heads and queries, (1, 1, 1, keys); with the head axis given it is exact
@@ -119,6 +123,8 @@ class JointAttention:
         return torch.cat([zero[..., : -self.slots], zero[..., -self.slots :] + self.log_share], -1)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        import torch.nn.functional as F
+
         if attention_mask is not None:
             raise ValueError("fewstep's exported joint attention takes no attention mask")
         if self.log_share is not None and encoder_hidden_states is None:

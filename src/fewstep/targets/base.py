@@ -108,6 +108,10 @@ class Target(ABC):
 
         for name in cls.__dict__.get("precisions", ()):
             precision(name)  # a target may only accept registered precisions (ValueError names it)
+        if "attention_layout" in cls.__dict__:
+            from fewstep.joint_attention import check_layout
+
+            check_layout(cls.attention_layout)
 
     def missing(self, runtime: bool = False) -> list[str]:
         """Modules this target needs (to build, or with `runtime` only to run bundles) that are not
