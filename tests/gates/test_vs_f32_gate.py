@@ -58,14 +58,13 @@ def _vs_f32(report) -> dict[str, float]:
 
 def test_the_gate_catches_a_wrong_bf16_attention_the_torch_gates_pass(t5_free_model, tmp_path, monkeypatch):
     """The null bias exported as before the fix, broadcast over heads: (1, 1, 1, keys)."""
-    from fewstep import null_tokens
-
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def broadcast_bias(q, k, v, attn_mask=None, **kwargs):
         return sdpa(q, k, v, attn_mask=None if attn_mask is None else attn_mask[:, :1], **kwargs)
 
-    monkeypatch.setattr(null_tokens.F, "scaled_dot_product_attention", broadcast_bias)
+    # only the null-token processor passes a mask (fewstep/joint_attention.py looks SDPA up per call)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", broadcast_bias)
     _, unchecked = _compile(t5_free_model, tmp_path / "unchecked", vs_f32_cosine_min=None)
     assert unchecked.passed and not _vs_f32(unchecked)  # the torch gates alone let it through
     with pytest.raises(GateFailure) as failure:
