@@ -57,6 +57,7 @@ FEWSTEP_ROWS = [
     "openvino-cpu/int8/no-t5/vae-fp32/bf16/hoist",
     "openvino-cpu/int8/bf16/hoist/attn-int8",
     "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8",
+    "openvino-cpu/int8/bf16/hoist/tokens",
     "openvino-cpu/int8/bf16/hoist/attn-int8/tokens",
     "openvino-cpu/int8/bf16/hoist/attn-int8/keys",
     "openvino-cpu/int8-weights",
