@@ -115,17 +115,20 @@ class ProfiledRun:
     references: dict[str, float] = field(default_factory=dict)
 
 
-def profile(
-    bundle: Path,
-    component: str,
-    repeats: int,
-    references: dict[str, Callable[[], float]] | None = None,
-    extra: dict[str, str] | None = None,
-) -> list[ProfiledRun]:
-    """`repeats` profiled runs of one component of a bundle after one warm-up, compiled as the
-    runtime compiles it; `references` (GEMM rates in GOP/s, by name) are timed right before each
-    run, so each run has peaks measured under the same host load. `extra`: more CPU plugin
-    properties to try (e.g. SNIPPETS_MODE)."""
+@dataclass
+class ProfiledComponent:
+    """One component of a bundle compiled as the runtime compiles it, with the plugin's counters
+    on, a request and random inputs of its static shapes, and its attention nodes (`by_op`)."""
+
+    compiled: object
+    request: object
+    feeds: dict[str, np.ndarray]
+    attention: set[str]
+
+
+def open_profiled(bundle: Path, component: str, extra: dict[str, str] | None = None) -> ProfiledComponent:
+    """Compile `component` of `bundle` as the runtime does (the manifest's inference precision,
+    the component's own where it has one), with PERF_COUNT and `extra` plugin properties."""
     import openvino as ov
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -138,9 +141,6 @@ def profile(
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True} | (extra or {})
     model = core.read_model(str(bundle / "components" / comp["files"][0]))
     compiled = core.compile_model(model, "CPU", config)
-    attention = attention_nodes(compiled, model)
-    shapes = gemm_shapes(compiled)
-    request = compiled.create_infer_request()
     rng = np.random.default_rng(0)
     feeds = {}
     for port in compiled.inputs:
@@ -149,14 +149,30 @@ def profile(
             feeds[port.get_any_name()] = np.zeros(shape, np.int64)
         else:
             feeds[port.get_any_name()] = rng.standard_normal(shape).astype(np.float32)
-    request.infer(feeds)  # warm-up
+    return ProfiledComponent(compiled, compiled.create_infer_request(), feeds, attention_nodes(compiled, model))
+
+
+def profile(
+    bundle: Path,
+    component: str,
+    repeats: int,
+    references: dict[str, Callable[[], float]] | None = None,
+    extra: dict[str, str] | None = None,
+) -> list[ProfiledRun]:
+    """`repeats` profiled runs of one component of a bundle after one warm-up, compiled as the
+    runtime compiles it; `references` (GEMM rates in GOP/s, by name) are timed right before each
+    run, so each run has peaks measured under the same host load. `extra`: more CPU plugin
+    properties to try (e.g. SNIPPETS_MODE)."""
+    c = open_profiled(bundle, component, extra)
+    shapes = gemm_shapes(c.compiled)
+    c.request.infer(c.feeds)  # warm-up
     runs = []
     for _ in range(repeats):
         refs = {name: rate() for name, rate in (references or {}).items()}
         start = time.perf_counter()
-        request.infer(feeds)
+        c.request.infer(c.feeds)
         wall = time.perf_counter() - start
-        runs.append(ProfiledRun(wall * 1e3, by_op(request, attention), gemm_by_shape(shapes, request), refs))
+        runs.append(ProfiledRun(wall * 1e3, by_op(c.request, c.attention), gemm_by_shape(shapes, c.request), refs))
     return runs
 
 

@@ -8,7 +8,7 @@ export-only choices that leave every output bit the same in torch.
   SDPA's inputs; `keys` does so for k and v and leaves q head-major. In OpenVINO's CPU plugin a
   token-major concatenation runs in place and the fused attention subgraph reads a token-major q or
   v through its own input transposes: up to six standalone Transpose nodes and three copying
-  Concats per joint attention fewer, but that subgraph then reads strided rows and runs 2-5 %
+  Concats per joint attention fewer, but that subgraph then reads strided rows and runs 1-3 %
   slower; on real-size SD3.5-Medium steps the two cancel (benchmarks/ov_attention_layout.py,
   docs/benchmarks.md), so the built-in targets keep `heads` (compile's `attention_layout: auto`).
 - **Null tokens**: the last `slots` text keys stand for `n` copies of one token (fewstep/null_tokens.py
@@ -51,21 +51,27 @@ def _stock_processor() -> type:
     return JointAttnProcessor2_0
 
 
+def _block_attentions(transformer: nn.Module, attr: str) -> list[nn.Module | None]:
+    """Each transformer block's `attr` attention (None where a block has none)."""
+    return [getattr(b, attr, None) for b in getattr(transformer, "transformer_blocks", None) or []]
+
+
+def _stock(attn: nn.Module | None) -> bool:
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    return attn is not None and isinstance(attn.processor, JointAttnProcessor2_0)
+
+
 def joint_attentions(transformer: nn.Module) -> list[nn.Module]:
     """The joint (image + text) attention modules of an SD3-style transformer; [] if it has none."""
-    blocks = getattr(transformer, "transformer_blocks", None) or []
-    attns = [getattr(b, "attn", None) for b in blocks]
-    if not attns or any(a is None or not isinstance(a.processor, _stock_processor()) for a in attns):
-        return []
-    return attns
+    attns = _block_attentions(transformer, "attn")
+    return attns if attns and all(_stock(a) for a in attns) else []  # type: ignore[return-value]
 
 
 def image_attentions(transformer: nn.Module) -> list[nn.Module]:
     """SD3.5's image-only second attentions (MMDiT-X `attn2`, run with the joint processor and no
     text), where the blocks have them and they use diffusers' stock joint processor."""
-    blocks = getattr(transformer, "transformer_blocks", None) or []
-    attns = [getattr(b, "attn2", None) for b in blocks]
-    return [a for a in attns if a is not None and isinstance(a.processor, _stock_processor())]
+    return [a for a in _block_attentions(transformer, "attn2") if _stock(a)]  # type: ignore[misc]
 
 
 def has_attention_processors(transformer: nn.Module) -> bool:
@@ -155,9 +161,11 @@ def exported_attention(
         raise ValueError("the transformer has no SD3 joint attention: the null-token collapse does not apply")
     swaps: list[tuple[nn.Module, JointAttention]] = []
     if null_tokens is not None or layout != "heads":
-        swaps += [(a, JointAttention(layout, null_tokens, slots)) for a in joint]
+        joint_processor = JointAttention(layout, null_tokens, slots)  # one processor serves every block
+        swaps += [(a, joint_processor) for a in joint]
     if layout != "heads":
-        swaps += [(a, JointAttention(layout)) for a in image_attentions(transformer)]
+        image_processor = JointAttention(layout)
+        swaps += [(a, image_processor) for a in image_attentions(transformer)]
     saved = [a.processor for a, _ in swaps]
     try:
         for a, processor in swaps:
