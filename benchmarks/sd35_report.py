@@ -153,8 +153,19 @@ def report(a, res: dict) -> dict:
         if "speedup_vs_optimum_intel_int8_t5_dropped" in ratios:
             ratios["speedup_vs_optimum_intel_t5_dropped"] = ratios["speedup_vs_optimum_intel_int8_t5_dropped"]
     if best and teacher:
-        ratios["speedup_vs_diffusers_teacher"] = (teacher["e2e_28_s"] + t5_s) / best[0]
+        teacher_s = teacher["e2e_28_s"] + t5_s  # the teacher always runs T5-XXL
+        ratios["speedup_vs_diffusers_teacher"] = teacher_s / best[0]
         print(f"vs diffusers teacher at 28 steps with CFG: {ratios['speedup_vs_diffusers_teacher']:.1f}x ({best[1]})")
+        for dropped in (False, True):  # the pair: fewstep's fastest with T5 kept, and with T5 dropped
+            mine = [r for r in ov if ("T5 dropped" in r[1]) == dropped]
+            if mine:
+                fastest = min(mine, key=lambda r: r[0])
+                key = "speedup_vs_diffusers_teacher_t5_" + ("dropped" if dropped else "kept")
+                ratios[key], ratios[key + "_s"] = teacher_s / fastest[0], [fastest[0], teacher_s]
+                print(
+                    f"  T5 {'dropped' if dropped else 'kept'}: {fastest[0]:.1f} vs {teacher_s:.0f} s, "
+                    f"{ratios[key]:.1f}x ({fastest[1]})"
+                )
     if best and machine:
         floor = _floor(machine, best[4], best[3])
         ratios["floor_ratio"] = best[2]["step_s"] / floor
