@@ -2,7 +2,7 @@
 as OpenVINO's CPU plugin compiles them: standalone transposes and copies, and interleaved speed.
 
     python benchmarks/ov_attention_layout.py [--image-tokens 1024] [--text-tokens 333] [--int8]
-        [--hint bf16] [--rounds 30] [--json]
+        [--hint bf16] [--rounds 30] [--layouts tokens keys tokens-matmul] [--json]
 
 diffusers' `JointAttnProcessor2_0` transposes q, k and v of both streams to (batch, heads, tokens,
 dim) before their RMS norms and the image + text concatenation; fewstep's `tokens` layout
@@ -13,7 +13,9 @@ static int8 PTQ (`--int8`: 4 random calibration samples, transformer preset: the
 subgraph), compiles both at `--hint`, and prints for each layout: the executed Transpose and
 Concat nodes (count, ms in one profiled run, by kernel), the cosine against torch, then the
 median of the per-round B/A ratios over `--rounds` interleaved rounds (order reversed every other
-round) and in how many rounds token-major was faster.
+round) and in how many rounds token-major was faster. `tokens-matmul` writes the attention out in
+the MHA pattern OpenVINO's snippets tokenizer documents (k transposed once, [0, 2, 3, 1]): it shows
+which transposes the plugin leaves outside its fused attention whatever the export does.
 """
 
 from __future__ import annotations
@@ -50,6 +52,30 @@ def attention_module():
     return attn.eval()
 
 
+class MatMulAttention(JointAttention):
+    """`tokens`, with SDPA written out in the pattern OpenVINO's MHA tokenizer documents (snippets'
+    TokenizeMHASnippets): q and v transposed [0, 2, 1, 3], k once [0, 2, 3, 1] straight from token-major,
+    MatMul -> Softmax -> MatMul. The same arithmetic up to rounding (SDPA's scale on q)."""
+
+    def __init__(self):
+        super().__init__("tokens")
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        b, n_image, e = hidden_states.shape[0], hidden_states.shape[1], encoder_hidden_states
+
+        def token_major(image, text, norms):
+            parts = [x.view(b, -1, attn.heads, x.shape[-1] // attn.heads) for x in (image, text)]
+            return torch.cat([n(x) if n is not None else x for x, n in zip(parts, norms)], 1)
+
+        q = token_major(attn.to_q(hidden_states), attn.add_q_proj(e), (attn.norm_q, attn.norm_added_q))
+        k = token_major(attn.to_k(hidden_states), attn.add_k_proj(e), (attn.norm_k, attn.norm_added_k))
+        v = token_major(attn.to_v(hidden_states), attn.add_v_proj(e), (None, None))
+        scores = (q.permute(0, 2, 1, 3) * q.shape[-1] ** -0.5) @ k.permute(0, 2, 3, 1)
+        out = (torch.softmax(scores, -1) @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3).reshape(b, -1, attn.inner_dim)
+        image, text = out[:, :n_image], attn.to_add_out(out[:, n_image:])
+        return attn.to_out[1](attn.to_out[0](image)), text
+
+
 class Joint(torch.nn.Module):
     """(image, text) hidden states -> the attention's (image, text) outputs, in one layout."""
 
@@ -58,7 +84,7 @@ class Joint(torch.nn.Module):
         self.attn, self.layout = attn, layout
 
     def forward(self, h, e):
-        self.attn.processor = JointAttention(self.layout)
+        self.attn.processor = MatMulAttention() if self.layout == "tokens-matmul" else JointAttention(self.layout)
         return self.attn(hidden_states=h, encoder_hidden_states=e)
 
 
@@ -82,7 +108,10 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true")
     ap.add_argument("--hint", default="bf16", choices=["f32", "bf16"])
     ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--layouts", nargs="+", default=["tokens"], help="compared with heads (fewstep.joint_attention)")
+    ap.add_argument(
+        "--layouts", nargs="+", default=["tokens"], choices=["tokens", "keys", "tokens-matmul"],
+        help="compared with heads: fewstep.joint_attention's layouts, or tokens-matmul (MatMulAttention)",
+    )  # fmt: skip
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     import openvino as ov
