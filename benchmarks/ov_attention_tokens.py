@@ -83,32 +83,47 @@ def attention_kernel(compiled) -> str:
     return "not fused"
 
 
-def timer(tokens: int, hint: str, raw_inputs: bool = False, heads: int = 24, dim: int = 64):
+def quantized(model, feeds: list[np.ndarray]):
+    """NNCF's static int8 PTQ of the attention (transformer preset, as fewstep's W8A8 `attention: int8`):
+    q, k, v and the softmax's output quantized, so the plugin runs its int8 MHA subgraph."""
+    import logging
+
+    import nncf
+
+    nncf.set_log_level(logging.WARNING)
+    rng = np.random.default_rng(1)
+    items = [[rng.standard_normal(f.shape).astype(np.float32) if i < 3 else f for i, f in enumerate(feeds)]]
+    return nncf.quantize(model, nncf.Dataset(items * 2), subset_size=2, model_type=nncf.ModelType.TRANSFORMER)
+
+
+def timer(tokens: int, hint: str, raw_inputs: bool = False, heads: int = 24, dim: int = 64, int8: bool = False):
     import openvino as ov
 
-    compiled = ov.Core().compile_model(
-        attention_model(tokens, raw_inputs, heads, dim),
-        "CPU",
-        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"},
-    )
     rng = np.random.default_rng(0)
     feeds = [rng.standard_normal([1, tokens, heads, dim]).astype(np.float32) for _ in range(3)]
     feeds.append(np.zeros([1, heads, 1, tokens], np.float32))
+    model = attention_model(tokens, raw_inputs, heads, dim)
+    compiled = ov.Core().compile_model(
+        quantized(model, feeds) if int8 else model,
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"},
+    )
     request = compiled.create_infer_request()
     return attention_kernel(compiled), lambda: median_seconds(
         lambda: request.infer(feeds, share_inputs=True, share_outputs=True), 20
     )
 
 
-def reference_peaks(hints: list[str]) -> dict:
-    """`sd35_machine`'s reference float GEMM (1024 px shape) compiled at each hint: rate(repeats) -> GFLOP/s."""
+def reference_peaks(hints: list[str], int8: bool = False) -> dict:
+    """`sd35_machine`'s reference GEMM (1024 px shape; int8 with `int8`, else float) compiled at each hint:
+    rate(repeats) -> GFLOP/s (GOP/s)."""
     import tempfile
     from pathlib import Path
 
     from sd35_machine import reference_gemm
 
     work = Path(tempfile.mkdtemp(prefix="attention-peak-"))
-    return {hint: reference_gemm(work / hint, 1024, int8=False, hint=hint) for hint in hints}
+    return {hint: reference_gemm(work / hint, 1024, int8=int8, hint=hint) for hint in hints}
 
 
 def split_costs(rows: list[dict]) -> list[dict]:
@@ -145,20 +160,24 @@ def main() -> None:
     ap.add_argument("--peak", action="store_true", help="time the reference float GEMM at each hint every round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--raw-inputs", action="store_true", help="feed the attention straight from f32 model inputs")
+    ap.add_argument(
+        "--int8", action="store_true", help="NNCF static int8 attention (the int8 MHA); --peak then times the int8 GEMM"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     from fewstep.cpu.isa import detect
 
     isa = detect()
-    print(f"ISA: {isa.name if isa else 'unknown'}; attention width {WIDTH}, additive key bias")
+    kind = "static int8 (NNCF)" if a.int8 else "float"
+    print(f"ISA: {isa.name if isa else 'unknown'}; {kind} attention, width {WIDTH}, additive key bias")
     timers = {
-        (h, t, heads, dim): timer(t, h, a.raw_inputs, heads, dim)
+        (h, t, heads, dim): timer(t, h, a.raw_inputs, heads, dim, a.int8)
         for h in a.hints
         for t in a.tokens
         for heads, dim in a.layouts
     }
     times: dict = {key: [] for key in timers}
-    references = reference_peaks(a.hints) if a.peak else {}
+    references = reference_peaks(a.hints, a.int8) if a.peak else {}
     peaks: dict = {hint: [] for hint in references}
     for _ in range(a.rounds):
         for key, (_, fn) in timers.items():
@@ -197,7 +216,8 @@ def main() -> None:
             rate += f" ({f['gemm_gflops'] / f['peak_gflops']:.0%} of the GEMM peak, {f['peak_gflops']:.0f})"
         print(f"{f['hint']}, {f['tokens']} tokens: {f['ns_per_score']:.3f} ns per score, the rest at {rate}{share}")
     if a.json:
-        print(json.dumps({"isa": isa.name if isa else None, "raw_inputs": a.raw_inputs, "rows": rows, "fits": fits}))
+        out = {"isa": isa.name if isa else None, "raw_inputs": a.raw_inputs, "int8": a.int8, "rows": rows, "fits": fits}
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":
