@@ -1,7 +1,7 @@
 """Does the token count's alignment set the speed of OpenVINO's fused attention?
 
     python benchmarks/ov_attention_tokens.py [--tokens 1101 1102 1104 1120 1152] [--hints bf16 f32]
-        [--layouts 24x64 12x128] [--peak] [--raw-inputs] [--rounds 3] [--json]
+        [--layouts 24x64 12x128] [--peak] [--raw-inputs] [--int8] [--torch f32 bf16] [--rounds 3] [--json]
 
 SD3.5-Medium's joint attention runs over image + text tokens: 1024 + 333 = 1357 at 512 px with
 T5's slot kept, 1024 + 78 = 1102 with the slot collapsed to one null token (4429 / 4174 at
@@ -30,6 +30,14 @@ squares, splitting the fused kernel's time into a per-score cost (softmax, scali
 vector units) and a per-FLOP cost (the two brgemms: AMX where the CPU has it), so the attention's
 floor can be charged with both. `--peak` times `sd35_machine`'s reference float GEMM (4429 x 1536
 x 6144) at each hint in every round, so the fitted FLOP rate has a peak measured beside it.
+
+`--int8` applies NNCF's static int8 PTQ (transformer preset) to the attention first, so the plugin
+runs its int8 MHA subgraph, the kernel of fewstep's W8A8 bundles without AMX, and `--peak` then
+times the int8 reference GEMM: the fit gives that kernel's per-score cost (softmax plus the scores'
+dequantisation and the probabilities' quantisation) and its matrix products' rate against the int8
+peak (`floor_bound.py` turns it into the lowest step / floor a bundle can reach). `--torch` adds
+torch's own CPU SDPA in the given dtypes as rows (hint `torch-<dtype>`), the other attention
+kernel on the machine.
 """
 
 from __future__ import annotations
@@ -114,6 +122,24 @@ def timer(tokens: int, hint: str, raw_inputs: bool = False, heads: int = 24, dim
     )
 
 
+def torch_timer(tokens: int, dtype: str, heads: int = 24, dim: int = 64):
+    """torch's own CPU SDPA on (1, heads, tokens, dim) in `dtype` (its flash-attention kernel), the same
+    additive key bias: the other attention kernel a user of this machine could run."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    dt = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    q, k, v = (torch.randn(1, heads, tokens, dim, generator=gen).to(dt) for _ in range(3))
+    bias = torch.zeros(1, heads, 1, tokens, dtype=dt)
+
+    def run() -> None:
+        with torch.no_grad():
+            F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+    return f"torch {torch.__version__} SDPA", lambda: median_seconds(run, 5)
+
+
 def reference_peaks(hints: list[str], int8: bool = False) -> dict:
     """`sd35_machine`'s reference GEMM (1024 px shape; int8 with `int8`, else float) compiled at each hint:
     rate(repeats) -> GFLOP/s (GOP/s)."""
@@ -161,6 +187,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--raw-inputs", action="store_true", help="feed the attention straight from f32 model inputs")
     ap.add_argument(
+        "--torch", nargs="*", default=[], choices=["f32", "bf16"], help="also time torch's CPU SDPA in these dtypes"
+    )
+    ap.add_argument(
         "--int8", action="store_true", help="NNCF static int8 attention (the int8 MHA); --peak then times the int8 GEMM"
     )
     ap.add_argument("--json", action="store_true")
@@ -173,6 +202,12 @@ def main() -> None:
     timers = {
         (h, t, heads, dim): timer(t, h, a.raw_inputs, heads, dim, a.int8)
         for h in a.hints
+        for t in a.tokens
+        for heads, dim in a.layouts
+    }
+    timers |= {
+        (f"torch-{dt}", t, heads, dim): torch_timer(t, dt, heads, dim)
+        for dt in a.torch
         for t in a.tokens
         for heads, dim in a.layouts
     }
@@ -209,7 +244,7 @@ def main() -> None:
         )
     fits = split_costs(rows)
     for f in fits:
-        f["peak_gflops"] = statistics.median(peaks[f["hint"]]) if a.peak else None
+        f["peak_gflops"] = statistics.median(peaks[f["hint"]]) if f["hint"] in peaks else None
         share = f"; the per-score part is {f['score_share_24x64']:.0%} of 24 x 64" if f["score_share_24x64"] else ""
         rate = f"{f['gemm_gflops']:.0f} GFLOP/s" if f["gemm_gflops"] else "n/a (fit not positive)"
         if f["peak_gflops"] and f["gemm_gflops"]:
