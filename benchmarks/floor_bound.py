@@ -28,7 +28,8 @@ import json
 import statistics
 from pathlib import Path
 
-from sd35_report import _floor, _floor_same_run
+from sd35_report import _floor_same_run, step_floors
+from sd35_workers import parse_row
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROWS = ["openvino-cpu/int8/bf16/hoist/attn-int8", "openvino-cpu/int8/no-t5/bf16/hoist/attn-int8"]
@@ -51,7 +52,7 @@ def bound(row: str, resolution: int, results: Path, fit: dict) -> dict:
         return json.loads(path.read_text())
 
     machine, d = load("machine"), load(row)
-    dropped = "no-t5" in row.split("/")
+    dropped = "no-t5" in parse_row(row)[2]
     flops = "batch1_no_t5" if dropped else "batch1"
     attention = machine["flops"][f"transformer_{flops}_attention"]
     scores = attention / (4 * HEAD_DIM)
@@ -61,12 +62,8 @@ def bound(row: str, resolution: int, results: Path, fit: dict) -> dict:
     measured = _floor_same_run(machine, flops, "w8a8", d)
     if measured is None:
         raise SystemExit(f"{row}: no profiled steps with a same-process int8 peak (a W8A8 row, profiled)")
-    floors = []  # each profiled step's floor: its int8 peak timed right before it, as _floor_same_run takes it
-    for _, reference, gemm_gop, gemm_ms, *_ in d["floor_pairs"]:
-        peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
-        floors.append(_floor({**machine, "int8_peak_gops": peak}, flops, "w8a8"))
-    floor = statistics.median(floors)
-    out = {
+    floor = statistics.median(step_floors(machine, flops, d["floor_pairs"]))
+    return {
         "row": row,
         "resolution": resolution,
         "joint_tokens": joint,
@@ -81,7 +78,6 @@ def bound(row: str, resolution: int, results: Path, fit: dict) -> dict:
         "measured_range": list(measured[1:]),
         "score_share_of_attention": score_s / (d["attention_ms"] / 1e3) if d.get("attention_ms") else None,
     }
-    return out
 
 
 def main() -> None:

@@ -54,24 +54,18 @@ def attention_module():
 
 class MatMulAttention(JointAttention):
     """`tokens`, with SDPA written out in the pattern OpenVINO's MHA tokenizer documents (snippets'
-    TokenizeMHASnippets): q and v transposed [0, 2, 1, 3], k once [0, 2, 3, 1] straight from token-major,
-    MatMul -> Softmax -> MatMul. The same arithmetic up to rounding (SDPA's scale on q)."""
+    TokenizeMHASnippets): q and v transposed [0, 2, 1, 3] from token-major, k [0, 2, 3, 1] (its two
+    transposes fold into one when OpenVINO reads the model), MatMul -> Softmax -> MatMul. The same
+    arithmetic up to rounding (SDPA's scale on q)."""
 
     def __init__(self):
         super().__init__("tokens")
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
-        b, n_image, e = hidden_states.shape[0], hidden_states.shape[1], encoder_hidden_states
-
-        def token_major(image, text, norms):
-            parts = [x.view(b, -1, attn.heads, x.shape[-1] // attn.heads) for x in (image, text)]
-            return torch.cat([n(x) if n is not None else x for x, n in zip(parts, norms)], 1)
-
-        q = token_major(attn.to_q(hidden_states), attn.add_q_proj(e), (attn.norm_q, attn.norm_added_q))
-        k = token_major(attn.to_k(hidden_states), attn.add_k_proj(e), (attn.norm_k, attn.norm_added_k))
-        v = token_major(attn.to_v(hidden_states), attn.add_v_proj(e), (None, None))
-        scores = (q.permute(0, 2, 1, 3) * q.shape[-1] ** -0.5) @ k.permute(0, 2, 3, 1)
-        out = (torch.softmax(scores, -1) @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3).reshape(b, -1, attn.inner_dim)
+        b, n_image = hidden_states.shape[0], hidden_states.shape[1]
+        q, k, v = self._split(attn, hidden_states, encoder_hidden_states)  # token-major, transposed [0, 2, 1, 3]
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # k's two transposes fold into [0, 2, 3, 1]
+        out = (torch.softmax(scores, -1) @ v).permute(0, 2, 1, 3).reshape(b, -1, attn.inner_dim)
         image, text = out[:, :n_image], attn.to_add_out(out[:, n_image:])
         return attn.to_out[1](attn.to_out[0](image)), text
 

@@ -233,15 +233,24 @@ def _floor_same_run(
     pairs = [p for p in d.get("floor_pairs") or [] if len(p) > 4 or not bf16_attention]
     if arith != "w8a8" or not pairs or not machine or f"transformer_{flops}" not in machine["flops"]:
         return None
+    floors = step_floors(machine, flops, pairs, bf16_attention)
+    ratios = [pair[0] / 1e3 / floor for pair, floor in zip(pairs, floors)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def step_floors(machine: dict, flops: str, pairs: list, bf16_attention: bool = False) -> list[float]:
+    """Each profiled W8A8 step's floor in seconds: its int8 peak the reference GEMM timed right before
+    it, or the step's own weighted GEMMs where they ran faster (`bf16_attention`: attention at the bf16
+    peak timed with it)."""
     attention = machine["flops"].get(f"transformer_{flops}_attention", 0)
-    ratios = []
-    for wall_ms, reference, gemm_gop, gemm_ms, *bf16 in pairs:
+    floors = []
+    for _, reference, gemm_gop, gemm_ms, *bf16 in pairs:
         peak = max(reference, gemm_gop / gemm_ms * 1e3 if gemm_ms else 0.0)
-        floor = _floor({**machine, "int8_peak_gops": peak}, flops, arith)
+        floor = _floor({**machine, "int8_peak_gops": peak}, flops, "w8a8")
         if bf16_attention:
             floor += attention / (bf16[0] * 1e9) - attention / (peak * 1e9)
-        ratios.append(wall_ms / 1e3 / floor)
-    return statistics.median(ratios), min(ratios), max(ratios)
+        floors.append(floor)
+    return floors
 
 
 def _floor(machine: dict | None, flops: str, arith: str) -> float | None:

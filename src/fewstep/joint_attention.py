@@ -45,12 +45,6 @@ def check_slots(n: int, slots: int) -> None:
         raise ValueError(f"restructure.null_slots: {slots} for a zero T5 slot of {n} tokens; allowed: 1 to {n}")
 
 
-def _stock_processor() -> type:
-    from diffusers.models.attention_processor import JointAttnProcessor2_0
-
-    return JointAttnProcessor2_0
-
-
 def _block_attentions(transformer: nn.Module, attr: str) -> list[nn.Module | None]:
     """Each transformer block's `attr` attention (None where a block has none)."""
     return [getattr(b, attr, None) for b in getattr(transformer, "transformer_blocks", None) or []]
